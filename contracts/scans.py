@@ -1,0 +1,159 @@
+"""Scan commands, lifecycle events and query shapes on the bus."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from contracts.findings import Finding, Severity
+
+
+class ScanStatus(enum.StrEnum):
+    QUEUED = "queued"
+    LAUNCHING = "launching"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {ScanStatus.SUCCEEDED, ScanStatus.FAILED, ScanStatus.CANCELLED, ScanStatus.TIMED_OUT}
+)
+_ORDER = {
+    ScanStatus.QUEUED: 0,
+    ScanStatus.LAUNCHING: 1,
+    ScanStatus.RUNNING: 2,
+}
+
+
+def advance(current: ScanStatus | None, incoming: ScanStatus) -> ScanStatus | None:
+    """The status after `incoming` arrives, or None when it must be ignored.
+
+    Transitions only move forward: a late or duplicate event never moves a scan back,
+    and the first terminal status wins.
+    """
+    if current is None:
+        return incoming
+    if current.terminal:
+        return None
+    if incoming.terminal:
+        return incoming
+    if _ORDER[incoming] > _ORDER[current]:
+        return incoming
+    return None
+
+
+class StartScan(msgspec.Struct, frozen=True, kw_only=True, tag="scan.start"):
+    """`cmd.scan.<id>.start`: run `tool` against `target` once."""
+
+    scan_id: str
+    target: str
+    domain: str
+    tool: str
+    config: dict[str, Any]
+    deadline_seconds: int
+    requested_by: str
+    requested_at: datetime
+    request_id: str = ""
+    schedule_id: str = ""
+
+
+class CancelScan(msgspec.Struct, frozen=True, kw_only=True, tag="scan.cancel"):
+    """`cmd.scan.<id>.cancel`: stop the scan's job if it is still running."""
+
+    scan_id: str
+    requested_by: str
+    requested_at: datetime
+
+
+ScanCommand = StartScan | CancelScan
+
+
+class ScanEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """`evt.scan.<id>.<status>`: one lifecycle step, with the exit code once known."""
+
+    scan_id: str
+    status: ScanStatus
+    at: datetime
+    exit_code: int | None = None
+    reason: str = ""
+
+
+class FindingCounts(msgspec.Struct, frozen=True, kw_only=True):
+    info: int = 0
+    low: int = 0
+    medium: int = 0
+    high: int = 0
+    critical: int = 0
+
+
+class ScanView(msgspec.Struct, frozen=True, kw_only=True):
+    """A scan as queries return it: the projection of its commands and events."""
+
+    id: str
+    target: str
+    domain: str
+    tool: str
+    config: dict[str, Any]
+    status: ScanStatus
+    created_at: datetime
+    deadline_seconds: int
+    requested_by: str = ""
+    schedule_id: str = ""
+    exit_code: int | None = None
+    error: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    finding_counts: FindingCounts = FindingCounts()
+
+
+class GetScan(msgspec.Struct, frozen=True, kw_only=True):
+    """`query.scan.get`."""
+
+    id: str
+
+
+class ListScans(msgspec.Struct, frozen=True, kw_only=True):
+    """`query.scan.list`: newest first; `page_token` is opaque to clients."""
+
+    domain: str = ""
+    tool: str = ""
+    status: ScanStatus | None = None
+    page_size: int = 50
+    page_token: str = ""
+
+
+class ScanPage(msgspec.Struct, frozen=True, kw_only=True):
+    scans: list[ScanView]
+    next_page_token: str = ""
+
+
+class ListFindings(msgspec.Struct, frozen=True, kw_only=True):
+    """`query.finding.list`."""
+
+    scan_id: str
+    min_severity: Severity = Severity.INFO
+    page_size: int = 100
+    page_token: str = ""
+
+
+class StoredFinding(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    scan_id: str
+    finding: Finding
+    first_seen: datetime
+    last_seen: datetime
+
+
+class FindingPage(msgspec.Struct, frozen=True, kw_only=True):
+    findings: list[StoredFinding]
+    next_page_token: str = ""

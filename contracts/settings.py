@@ -1,0 +1,136 @@
+"""Process settings: one frozen Struct built once from `JETSCAN_*` variables.
+
+`os.environ` is read nowhere else; callers pass an environ mapping in, so tests and
+the embedded stack build settings without touching the real environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+PREFIX = "JETSCAN_"
+ROLES = ("edge", "launcher", "ingest", "scheduler", "reports", "queries")
+EXECUTORS = ("local", "kubernetes")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class SettingsError(Exception):
+    """A `JETSCAN_*` variable holds a value jetscan cannot use."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+        self.reason = reason
+
+
+class Address(msgspec.Struct, frozen=True):
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    home: Path
+    grpc_addr: Address
+    http_addr: Address
+    nats_url: str = ""
+    database_url: str = ""
+    nats_port: int = 4222
+    scope: str = "localhost,127.0.0.0/8"
+    executor: str = "local"
+    log_level: str = "INFO"
+    token: str = ""
+    public_url: str = ""
+
+    def __repr__(self) -> str:
+        redacted = {
+            f: ("***" if f in _SECRETS and getattr(self, f) else getattr(self, f))
+            for f in self.__struct_fields__
+        }
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in redacted.items()) + ")"
+
+    __str__ = __repr__
+
+    @property
+    def embedded_nats(self) -> bool:
+        return not self.nats_url
+
+    @property
+    def embedded_database(self) -> bool:
+        return not self.database_url
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.home / "admin.token"
+
+
+_SECRETS = frozenset({"database_url", "token"})
+_HOSTPORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$")
+
+
+def parse_address(variable: str, text: str) -> Address:
+    m = _HOSTPORT.match(text.strip())
+    if not m:
+        raise SettingsError(variable, f"expected HOST:PORT (or [IPV6]:PORT), got {text!r}")
+    host = m["v6"] or m["host"]
+    if m["v6"]:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise SettingsError(variable, f"{host!r} is not an IPv6 address") from None
+    port = int(m["port"])
+    if not 0 <= port <= 65535:
+        raise SettingsError(variable, f"port {port} is out of range 0-65535")
+    return Address(host, port)
+
+
+def _port(variable: str, text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise SettingsError(variable, f"expected a port number 0-65535, got {text!r}")
+    return int(text)
+
+
+def _choice(variable: str, text: str, allowed: tuple[str, ...]) -> str:
+    if text not in allowed:
+        raise SettingsError(variable, f"expected one of {', '.join(allowed)}, got {text!r}")
+    return text
+
+
+def _url(variable: str, text: str, schemes: tuple[str, ...]) -> str:
+    if text and not text.startswith(tuple(s + "://" for s in schemes)):
+        raise SettingsError(variable, f"expected a {'/'.join(schemes)}:// URL, got {text!r}")
+    return text
+
+
+def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
+    """Build settings from `environ`; raise SettingsError naming the first bad variable."""
+
+    def get(name: str, default: str = "") -> str:
+        return environ.get(PREFIX + name, default).strip()
+
+    home = Path(get("HOME", ".jetscan"))
+    if not home.is_absolute():
+        home = (cwd or Path.cwd()) / home
+    return Settings(
+        home=home,
+        grpc_addr=parse_address("JETSCAN_GRPC_ADDR", get("GRPC_ADDR", "127.0.0.1:50051")),
+        http_addr=parse_address("JETSCAN_HTTP_ADDR", get("HTTP_ADDR", "127.0.0.1:8080")),
+        nats_url=_url("JETSCAN_NATS_URL", get("NATS_URL"), ("nats", "tls", "ws", "wss")),
+        database_url=_url(
+            "JETSCAN_DATABASE_URL", get("DATABASE_URL"), ("postgresql", "postgres")
+        ),
+        nats_port=_port("JETSCAN_NATS_PORT", get("NATS_PORT", "4222")),
+        scope=get("SCOPE", "localhost,127.0.0.0/8"),
+        executor=_choice("JETSCAN_EXECUTOR", get("EXECUTOR", "local"), EXECUTORS),
+        log_level=_choice("JETSCAN_LOG_LEVEL", get("LOG_LEVEL", "INFO").upper(), LOG_LEVELS),
+        token=get("TOKEN"),
+        public_url=_url("JETSCAN_PUBLIC_URL", get("PUBLIC_URL"), ("http", "https")),
+    )
+

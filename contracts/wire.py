@@ -1,0 +1,20 @@
+"""JSON codecs shared by every publisher and consumer (built once, at import)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(obj: Any) -> bytes:
+    return _encoder.encode(obj)
+
+
+class ServiceError(msgspec.Struct, frozen=True, kw_only=True):
+    """A query's failure, carried in the micro API's `Nats-Service-Error` headers."""
+
+    code: int
+    description: str

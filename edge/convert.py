@@ -1,0 +1,66 @@
+"""Proto messages ↔ bus Structs: the only place the two shapes meet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts import scans
+from contracts.gen.google.protobuf import Struct
+from contracts.gen.jetscan import v1
+
+_STATUS_TO_PB = {s: v1.ScanStatus[s.name] for s in scans.ScanStatus}
+_STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
+
+
+def plain(value: Any) -> Any:
+    """JSON-like data from a protobuf Struct, with integral numbers back as ints.
+
+    Struct holds every number as a double; `{"timing": 3}` must not reach a config
+    validator as 3.0.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def struct_to_dict(s: Struct | None) -> dict[str, Any]:
+    return plain(s.to_dict()) if s is not None else {}
+
+
+def dict_to_struct(d: dict[str, Any]) -> Struct:
+    return Struct.from_dict(d)
+
+
+def status_to_pb(status: scans.ScanStatus) -> v1.ScanStatus:
+    return _STATUS_TO_PB[status]
+
+
+def status_from_pb(status: v1.ScanStatus) -> scans.ScanStatus | None:
+    return _STATUS_FROM_PB.get(status)
+
+
+def scan_to_pb(view: scans.ScanView) -> v1.Scan:
+    c = view.finding_counts
+    return v1.Scan(
+        id=view.id,
+        target=view.target,
+        domain=view.domain,
+        tool=view.tool,
+        config=dict_to_struct(view.config),
+        status=status_to_pb(view.status),
+        exit_code=view.exit_code,
+        error=view.error,
+        created_at=view.created_at,
+        started_at=view.started_at,
+        finished_at=view.finished_at,
+        schedule_id=view.schedule_id,
+        requested_by=view.requested_by,
+        finding_counts=v1.FindingCounts(
+            info=c.info, low=c.low, medium=c.medium, high=c.high, critical=c.critical
+        ),
+        deadline_seconds=view.deadline_seconds,
+    )

@@ -1,0 +1,84 @@
+"""The edge process: gRPC (grpclib) and HTTP (Starlette under uvicorn) on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import uvicorn
+from grpclib.events import RecvRequest, listen
+from grpclib.health.service import Health
+from grpclib.server import Server
+
+from contracts.settings import Settings
+from edge.auth import TokenCache
+from edge.bus import Bus
+from edge.health import Readiness
+from edge.reflection import with_reflection
+from edge.reports import ReportService, ScheduleService
+from edge.scans import ScanService
+from edge.web import create_app
+
+log = logging.getLogger(__name__)
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process owner decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(
+    settings: Settings, stop: asyncio.Event, *, health_interval: float = 2.0
+) -> None:
+    bus = await Bus.connect(settings.nats_url)
+    tokens = TokenCache()
+    readiness = Readiness(bus, interval=health_interval)
+    health_task: asyncio.Task[None] | None = None
+    grpc_server: Server | None = None
+    http: _HttpServer | None = None
+    http_task: asyncio.Task[None] | None = None
+    try:
+        await tokens.start(bus.js)
+        api = {
+            "jetscan.v1.ScanService": ScanService(bus),
+            "jetscan.v1.ReportService": ReportService(),
+            "jetscan.v1.ScheduleService": ScheduleService(),
+        }
+        services = with_reflection([*api.values(), Health(readiness.checks(api))])
+        grpc_server = Server(services)
+        listen(grpc_server, RecvRequest, tokens.on_request)
+        await readiness.check_once()
+        health_task = asyncio.create_task(readiness.run(), name="edge-health")
+        await grpc_server.start(settings.grpc_addr.host, settings.grpc_addr.port)
+        http = _HttpServer(
+            uvicorn.Config(
+                create_app(readiness, str(settings.grpc_addr)),
+                host=settings.http_addr.host,
+                port=settings.http_addr.port,
+                log_config=None,
+                lifespan="off",
+                ws_per_message_deflate=False,
+            )
+        )
+        http_task = asyncio.create_task(http.serve(), name="edge-http")
+        log.info("gRPC on %s, HTTP on %s", settings.grpc_addr, settings.http_addr)
+        await stop.wait()
+    finally:
+        if http is not None and http_task is not None:
+            http.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(http_task, 5)
+        if grpc_server is not None:
+            grpc_server.close()
+            await grpc_server.wait_closed()
+        if health_task is not None:
+            health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await health_task
+        await tokens.stop()
+        await bus.close()

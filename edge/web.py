@@ -1,0 +1,55 @@
+"""The Starlette app: health routes for probes and the admin UI's entry page."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from contracts import VERSION
+from edge.health import Readiness
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>jetscan</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font:15px system-ui,sans-serif;margin:2rem;max-width:50rem}}
+td,th{{padding:.2rem .8rem;text-align:left}}</style></head>
+<body><h1>jetscan {version}</h1>
+<p>gRPC API on <code>{grpc}</code>. Service health:</p>
+<table><tr><th>service</th><th>status</th><th>reason</th></tr>{rows}</table>
+</body></html>"""
+
+
+def create_app(readiness: Readiness, grpc_addr: str) -> Starlette:
+    def health_rows() -> dict[str, dict[str, object]]:
+        return {
+            name: {"serving": bool(status.__status__()), "reason": readiness.reasons.get(name, "")}
+            for name, status in readiness.services.items()
+        }
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": VERSION})
+
+    async def readyz(request: Request) -> JSONResponse:
+        rows = health_rows()
+        ready = all(r["serving"] for r in rows.values())
+        return JSONResponse({"ready": ready, "services": rows}, status_code=200 if ready else 503)
+
+    async def index(request: Request) -> HTMLResponse:
+        from html import escape
+
+        rows = "".join(
+            f"<tr><td>{escape(n)}</td><td>{'SERVING' if r['serving'] else 'NOT_SERVING'}</td>"
+            f"<td>{escape(str(r['reason']))}</td></tr>"
+            for n, r in health_rows().items()
+        )
+        return HTMLResponse(_PAGE.format(version=VERSION, grpc=escape(grpc_addr), rows=rows))
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ]
+    )

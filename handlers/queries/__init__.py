@@ -1,0 +1,34 @@
+"""The queries role: answers `query.>` requests from PostgreSQL as a NATS micro service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from contracts import subjects
+from contracts.settings import Settings
+from handlers import bus, store
+from handlers.queries.router import Queries
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    pool = await store.connect_pool(settings.database_url)
+    nc = await bus.connect(settings, "queries")
+    try:
+        q = Queries(pool)
+        service = await bus.register(
+            nc,
+            "queries",
+            "Answers read requests for scans, findings, reports and schedules.",
+            {
+                "scan-get": (subjects.query("scan", "get"), q.get_scan),
+                "scan-list": (subjects.query("scan", "list"), q.list_scans),
+            },
+        )
+        await stop.wait()
+        await service.stop()
+    finally:
+        await nc.drain()
+        await pool.close()

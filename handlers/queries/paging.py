@@ -1,0 +1,52 @@
+"""Opaque page tokens (AIP-158): the sort key of the last row of the previous page.
+
+A token is bound to the filter it was issued for, so reusing it with another filter is
+an error instead of a silently wrong page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import datetime
+
+import msgspec
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 50
+
+
+class PageTokenError(ValueError):
+    """A page token that this service did not issue, or issued for another filter."""
+
+
+class _Cursor(msgspec.Struct, frozen=True, array_like=True):
+    filter_hash: str
+    created_at: datetime
+    id: str
+
+
+def filter_hash(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def encode_token(fhash: str, created_at: datetime, row_id: str) -> str:
+    raw = msgspec.json.encode(_Cursor(fhash, created_at, row_id))
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str, fhash: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        cursor = msgspec.json.decode(raw, type=_Cursor)
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise PageTokenError("page_token is not a token this service issued") from exc
+    if cursor.filter_hash != fhash:
+        raise PageTokenError("page_token was issued for a different filter")
+    return cursor.created_at, cursor.id
+
+
+def page_size(requested: int) -> int:
+    if requested < 0:
+        raise ValueError("page_size must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)

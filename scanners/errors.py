@@ -1,0 +1,43 @@
+"""The three ways a scan request or a scanner's output can be unusable."""
+
+from __future__ import annotations
+
+
+class ParseError(Exception):
+    """A tool's output is not something its parser can read (not truncation: that is `partial`)."""
+
+    def __init__(self, tool: str, reason: str) -> None:
+        super().__init__(tool, reason)
+        self.tool = tool
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.tool}: {self.reason}"
+
+
+class ConfigError(Exception):
+    """A tool config is rejected; `field` is the offending key's path (`timing`, `scripts[1]`).
+
+    Deliberately not a ValueError: msgspec rewraps ValueErrors raised in `__post_init__` into a
+    ValidationError without the field name, and this one must reach the caller intact.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.field = field
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class TargetError(Exception):
+    """A scan target is malformed, of a kind the tool cannot scan, or outside the allowed scope."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.field = field
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"

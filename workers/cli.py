@@ -1,0 +1,156 @@
+"""The `jetscan` command: the process entry point and composition root."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import msgspec
+
+from contracts.auth import Role
+from contracts.settings import ROLES, Settings, SettingsError, load
+
+log = logging.getLogger("jetscan")
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jetscan", description="Security scanning on NATS JetStream")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run everything with embedded NATS and PostgreSQL")
+    run = sub.add_parser("run", help="run one role alone (how a cluster deploys them)")
+    run.add_argument("role", choices=ROLES)
+    streams = sub.add_parser("streams", help="JetStream topology")
+    streams.add_argument("action", choices=["apply"])
+    token = sub.add_parser("token", help="API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it once")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--name", default="", help="who or what the token is for")
+    return p
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # pgserver logs every pg_ctl call at INFO.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+def _nats_url(settings: Settings) -> str:
+    if settings.nats_url:
+        return settings.nats_url
+    url_file = settings.home / "nats.url"
+    if url_file.exists():
+        return url_file.read_text().strip()
+    raise CliError(
+        f"no NATS to talk to: set JETSCAN_NATS_URL, or start `jetscan up` (JETSCAN_HOME={settings.home})"
+    )
+
+
+DB_ROLES = frozenset({"ingest", "queries", "scheduler", "reports"})
+
+
+def _database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    url_file = settings.home / "database.url"
+    if url_file.exists():
+        return url_file.read_text().strip()
+    raise CliError(
+        "no PostgreSQL to talk to: set JETSCAN_DATABASE_URL, or start `jetscan up`"
+        f" (JETSCAN_HOME={settings.home})"
+    )
+
+
+def _until_signal(
+    main: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+) -> None:
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+async def _streams_apply(settings: Settings) -> None:
+    import nats
+
+    from handlers import topology
+
+    nc = await nats.connect(_nats_url(settings), name="jetscan-cli")
+    try:
+        changes = await topology.apply(nc.jetstream(), topology.load())
+    finally:
+        await nc.drain()
+    out = [str(c) for c in changes] or ["nothing to change"]
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+async def _token_create(settings: Settings, role: Role, name: str) -> None:
+    import nats
+
+    from workers import tokens
+
+    nc = await nats.connect(_nats_url(settings), name="jetscan-cli")
+    try:
+        token = await tokens.create(nc.jetstream(), role, name or role.value)
+    finally:
+        await nc.drain()
+    sys.stdout.write(token + "\n")
+
+
+def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    env = dict(os.environ) if environ is None else environ
+    try:
+        settings = load(env)
+    except SettingsError as exc:
+        sys.stderr.write(f"jetscan: {exc}\n")
+        return EXIT_USAGE
+    _configure_logging(settings.log_level)
+    try:
+        if args.command == "up":
+            from workers.stack import up
+
+            _until_signal(lambda stop: up(settings, stop))
+        elif args.command == "run":
+            from workers.roles import supervise
+
+            run_settings = msgspec.structs.replace(
+                settings,
+                nats_url=_nats_url(settings),
+                database_url=_database_url(settings) if args.role in DB_ROLES else "",
+            )
+            _until_signal(lambda stop: supervise(run_settings, [args.role], stop))
+        elif args.command == "streams":
+            asyncio.run(_streams_apply(settings))
+        elif args.command == "token":
+            asyncio.run(_token_create(settings, Role(args.role), args.name))
+    except CliError as exc:
+        sys.stderr.write(f"jetscan: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

