@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 SCAN_COMMANDS: Final = "cmd.scan.*.*"
 REPORT_COMMANDS: Final = "cmd.report.*.generate"
@@ -25,7 +25,7 @@ def token(value: str) -> str:
 
     Ids come from clients; a `.`, `*` or `>` in one would let it address other subjects.
     """
-    if not _TOKEN.match(value):
+    if not _TOKEN.fullmatch(value):
         raise ValueError(f"not a valid subject token: {value!r}")
     return value
 

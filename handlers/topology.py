@@ -67,8 +67,14 @@ class ConsumerSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     filter_subject: str
     ack_wait: str
     max_deliver: int
-    backoff: list[str] = []
+    nak_delays: list[str] = []
     max_ack_pending: int = 1000
+
+    def nak_delay(self, delivered: int) -> float:
+        """Seconds before redelivering a message that failed on attempt `delivered`."""
+        if not self.nak_delays:
+            return duration(self.ack_wait)
+        return duration(self.nak_delays[min(delivered, len(self.nak_delays)) - 1])
 
 
 class KeyValueSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -122,7 +128,6 @@ class Topology(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=duration(c.ack_wait),
             max_deliver=c.max_deliver,
-            backoff=[duration(b) for b in c.backoff] or None,
             max_ack_pending=c.max_ack_pending,
         )
 
@@ -150,7 +155,7 @@ def _check(topo: Topology) -> None:
     from contracts.subjects import matches
 
     names = {s.name for s in topo.streams}
-    for s in topo.streams:
+    for s in topo.streams:  # parse every value once, so a typo fails at load
         duration(s.max_age), duration(s.duplicate_window), size(s.max_bytes), size(s.max_msg_size)
     for c in topo.consumers:
         if c.stream not in names:
@@ -161,8 +166,7 @@ def _check(topo: Topology) -> None:
             raise TopologyError(
                 f"consumer {c.durable!r} filter {c.filter_subject!r} is outside {c.stream}"
             )
-        if len(c.backoff) > c.max_deliver:
-            raise TopologyError(f"consumer {c.durable!r}: more backoff steps than max_deliver")
+        duration(c.ack_wait), [duration(d) for d in c.nak_delays]
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,6 @@ _CONSUMER_FIELDS = [
     "ack_policy",
     "ack_wait",
     "max_deliver",
-    "backoff",
     "max_ack_pending",
 ]
 

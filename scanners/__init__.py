@@ -1,1 +1,95 @@
+"""The scanner registry: per tool, its config type, argv builder, parser and limits.
+
+Everything here is pure. The worker runtime does the I/O around it: decode the config, build
+the argv, run it in a work directory, then parse `output_file` from that directory.
+"""
+
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import IO, Any, Generic, TypeVar
+
+import msgspec
+
+from scanners.errors import ConfigError
+from scanners.nmap import command as nmap_command
+from scanners.nmap import parse as nmap_parse
+from scanners.nmap.config import NmapConfig
+from scanners.output import ToolOutput
+from scanners.targets import Target, TargetKind
+
+ConfigT = TypeVar("ConfigT", bound=msgspec.Struct)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec(Generic[ConfigT]):
+    """How to drive one tool.
+
+    `output_file` is the file, relative to the work directory handed to `build_argv`, where the
+    tool writes the output `parse`/`parse_stream` read; console output goes to stdout.
+    `parse_stream` reads that file without loading it whole.
+    """
+
+    name: str
+    config_type: type[ConfigT]
+    build_argv: Callable[[ConfigT, Target, PurePath], list[str]]
+    parse: Callable[[bytes], ToolOutput]
+    parse_stream: Callable[[IO[bytes]], ToolOutput]
+    output_file: str
+    accepted_exit_codes: frozenset[int]
+    default_deadline_seconds: int
+    max_deadline_seconds: int
+    target_kinds: frozenset[TargetKind]
+
+
+TOOLS: dict[str, ToolSpec[Any]] = {
+    "nmap": ToolSpec(
+        name="nmap",
+        config_type=NmapConfig,
+        build_argv=nmap_command.build_argv,
+        parse=nmap_parse.parse,
+        parse_stream=nmap_parse.parse_stream,
+        output_file=nmap_command.XML_OUTPUT,
+        # nmap exits 0 whether or not hosts were up; 1 is a real error, 130 an interrupt.
+        accepted_exit_codes=frozenset({0}),
+        default_deadline_seconds=3600,
+        # Matches the longest host_timeout_seconds a config may ask for.
+        max_deadline_seconds=86400,
+        target_kinds=nmap_command.TARGET_KINDS,
+    ),
+}
+
+# msgspec reports where a value failed as a JSONPath suffix: "... - at `$.scripts[0]`".
+_AT_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_UNKNOWN_FIELD = re.compile(r"unknown field `(?P<name>[^`]*)`")
+
+
+def decode_config(tool: str, raw: dict[str, Any]) -> msgspec.Struct:
+    """The tool's config Struct from decoded JSON, or `ConfigError(field, reason)`.
+
+    `field` is "tool" for an unknown tool, the key itself for an unknown key, and the key's
+    path (`timing`, `scripts[1]`) for a bad value.
+    """
+    spec = TOOLS.get(tool)
+    if spec is None:
+        raise ConfigError("tool", f"unknown tool {tool!r}; known: {', '.join(sorted(TOOLS))}")
+    if not isinstance(raw, dict):
+        raise ConfigError("config", "must be a JSON object")
+    try:
+        config: msgspec.Struct = msgspec.convert(raw, spec.config_type)
+    except msgspec.ValidationError as exc:
+        raise _config_error(str(exc)) from exc
+    return config
+
+
+def _config_error(message: str) -> ConfigError:
+    at = _AT_PATH.search(message)
+    path = at.group("path") if at else ""
+    reason = message[: at.start()] if at else message
+    if unknown := _UNKNOWN_FIELD.search(reason):
+        name = unknown.group("name")
+        return ConfigError(f"{path}.{name}" if path else name, "is not a known option")
+    return ConfigError(path or "config", reason)

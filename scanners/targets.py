@@ -99,8 +99,8 @@ def parse_target(
     elif "/" in text:
         target = _cidr_target(text, ipv4_min_prefix, ipv6_min_prefix)
     elif (address := _ip_address(text)) is not None:
-        text = str(address)
-        target = Target(kind=TargetKind.IP, value=text, host=text, domain=_net(address))
+        value = str(address)
+        target = Target(kind=TargetKind.IP, value=value, host=value, domain=_net(address))
     elif ":" in text:
         raise TargetError(_FIELD, "a port belongs in the tool config or a URL, not a host target")
     else:

@@ -20,8 +20,11 @@ def build_argv(config: NmapConfig, target: Target, workdir: PurePath) -> list[st
       firewall that drops pings turn that into "host down, 0 ports" would hide open ports.
       A CIDR keeps host discovery so a /24 does not probe every port of 256 empty addresses.
     - `-6` whenever the target is an IPv6 address or network; nmap refuses them without it.
-    - `--privileged` with `-sS`: the image grants nmap CAP_NET_RAW as a file capability and runs
-      as a non-root user, and nmap only uses raw sockets as non-root when told it may.
+    - `-sS` needs raw sockets, i.e. a job running as root with CAP_NET_RAW; the image runs as a
+      non-root user, so a syn scan is the launcher's decision to run that job as root. Without
+      that nmap stops at once with "requires root privileges", which the job reports as a
+      failure. (A file capability on nmap would instead make even connect scans fail to exec
+      wherever NET_RAW is dropped, as in Kubernetes' restricted profile.)
     - `--noninteractive` so nmap never reads keypresses from a terminal it may be attached to.
     nmap has no `--` separator, so the target cannot be fenced off from options; instead it is
     re-parsed here (a Target decoded from a message never went through `parse_target`).
@@ -38,7 +41,7 @@ def build_argv(config: NmapConfig, target: Target, workdir: PurePath) -> list[st
         "--stats-every",
         "30s",
     ]
-    argv += ["-sT"] if config.scan_type == "connect" else ["-sS", "--privileged"]
+    argv.append("-sT" if config.scan_type == "connect" else "-sS")
     argv.append(f"-T{config.timing}")
     if checked.kind is not TargetKind.CIDR:
         argv.append("-Pn")

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints one JSON object and runs its baseline in the same invocation."""

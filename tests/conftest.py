@@ -1,0 +1,151 @@
+"""Real NATS JetStream and PostgreSQL for the whole session, on random ports in temp dirs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import msgspec
+import nats
+import pytest
+from nats.aio.client import Client
+
+from contracts.settings import Address, Settings
+from handlers import store, topology
+from workers import tokens
+from workers.embedded import NatsServer, Postgres
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def tmp_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("jetscan-home")
+
+
+@pytest.fixture(scope="session")
+async def nats_url(tmp_home: Path) -> AsyncIterator[str]:
+    server = NatsServer(tmp_home / "nats", port=0)
+    url = await server.start()
+    try:
+        yield url
+    finally:
+        await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url(tmp_home: Path) -> AsyncIterator[str]:
+    pg = Postgres(tmp_home / "postgres")
+    url = await pg.start()
+    conn = await asyncpg.connect(url)
+    try:
+        await store.migrate(conn)
+    finally:
+        await conn.close()
+    try:
+        yield url
+    finally:
+        await pg.stop()
+
+
+@pytest.fixture(scope="session")
+async def applied(nats_url: str) -> str:
+    nc = await nats.connect(nats_url)
+    try:
+        await topology.apply(nc.jetstream(), topology.load())
+    finally:
+        await nc.drain()
+    return nats_url
+
+
+@pytest.fixture
+async def nc(applied: str) -> AsyncIterator[Client]:
+    client = await nats.connect(applied)
+    try:
+        yield client
+    finally:
+        await client.drain()
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_home: Path, applied: str, database_url: str) -> Settings:
+    return Settings(
+        home=tmp_home,
+        grpc_addr=Address("127.0.0.1", free_port()),
+        http_addr=Address("127.0.0.1", free_port()),
+        nats_url=applied,
+        database_url=database_url,
+    )
+
+
+class Stack:
+    """Every role of jetscan running in this process against the session's servers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.admin_token = ""
+        self._stops: dict[str, asyncio.Event] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def start_role(self, role: str) -> None:
+        from workers.roles import supervise
+
+        stop = asyncio.Event()
+        self._stops[role] = stop
+        self._tasks[role] = asyncio.create_task(supervise(self.settings, [role], stop))
+
+    async def stop_role(self, role: str) -> None:
+        self._stops.pop(role).set()
+        await asyncio.wait_for(self._tasks.pop(role), 15)
+
+    async def stop(self) -> None:
+        for role in list(self._tasks):
+            await self.stop_role(role)
+
+
+@pytest.fixture(scope="session")
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    from contracts.settings import ROLES
+
+    s = Stack(msgspec.structs.replace(settings))
+    nc = await nats.connect(settings.nats_url)
+    try:
+        await tokens.ensure_admin_token(nc.jetstream(), settings.admin_token_path)
+    finally:
+        await nc.drain()
+    s.admin_token = settings.admin_token_path.read_text().strip()
+    for role in ROLES:
+        await s.start_role(role)
+    await _wait_port(settings.grpc_addr)
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+async def _wait_port(addr: Address, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            _, w = await asyncio.open_connection(addr.host, addr.port)
+        except OSError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+            continue
+        w.close()
+        with contextlib.suppress(OSError):
+            await w.wait_closed()
+        return
+

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contracts.settings import Address, SettingsError, load
+
+
+def test_defaults() -> None:
+    s = load({}, cwd=Path("/srv"))
+    assert s.home == Path("/srv/.jetscan")
+    assert s.grpc_addr == Address("127.0.0.1", 50051)
+    assert s.http_addr == Address("127.0.0.1", 8080)
+    assert s.embedded_nats and s.embedded_database
+    assert s.scope == "localhost,127.0.0.0/8"
+    assert s.executor == "local"
+
+
+def test_values_are_read_and_ipv6_addresses_parse() -> None:
+    s = load(
+        {
+            "JETSCAN_GRPC_ADDR": "[::1]:6000",
+            "JETSCAN_NATS_URL": "nats://127.0.0.1:4222",
+            "JETSCAN_DATABASE_URL": "postgresql://u:secret@127.0.0.1/db",
+            "JETSCAN_EXECUTOR": "kubernetes",
+            "JETSCAN_HOME": "/var/lib/jetscan",
+            "OTHER": "ignored",
+        }
+    )
+    assert s.grpc_addr == Address("::1", 6000)
+    assert str(s.grpc_addr) == "[::1]:6000"
+    assert not s.embedded_nats and not s.embedded_database
+    assert s.executor == "kubernetes"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("JETSCAN_GRPC_ADDR", "nonsense"),
+        ("JETSCAN_GRPC_ADDR", "127.0.0.1:99999"),
+        ("JETSCAN_HTTP_ADDR", ":80"),
+        ("JETSCAN_HTTP_ADDR", "[zz::1]:80"),
+        ("JETSCAN_NATS_URL", "http://x"),
+        ("JETSCAN_DATABASE_URL", "mysql://x"),
+        ("JETSCAN_NATS_PORT", "-1"),
+        ("JETSCAN_EXECUTOR", "docker"),
+        ("JETSCAN_LOG_LEVEL", "loud"),
+    ],
+)
+def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load({variable: value})
+    assert err.value.variable == variable
+    assert str(err.value).startswith(variable + ": ")
+
+
+def test_secrets_are_redacted_in_repr() -> None:
+    s = load({"JETSCAN_DATABASE_URL": "postgresql://u:hunter2@h/db", "JETSCAN_TOKEN": "jst_abc"})
+    assert "hunter2" not in repr(s)
+    assert "jst_abc" not in repr(s)
+    assert "database_url='***'" in repr(s)

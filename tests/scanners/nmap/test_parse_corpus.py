@@ -1,0 +1,131 @@
+"""The nmap parser over every real nmap file in the shared corpus, compared to snapshots.
+
+The corpus lives outside the repository (`JETSCAN_CORPUS`, default `../shared/corpus` from the
+repository root) and is never copied in. A missing corpus fails the run: a parser that was
+silently not tested must not look green. Set `JETSCAN_CORPUS=` (empty) to skip on purpose.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from contracts.findings import Finding
+from scanners.errors import ParseError
+from scanners.nmap.parse import parse, parse_stream
+from scanners.output import ToolOutput
+from tests.snapshots import assert_snapshot
+
+REPO = Path(__file__).resolve().parents[3]
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+CORPUS_SETTING = os.environ.get("JETSCAN_CORPUS", "../shared/corpus")
+CORPUS = (REPO / CORPUS_SETTING).resolve() if CORPUS_SETTING else None
+FILES = sorted((CORPUS / "nmap").glob("*.xml")) if CORPUS else []
+
+
+def _cases() -> list[Any]:
+    if CORPUS is None:
+        return [pytest.param(None, id="corpus", marks=pytest.mark.skip(reason="JETSCAN_CORPUS=''"))]
+    if not FILES:
+        return [pytest.param(None, id="corpus-missing")]
+    return [pytest.param(path, id=path.name) for path in FILES]
+
+
+def _require(path: Path | None) -> Path:
+    if path is None:
+        pytest.fail(
+            f"no nmap/*.xml under {CORPUS}: point JETSCAN_CORPUS at the corpus directory, "
+            "or set it to empty to skip the corpus tests on purpose"
+        )
+    return path
+
+
+def summary(output: ToolOutput) -> dict[str, Any]:
+    return {
+        "host_count": len(output.data.hosts),
+        "partial": output.partial,
+        "severity_counts": dict(collections.Counter(f.severity.value for f in output.findings)),
+        "fingerprints": sorted(f.fingerprint for f in output.findings),
+        "findings": output.findings,
+    }
+
+
+def snapshot_bytes(document: Any) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(document, order="sorted"), indent=1) + b"\n"
+
+
+@pytest.mark.parametrize("path", _cases())
+def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
+    path = _require(path)
+    try:
+        document: dict[str, Any] = summary(parse(path.read_bytes()))
+    except ParseError as exc:
+        document = {"parse_error": exc.reason}
+    assert_snapshot(SNAPSHOTS / f"{path.name}.json", snapshot_bytes(document))
+
+
+@pytest.mark.parametrize("path", _cases())
+def test_corpus_file_parses_the_same_streamed_and_survives_the_bus(path: Path | None) -> None:
+    path = _require(path)
+    with path.open("rb") as stream:
+        streamed = parse_stream(stream)
+    assert streamed == parse(path.read_bytes())
+    wire = msgspec.json.encode(streamed)
+    assert msgspec.json.encode(msgspec.json.decode(wire, type=ToolOutput)) == wire
+    for finding in msgspec.json.decode(wire, type=dict[str, Any])["findings"]:
+        msgspec.convert(finding, Finding)
+    assert len({f.fingerprint for f in streamed.findings}) == len(streamed.findings)
+
+
+def _corpus_file(name: str) -> Path:
+    if CORPUS is None:
+        pytest.skip("JETSCAN_CORPUS=''")
+    path = CORPUS / "nmap" / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: point JETSCAN_CORPUS at the corpus directory")
+    return path
+
+
+def test_vulners_cves_are_findings_with_cvss_severity() -> None:
+    output = parse(_corpus_file("dojo__nmap_script_vulners.xml").read_bytes())
+    assert [(f.title, f.severity.value, f.port) for f in output.findings] == [
+        ("Open port 5022/tcp (ssh)", "info", 5022),
+        ("CVE-2018-15919", "medium", 5022),
+        ("CVE-2017-15906", "medium", 5022),
+    ]
+
+
+def test_the_interrupted_ostorlab_scan_is_partial_not_an_error() -> None:
+    output = parse(_corpus_file("ostorlab__comprehensive_scan_output.xml").read_bytes())
+    assert output.partial
+    assert output.findings == ()
+    assert len(output.data.prescripts) > 0
+
+
+def test_a_large_scan_cut_mid_host_keeps_what_was_complete() -> None:
+    data = _corpus_file("phage__nmap-2016-03-29.xml").read_bytes()
+    full = parse(data)
+    fingerprints = {f.fingerprint for f in full.findings}
+    for fraction in (0.1, 0.35, 0.6, 0.85, 0.99):
+        cut = parse(data[: int(len(data) * fraction)])
+        assert cut.partial
+        assert 0 < len(cut.data.hosts) < len(full.data.hosts)
+        assert cut.data.hosts == full.data.hosts[: len(cut.data.hosts)]
+        assert {f.fingerprint for f in cut.findings} <= fingerprints
+
+
+def test_a_real_file_cut_anywhere_is_partial_or_refused_before_the_root() -> None:
+    data = _corpus_file("scrying__nmap.xml").read_bytes()
+    root = data.index(b"<nmaprun")
+    for length in range(0, len(data) - len(b"</nmaprun>\n"), 7):
+        try:
+            output = parse(data[:length])
+        except ParseError:
+            assert length <= data.index(b">", root), length
+        else:
+            assert output.partial, length
