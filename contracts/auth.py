@@ -9,7 +9,7 @@ from datetime import datetime
 
 import msgspec
 
-TOKEN_PREFIX = "jst_"
+TOKEN_PREFIX = "jst_"  # noqa: S105 - a public prefix, not a secret
 
 
 class Role(enum.StrEnum):

@@ -1,6 +1,6 @@
 """Process settings: one frozen Struct built once from `JETSCAN_*` variables.
 
-`os.environ` is read nowhere else; callers pass an environ mapping in, so tests and
+The process environment is read only by entry points, which pass it in, so tests and
 the embedded stack build settings without touching the real environment.
 """
 
@@ -72,7 +72,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _SECRETS = frozenset({"database_url", "token"})
-_HOSTPORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$")
+_HOSTPORT = re.compile(
+    r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$"
+)
 
 
 def parse_address(variable: str, text: str) -> Address:
@@ -123,9 +125,7 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         grpc_addr=parse_address("JETSCAN_GRPC_ADDR", get("GRPC_ADDR", "127.0.0.1:50051")),
         http_addr=parse_address("JETSCAN_HTTP_ADDR", get("HTTP_ADDR", "127.0.0.1:8080")),
         nats_url=_url("JETSCAN_NATS_URL", get("NATS_URL"), ("nats", "tls", "ws", "wss")),
-        database_url=_url(
-            "JETSCAN_DATABASE_URL", get("DATABASE_URL"), ("postgresql", "postgres")
-        ),
+        database_url=_url("JETSCAN_DATABASE_URL", get("DATABASE_URL"), ("postgresql", "postgres")),
         nats_port=_port("JETSCAN_NATS_PORT", get("NATS_PORT", "4222")),
         scope=get("SCOPE", "localhost,127.0.0.0/8"),
         executor=_choice("JETSCAN_EXECUTOR", get("EXECUTOR", "local"), EXECUTORS),
@@ -133,4 +133,3 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         token=get("TOKEN"),
         public_url=_url("JETSCAN_PUBLIC_URL", get("PUBLIC_URL"), ("http", "https")),
     )
-

@@ -108,6 +108,6 @@ def overlaps(a: str, b: str) -> bool:
             return (x is not None) and (y is not None)
         if x is None or y is None:
             return False
-        if x != "*" and y != "*" and x != y:
+        if "*" not in (x, y) and x != y:
             return False
     return True

@@ -96,7 +96,7 @@ class TokenCache:
                 except msgspec.DecodeError:
                     log.warning("ignoring malformed token record %s", entry.key[:8])
         finally:
-            await watcher.stop()
+            await watcher.stop()  # type: ignore[no-untyped-call]
 
     def lookup(self, token: str) -> TokenRecord | None:
         return self._records.get(token_key(token))
@@ -112,7 +112,8 @@ class TokenCache:
         if not record.role.allows(needed):
             raise GRPCError(
                 Status.PERMISSION_DENIED,
-                f"{method} needs role {needed.value}; token {record.name!r} has {record.role.value}",
+                f"{method} needs role {needed.value};"
+                f" token {record.name!r} has {record.role.value}",
             )
         return Principal(record.name, record.role)
 

@@ -47,7 +47,9 @@ class Bus:
         if not self.nc.is_closed:
             await self.nc.drain()
 
-    async def query(self, subject: str, request: Any, reply_type: type[T], timeout: float = 5.0) -> T:
+    async def query(
+        self, subject: str, request: Any, reply_type: type[T], timeout: float = 5.0
+    ) -> T:
         try:
             msg = await self.nc.request(subject, wire.encode(request), timeout=timeout)
         except NoRespondersError:

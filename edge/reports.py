@@ -24,9 +24,7 @@ class ScheduleService(v1.ScheduleServiceBase):
     async def update_schedule(self, message: v1.UpdateScheduleRequest) -> v1.Schedule:
         raise unimplemented("jetscan.v1.ScheduleService/UpdateSchedule")
 
-    async def delete_schedule(
-        self, message: v1.DeleteScheduleRequest
-    ) -> v1.DeleteScheduleResponse:
+    async def delete_schedule(self, message: v1.DeleteScheduleRequest) -> v1.DeleteScheduleResponse:
         raise unimplemented("jetscan.v1.ScheduleService/DeleteSchedule")
 
     async def get_schedule(self, message: v1.GetScheduleRequest) -> v1.Schedule:

@@ -32,9 +32,7 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
-async def serve(
-    settings: Settings, stop: asyncio.Event, *, health_interval: float = 2.0
-) -> None:
+async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: float = 2.0) -> None:
     bus = await Bus.connect(settings.nats_url)
     tokens = TokenCache()
     readiness = Readiness(bus, interval=health_interval)

@@ -108,7 +108,10 @@ def _scan_view(row: asyncpg.Record) -> ScanView:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         finding_counts=FindingCounts(
-            info=row["info"], low=row["low"], medium=row["medium"], high=row["high"],
+            info=row["info"],
+            low=row["low"],
+            medium=row["medium"],
+            high=row["high"],
             critical=row["critical"],
         ),
     )
@@ -116,7 +119,7 @@ def _scan_view(row: asyncpg.Record) -> ScanView:
 
 async def get_scan(pool: asyncpg.Pool, scan_id: str) -> ScanView | None:
     row = await pool.fetchrow(
-        f"SELECT {_SCAN_COLUMNS}{_FROM_SCANS} WHERE s.id = $1",  # noqa: S608
+        f"SELECT {_SCAN_COLUMNS}{_FROM_SCANS} WHERE s.id = $1",
         scan_id,
     )
     return _scan_view(row) if row else None
@@ -132,7 +135,8 @@ async def list_scans(
     after: tuple[datetime, str] | None,
 ) -> list[ScanView]:
     """Newest first; `after` is the (created_at, id) of the last row already returned."""
-    where, args = ["TRUE"], []
+    where: list[str] = ["TRUE"]
+    args: list[object] = []
     for column, value in (("domain", domain), ("tool", tool), ("status", status)):
         if value:
             args.append(value)
@@ -142,7 +146,7 @@ async def list_scans(
         where.append(f"(s.created_at, s.id) < (${len(args) - 1}, ${len(args)})")
     args.append(limit)
     rows = await pool.fetch(
-        f"SELECT {_SCAN_COLUMNS}{_FROM_SCANS}"  # noqa: S608
+        f"SELECT {_SCAN_COLUMNS}{_FROM_SCANS}"
         f" WHERE {' AND '.join(where)} ORDER BY s.created_at DESC, s.id DESC LIMIT ${len(args)}",
         *args,
     )

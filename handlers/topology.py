@@ -242,7 +242,9 @@ async def apply(js: JetStreamContext, topo: Topology) -> list[Change]:
         diff = _diff(have_c, want_c, _CONSUMER_FIELDS)
         if diff:
             await js.add_consumer(c.stream, want_c)
-            changes.append(Change("consumer", f"{c.stream}/{c.durable}", "updated", "; ".join(diff)))
+            changes.append(
+                Change("consumer", f"{c.stream}/{c.durable}", "updated", "; ".join(diff))
+            )
     for kv in topo.key_value:
         changes.extend(await _apply_kv(js, kv, topo.replicas))
     for ob in topo.object_stores:

@@ -148,4 +148,3 @@ async def _wait_port(addr: Address, timeout: float = 20.0) -> None:
         with contextlib.suppress(OSError):
             await w.wait_closed()
         return
-

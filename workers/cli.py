@@ -58,7 +58,8 @@ def _nats_url(settings: Settings) -> str:
     if url_file.exists():
         return url_file.read_text().strip()
     raise CliError(
-        f"no NATS to talk to: set JETSCAN_NATS_URL, or start `jetscan up` (JETSCAN_HOME={settings.home})"
+        "no NATS to talk to: set JETSCAN_NATS_URL, or start `jetscan up`"
+        f" (JETSCAN_HOME={settings.home})"
     )
 
 

@@ -72,7 +72,11 @@ class Queries:
             except ValueError as exc:
                 raise QueryError(400, str(exc)) from exc
             rows = await store.list_scans(
-                self.pool, domain=q.domain, tool=q.tool, status=status, limit=size + 1,
+                self.pool,
+                domain=q.domain,
+                tool=q.tool,
+                status=status,
+                limit=size + 1,
                 after=after,
             )
             token = ""

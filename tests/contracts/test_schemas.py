@@ -37,4 +37,3 @@ def test_bus_schema_matches_snapshot() -> None:
     _, components = msgspec.json.schema_components(structs)
     actual = msgspec.json.format(msgspec.json.encode(components), indent=2) + b"\n"
     assert_snapshot(SNAPSHOT, actual)
-

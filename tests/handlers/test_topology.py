@@ -83,10 +83,16 @@ def test_every_consumer_filter_is_one_published_subject_family() -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ("streams: []\nconsumers: [{stream: NOPE, durable: x, filter_subject: a,"
-         " ack_wait: 1s, max_deliver: 1}]", "unknown stream"),
-        ("streams: [{name: A, subjects: [a.>], max_age: 1y, max_bytes: 1MiB,"
-         " duplicate_window: 1m}]\nconsumers: []", "bad duration"),
+        (
+            "streams: []\nconsumers: [{stream: NOPE, durable: x, filter_subject: a,"
+            " ack_wait: 1s, max_deliver: 1}]",
+            "unknown stream",
+        ),
+        (
+            "streams: [{name: A, subjects: [a.>], max_age: 1y, max_bytes: 1MiB,"
+            " duplicate_window: 1m}]\nconsumers: []",
+            "bad duration",
+        ),
         ("streams: []\nconsumers: []\nbogus: 1", "unknown field"),
     ],
 )
@@ -97,7 +103,9 @@ def test_malformed_topology_is_refused(tmp_path: Path, text: str, error: str) ->
         topology.load(path)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("2m", 120), ("24h", 86400), ("7d", 604800)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("2m", 120), ("24h", 86400), ("7d", 604800)]
+)
 def test_durations(text: str, seconds: float) -> None:
     assert topology.duration(text) == seconds
 

@@ -1,0 +1,52 @@
+# Two commands do all set-up on a fresh Debian machine with Python 3.11:
+#   make up     installs what is needed into .venv, then runs `jetscan up`
+#   make test   the same install, then ruff, ruff format --check, mypy --strict and pytest
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.synced
+
+.PHONY: up test lint typecheck pytest proto bench clean system-deps
+
+up: $(STAMP) system-deps
+	$(BIN)/jetscan up
+
+test: $(STAMP) system-deps lint typecheck pytest
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): $(UV) pyproject.toml uv.lock
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(BIN)/python --quiet
+	touch $(STAMP)
+
+# Debian's nmap runs the nmap scans; installed when missing (as root or with sudo).
+system-deps:
+	@command -v nmap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nmap >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	    sudo apt-get update -qq && sudo apt-get install -y -qq nmap >/dev/null; \
+	  else echo "jetscan: nmap is missing; install it with: sudo apt-get install nmap" >&2; exit 1; fi; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+proto: $(STAMP)
+	$(BIN)/python -m contracts.protogen
+
+bench: $(STAMP)
+	$(BIN)/python -m bench nmap-parse
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
