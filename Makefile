@@ -17,6 +17,9 @@ up: $(STAMP) system-deps
 test: $(STAMP) system-deps lint typecheck pytest
 
 $(UV):
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; \
+	  else echo "jetscan: Python's venv module is missing; install it with: sudo apt-get install python3-venv" >&2; exit 1; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
