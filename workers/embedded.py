@@ -31,6 +31,9 @@ def _die_with_parent() -> None:
     # A nats-server must not outlive jetscan, even when jetscan is killed with SIGKILL.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    # Its own session: a Ctrl-C in the terminal reaches jetscan, which stops the roles
+    # first and the server last, instead of the server dying under running roles.
+    os.setsid()
 
 
 def nats_server_binary() -> Path:
