@@ -52,6 +52,10 @@ def advance(current: ScanStatus | None, incoming: ScanStatus) -> ScanStatus | No
     return None
 
 
+# The reason of a scan whose job vanished: killed, or silent past the liveness bound.
+LOST = "lost"
+
+
 class StartScan(msgspec.Struct, frozen=True, kw_only=True, tag="scan.start"):
     """`cmd.scan.<id>.start`: run `tool` against `target` once."""
 
@@ -114,6 +118,22 @@ class ScanView(msgspec.Struct, frozen=True, kw_only=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     finding_counts: FindingCounts = FindingCounts()
+
+
+def queued(cmd: StartScan) -> ScanView:
+    """A scan as its start command describes it, before anything else happened to it."""
+    return ScanView(
+        id=cmd.scan_id,
+        target=cmd.target,
+        domain=cmd.domain,
+        tool=cmd.tool,
+        config=cmd.config,
+        status=ScanStatus.QUEUED,
+        created_at=cmd.requested_at,
+        deadline_seconds=cmd.deadline_seconds,
+        requested_by=cmd.requested_by,
+        schedule_id=cmd.schedule_id,
+    )
 
 
 class GetScan(msgspec.Struct, frozen=True, kw_only=True):

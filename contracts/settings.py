@@ -17,6 +17,7 @@ PREFIX = "JETSCAN_"
 ROLES = ("edge", "launcher", "ingest", "scheduler", "reports", "queries")
 EXECUTORS = ("local", "kubernetes")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR", "XDG_RUNTIME_DIR")
 
 
 class SettingsError(Exception):
@@ -48,6 +49,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     token: str = ""
     public_url: str = ""
+    # A running scan silent for this long is failed as lost; a launching one gets
+    # `launch_timeout` to send its first heartbeat.
+    heartbeat_timeout: float = 15.0
+    launch_timeout: float = 120.0
+    # The non-jetscan variables a scan job inherits (PATH, locale, TMPDIR, HOME).
+    passthrough: dict[str, str] = {}
 
     def __repr__(self) -> str:
         redacted = {
@@ -99,6 +106,16 @@ def _port(variable: str, text: str) -> int:
     return int(text)
 
 
+def _seconds(variable: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400:
+        raise SettingsError(variable, f"expected seconds between 0 and 86400, got {text!r}")
+    return value
+
+
 def _choice(variable: str, text: str, allowed: tuple[str, ...]) -> str:
     if text not in allowed:
         raise SettingsError(variable, f"expected one of {', '.join(allowed)}, got {text!r}")
@@ -132,4 +149,7 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         log_level=_choice("JETSCAN_LOG_LEVEL", get("LOG_LEVEL", "INFO").upper(), LOG_LEVELS),
         token=get("TOKEN"),
         public_url=_url("JETSCAN_PUBLIC_URL", get("PUBLIC_URL"), ("http", "https")),
+        heartbeat_timeout=_seconds("JETSCAN_HEARTBEAT_TIMEOUT", get("HEARTBEAT_TIMEOUT", "15")),
+        launch_timeout=_seconds("JETSCAN_LAUNCH_TIMEOUT", get("LAUNCH_TIMEOUT", "120")),
+        passthrough={k: environ[k] for k in PASSTHROUGH if k in environ},
     )

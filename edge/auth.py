@@ -44,6 +44,7 @@ _OPERATOR = frozenset(
 class Principal:
     name: str
     role: Role
+    key: str  # the token's hash: a stable identity that reveals nothing
 
 
 current: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
@@ -115,7 +116,7 @@ class TokenCache:
                 f"{method} needs role {needed.value};"
                 f" token {record.name!r} has {record.role.value}",
             )
-        return Principal(record.name, record.role)
+        return Principal(record.name, record.role, token_key(token))
 
     async def on_request(self, event: RecvRequest) -> None:
         """grpclib RecvRequest hook: runs in the same task as the method handler."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from contracts import scans
+from contracts.findings import Severity
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 
@@ -64,3 +67,39 @@ def scan_to_pb(view: scans.ScanView) -> v1.Scan:
         ),
         deadline_seconds=view.deadline_seconds,
     )
+
+
+_SEVERITY_TO_PB = {s: v1.Severity[s.name] for s in Severity}
+_SEVERITY_FROM_PB = {v: k for k, v in _SEVERITY_TO_PB.items()}
+
+
+def severity_from_pb(value: v1.Severity) -> Severity | None:
+    if value == v1.Severity.UNSPECIFIED:
+        return Severity.INFO
+    return _SEVERITY_FROM_PB.get(value)
+
+
+def finding_to_pb(stored: scans.StoredFinding) -> v1.Finding:
+    f = stored.finding
+    return v1.Finding(
+        id=stored.id,
+        scan_id=stored.scan_id,
+        tool=f.tool,
+        severity=_SEVERITY_TO_PB[f.severity],
+        title=f.title,
+        description=f.description,
+        host=f.host,
+        port=f.port or 0,
+        protocol=f.protocol,
+        url=f.url,
+        evidence=dict_to_struct(plain_json(f.evidence)),
+        references=list(f.references),
+        fingerprint=f.fingerprint,
+        first_seen=stored.first_seen,
+        last_seen=stored.last_seen,
+    )
+
+
+def plain_json(value: Any) -> Any:
+    """Evidence as JSON-compatible builtins (Structs, tuples and enums flattened)."""
+    return msgspec.to_builtins(value)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from grpclib import GRPCError
 from grpclib.const import Status
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 
-from contracts import scans, subjects
+from contracts import scans, subjects, wire
 from contracts.gen.jetscan import v1
-from edge import convert
+from edge import auth, convert, validate
 from edge.bus import Bus
+from scanners.scope import Scope
 
 
 def unimplemented(method: str) -> GRPCError:
@@ -29,15 +33,27 @@ def require_id(field: str, value: str) -> str:
 
 
 class ScanService(v1.ScanServiceBase):
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, scope: Scope) -> None:
         self.bus = bus
+        self.scope = scope
 
-    async def get_scan(self, message: v1.GetScanRequest) -> v1.Scan:
-        scan_id = require_id("id", message.id)
-        view = await self.bus.query(
+    async def _view(self, scan_id: str) -> scans.ScanView:
+        return await self.bus.query(
             subjects.query("scan", "get"), scans.GetScan(id=scan_id), scans.ScanView
         )
-        return convert.scan_to_pb(view)
+
+    async def _publish(self, subject: str, payload: bytes, msg_id: str) -> bool:
+        """Publish a command and wait for JetStream's ack; return whether it was a duplicate."""
+        try:
+            ack = await self.bus.js.publish(
+                subject, payload, headers={"Nats-Msg-Id": msg_id}, timeout=5
+            )
+        except (NatsTimeoutError, NoRespondersError):
+            raise GRPCError(Status.UNAVAILABLE, "JetStream did not accept the command") from None
+        return bool(ack.duplicate)
+
+    async def get_scan(self, message: v1.GetScanRequest) -> v1.Scan:
+        return convert.scan_to_pb(await self._view(require_id("id", message.id)))
 
     async def list_scans(self, message: v1.ListScansRequest) -> v1.ListScansResponse:
         if message.page_size < 0:
@@ -64,13 +80,81 @@ class ScanService(v1.ScanServiceBase):
         )
 
     async def start_scan(self, message: v1.StartScanRequest) -> v1.Scan:
-        raise unimplemented("jetscan.v1.ScanService/StartScan")
+        principal = auth.current.get()
+        request_id = validate.request_id(message.request_id)
+        valid = validate.validate_start(
+            message.tool,
+            message.target,
+            convert.struct_to_dict(message.config),
+            message.deadline_seconds,
+            self.scope,
+        )
+        scan_id = validate.scan_id(principal.key, request_id)
+        if request_id:
+            # A retry after JetStream's duplicate window must still not start a second scan.
+            try:
+                return convert.scan_to_pb(await self._view(scan_id))
+            except GRPCError as exc:
+                if exc.status != Status.NOT_FOUND:
+                    raise
+        cmd = scans.StartScan(
+            scan_id=scan_id,
+            target=valid.target.value,
+            domain=valid.target.domain,
+            tool=valid.tool,
+            config=valid.config,
+            deadline_seconds=valid.deadline_seconds,
+            requested_by=principal.name,
+            requested_at=datetime.now(UTC),
+            request_id=request_id,
+        )
+        duplicate = await self._publish(
+            subjects.scan_start(scan_id),
+            wire.encode(cmd),
+            subjects.msg_id("scan", scan_id, "start"),
+        )
+        if duplicate:
+            return convert.scan_to_pb(await self._view(scan_id))
+        return convert.scan_to_pb(scans.queued(cmd))
 
     async def cancel_scan(self, message: v1.CancelScanRequest) -> v1.Scan:
-        raise unimplemented("jetscan.v1.ScanService/CancelScan")
+        scan_id = require_id("id", message.id)
+        view = await self._view(scan_id)
+        if view.status.terminal:
+            raise GRPCError(
+                Status.FAILED_PRECONDITION, f"scan {scan_id} already ended: {view.status.value}"
+            )
+        cmd = scans.CancelScan(
+            scan_id=scan_id, requested_by=auth.current.get().name, requested_at=datetime.now(UTC)
+        )
+        await self._publish(
+            subjects.scan_cancel(scan_id),
+            wire.encode(cmd),
+            subjects.msg_id("scan", scan_id, "cancel"),
+        )
+        return convert.scan_to_pb(view)
 
     async def list_findings(self, message: v1.ListFindingsRequest) -> v1.ListFindingsResponse:
-        raise unimplemented("jetscan.v1.ScanService/ListFindings")
+        scan_id = require_id("scan_id", message.scan_id)
+        if message.page_size < 0:
+            raise GRPCError(Status.INVALID_ARGUMENT, "page_size: must not be negative")
+        minimum = convert.severity_from_pb(message.min_severity)
+        if minimum is None:
+            raise GRPCError(Status.INVALID_ARGUMENT, "min_severity: unknown value")
+        page = await self.bus.query(
+            subjects.query("finding", "list"),
+            scans.ListFindings(
+                scan_id=scan_id,
+                min_severity=minimum,
+                page_size=message.page_size,
+                page_token=message.page_token,
+            ),
+            scans.FindingPage,
+        )
+        return v1.ListFindingsResponse(
+            findings=[convert.finding_to_pb(f) for f in page.findings],
+            next_page_token=page.next_page_token,
+        )
 
     async def watch_scan(self, message: v1.WatchScanRequest) -> AsyncIterator[v1.ScanEvent]:
         raise unimplemented("jetscan.v1.ScanService/WatchScan")

@@ -20,6 +20,7 @@ from edge.reflection import with_reflection
 from edge.reports import ReportService, ScheduleService
 from edge.scans import ScanService
 from edge.web import create_app
+from scanners.scope import Scope
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class _HttpServer(uvicorn.Server):
 
 
 async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: float = 2.0) -> None:
+    scope = Scope.parse(settings.scope)
     bus = await Bus.connect(settings.nats_url)
     tokens = TokenCache()
     readiness = Readiness(bus, interval=health_interval)
@@ -43,7 +45,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
     try:
         await tokens.start(bus.js)
         api = {
-            "jetscan.v1.ScanService": ScanService(bus),
+            "jetscan.v1.ScanService": ScanService(bus, scope),
             "jetscan.v1.ReportService": ReportService(),
             "jetscan.v1.ScheduleService": ScheduleService(),
         }

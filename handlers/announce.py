@@ -13,8 +13,6 @@ from contracts.settings import Settings
 from handlers import bus
 
 DESCRIPTIONS = {
-    "launcher": "Starts one job per scan command and reports its lifecycle.",
-    "ingest": "Projects scan events, results and console output into PostgreSQL.",
     "scheduler": "Starts scans of a target on its cron schedule.",
     "reports": "Renders scan findings to PDF and JSON reports.",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from datetime import datetime
@@ -10,7 +11,18 @@ from pathlib import Path
 import asyncpg
 import msgspec
 
-from contracts.scans import FindingCounts, ScanStatus, ScanView
+from contracts.findings import Finding
+from contracts.output import OutputLine
+from contracts.results import ScanResult
+from contracts.scans import (
+    FindingCounts,
+    ScanEvent,
+    ScanStatus,
+    ScanView,
+    StartScan,
+    StoredFinding,
+    advance,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +99,7 @@ _FROM_SCANS = (
     " count(*) FILTER (WHERE severity = 2) AS medium,"
     " count(*) FILTER (WHERE severity = 3) AS high,"
     " count(*) FILTER (WHERE severity = 4) AS critical"
-    " FROM findings f WHERE f.scan_id = s.id) c ON TRUE"
+    " FROM scan_findings f WHERE f.scan_id = s.id) c ON TRUE"
 )
 
 
@@ -151,3 +163,183 @@ async def list_scans(
         *args,
     )
     return [_scan_view(r) for r in rows]
+
+
+# --- ingest --------------------------------------------------------------------------
+
+
+async def insert_scan(conn: asyncpg.Connection, cmd: StartScan) -> bool:
+    """Record a newly started scan as queued; a replayed command changes nothing."""
+    status = await conn.execute(
+        "INSERT INTO scans (id, target, domain, tool, config, status, deadline_seconds,"
+        " requested_by, request_id, schedule_id, created_at)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, 'queued', $6, $7, $8, $9, $10)"
+        " ON CONFLICT (id) DO NOTHING",
+        cmd.scan_id,
+        cmd.target,
+        cmd.domain,
+        cmd.tool,
+        msgspec.json.encode(cmd.config).decode(),
+        cmd.deadline_seconds,
+        cmd.requested_by,
+        cmd.request_id,
+        cmd.schedule_id,
+        cmd.requested_at,
+    )
+    return bool(status == "INSERT 0 1")
+
+
+class UnknownScan(Exception):
+    """An event or result for a scan whose start command has not been projected yet."""
+
+
+async def apply_event(conn: asyncpg.Connection, event: ScanEvent) -> ScanStatus | None:
+    """Move the scan to the event's status if that is forward; return the new status."""
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT status FROM scans WHERE id = $1 FOR UPDATE", event.scan_id
+        )
+        if row is None:
+            raise UnknownScan(event.scan_id)
+        new = advance(ScanStatus(row["status"]), event.status)
+        if new is None:
+            return None
+        await conn.execute(
+            "UPDATE scans SET status = $2, updated_at = now(),"
+            " started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, $3)"
+            "   ELSE started_at END,"
+            " finished_at = CASE WHEN $4 THEN $3 ELSE finished_at END,"
+            # The scanner's own code (from its result) wins over the job's.
+            " exit_code = coalesce(exit_code, $5),"
+            " error = CASE WHEN $6 <> '' THEN $6 ELSE error END"
+            " WHERE id = $1",
+            event.scan_id,
+            new.value,
+            event.at,
+            new.terminal,
+            event.exit_code,
+            event.reason,
+        )
+        return new
+
+
+async def touch_scan(conn: asyncpg.Connection, scan_id: str) -> None:
+    await conn.execute("UPDATE scans SET updated_at = now() WHERE id = $1", scan_id)
+
+
+def finding_id(tool: str, fingerprint: str) -> str:
+    return hashlib.sha256(f"{tool}\x1f{fingerprint}".encode()).hexdigest()[:32]
+
+
+async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
+    """Upsert a result's findings and link them to the scan; return how many are linked.
+
+    A finding already known for the tool keeps its row and `first_seen`; `last_seen`
+    only moves forward, so replaying an old result changes nothing.
+    """
+    async with conn.transaction():
+        exists = await conn.fetchval(
+            "UPDATE scans SET artifact = $2, partial = $3, exit_code = $4, updated_at = now()"
+            " WHERE id = $1 RETURNING id",
+            result.scan_id,
+            result.artifact,
+            result.partial,
+            result.exit_code,
+        )
+        if exists is None:
+            raise UnknownScan(result.scan_id)
+        if not result.findings:
+            return 0
+        by_fp = {f.fingerprint: f for f in result.findings}
+        ids = [finding_id(result.tool, fp) for fp in by_fp]
+        await conn.execute(
+            "INSERT INTO findings (id, tool, fingerprint, severity, body, first_seen, last_seen,"
+            " last_scan_id)"
+            " SELECT i, $1, fp, sev, body::jsonb, $5, $5, $6"
+            " FROM unnest($2::text[], $3::text[], $4::smallint[], $7::text[])"
+            "   AS u(i, fp, sev, body)"
+            " ON CONFLICT (tool, fingerprint) DO UPDATE SET"
+            " severity = CASE WHEN EXCLUDED.last_seen >= findings.last_seen"
+            "   THEN EXCLUDED.severity ELSE findings.severity END,"
+            " body = CASE WHEN EXCLUDED.last_seen >= findings.last_seen"
+            "   THEN EXCLUDED.body ELSE findings.body END,"
+            " last_scan_id = CASE WHEN EXCLUDED.last_seen >= findings.last_seen"
+            "   THEN EXCLUDED.last_scan_id ELSE findings.last_scan_id END,"
+            " first_seen = LEAST(findings.first_seen, EXCLUDED.first_seen),"
+            " last_seen = GREATEST(findings.last_seen, EXCLUDED.last_seen)",
+            result.tool,
+            ids,
+            list(by_fp),
+            [f.severity.rank for f in by_fp.values()],
+            result.finished_at,
+            result.scan_id,
+            [msgspec.json.encode(f).decode() for f in by_fp.values()],
+        )
+        await conn.execute(
+            "INSERT INTO scan_findings (scan_id, finding_id, severity)"
+            " SELECT $1, i, sev FROM unnest($2::text[], $3::smallint[]) AS u(i, sev)"
+            " ON CONFLICT DO NOTHING",
+            result.scan_id,
+            ids,
+            [f.severity.rank for f in by_fp.values()],
+        )
+        return len(ids)
+
+
+async def insert_output(conn: asyncpg.Connection, lines: list[OutputLine]) -> None:
+    """Keep console lines beyond the OUTPUT stream's retention; duplicates are ignored."""
+    await conn.execute(
+        "INSERT INTO scan_output (scan_id, seq, time, stream, text)"
+        " SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[],"
+        " $5::text[]) ON CONFLICT DO NOTHING",
+        [ln.scan_id for ln in lines],
+        [ln.seq for ln in lines],
+        [ln.time for ln in lines],
+        [ln.stream.value for ln in lines],
+        [ln.text for ln in lines],
+    )
+
+
+async def active_scans(pool: asyncpg.Pool, quiet_for: float) -> list[tuple[str, str, datetime]]:
+    """Launching or running scans not updated for `quiet_for` seconds: (id, status, since)."""
+    rows = await pool.fetch(
+        "SELECT id, status, updated_at FROM scans WHERE status IN ('launching', 'running')"
+        " AND updated_at < now() - make_interval(secs => $1)",
+        quiet_for,
+    )
+    return [(r["id"], r["status"], r["updated_at"]) for r in rows]
+
+
+# --- findings ------------------------------------------------------------------------
+
+
+async def list_findings(
+    pool: asyncpg.Pool, scan_id: str, min_rank: int, limit: int, after: tuple[int, str] | None
+) -> list[StoredFinding]:
+    """A scan's findings, most severe first; `after` is the last (rank, id) returned."""
+    args: list[object] = [scan_id, min_rank, limit]
+    cursor = ""
+    if after:
+        args.extend(after)
+        cursor = " AND (sf.severity, sf.finding_id) < ($4, $5)"
+    rows = await pool.fetch(
+        "SELECT f.id, f.body::text AS body, f.first_seen, f.last_seen, sf.severity"  # noqa: S608
+        " FROM scan_findings sf JOIN findings f ON f.id = sf.finding_id"
+        f" WHERE sf.scan_id = $1 AND sf.severity >= $2{cursor}"
+        " ORDER BY sf.severity DESC, sf.finding_id DESC LIMIT $3",
+        *args,
+    )
+    return [
+        StoredFinding(
+            id=r["id"],
+            scan_id=scan_id,
+            finding=msgspec.json.decode(r["body"], type=Finding),
+            first_seen=r["first_seen"],
+            last_seen=r["last_seen"],
+        )
+        for r in rows
+    ]
+
+
+async def scan_exists(pool: asyncpg.Pool, scan_id: str) -> bool:
+    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM scans WHERE id = $1)", scan_id))

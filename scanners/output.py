@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
-
 import msgspec
 
 from contracts.findings import Finding
-from contracts.nmap import NmapRun
-
-# Grows into a tagged union (`NmapRun | ZapReport | ...`, tag field "kind") as tools are added,
-# so one decoder can read any tool's result and `match` on its type.
-ToolData: TypeAlias = NmapRun
+from contracts.results import ToolData
 
 
 class ToolOutput(msgspec.Struct, frozen=True, kw_only=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -85,6 +86,9 @@ def settings(tmp_home: Path, applied: str, database_url: str) -> Settings:
         http_addr=Address("127.0.0.1", free_port()),
         nats_url=applied,
         database_url=database_url,
+        heartbeat_timeout=4.0,
+        launch_timeout=20.0,
+        passthrough={k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ},
     )
 
 

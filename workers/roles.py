@@ -24,6 +24,14 @@ def serve_function(role: str) -> Serve:
         from handlers.queries import serve as queries_serve
 
         return queries_serve
+    if role == "ingest":
+        from handlers.ingest import serve as ingest_serve
+
+        return ingest_serve
+    if role == "launcher":
+        from handlers.launcher import serve as launcher_serve
+
+        return launcher_serve
     if role in ROLES:
         from handlers.announce import serve_for
 

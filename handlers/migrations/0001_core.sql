@@ -1,5 +1,5 @@
--- Scans, their findings and console lines: projections of the bus, keyed so that a
--- redelivered or replayed message changes nothing.
+-- Scans, findings and console lines: projections of the bus, keyed so that a redelivered
+-- or replayed message changes nothing.
 CREATE TABLE scans (
     id               text PRIMARY KEY,
     target           text        NOT NULL,
@@ -14,6 +14,7 @@ CREATE TABLE scans (
     request_id       text        NOT NULL DEFAULT '',
     schedule_id      text        NOT NULL DEFAULT '',
     artifact         text        NOT NULL DEFAULT '',
+    partial          boolean     NOT NULL DEFAULT false,
     created_at       timestamptz NOT NULL,
     started_at       timestamptz,
     finished_at      timestamptz,
@@ -23,20 +24,30 @@ CREATE INDEX scans_newest ON scans (created_at DESC, id DESC);
 CREATE INDEX scans_domain ON scans (domain, created_at DESC, id DESC);
 CREATE INDEX scans_tool ON scans (tool, created_at DESC, id DESC);
 CREATE INDEX scans_status ON scans (status, created_at DESC, id DESC);
+CREATE INDEX scans_active ON scans (updated_at) WHERE status IN ('launching', 'running');
 
+-- One row per distinct finding of a tool (its fingerprint is location-based), so a rescan
+-- that sees the same thing moves last_seen instead of adding a row.
 CREATE TABLE findings (
-    id          text PRIMARY KEY,
-    scan_id     text        NOT NULL REFERENCES scans (id) ON DELETE CASCADE,
-    tool        text        NOT NULL,
-    fingerprint text        NOT NULL,
-    severity    smallint    NOT NULL,
-    body        jsonb       NOT NULL,
-    first_seen  timestamptz NOT NULL,
-    last_seen   timestamptz NOT NULL,
-    UNIQUE (scan_id, fingerprint)
+    id           text PRIMARY KEY,
+    tool         text        NOT NULL,
+    fingerprint  text        NOT NULL,
+    severity     smallint    NOT NULL,
+    body         jsonb       NOT NULL,
+    first_seen   timestamptz NOT NULL,
+    last_seen    timestamptz NOT NULL,
+    last_scan_id text        NOT NULL,
+    UNIQUE (tool, fingerprint)
 );
-CREATE INDEX findings_by_scan ON findings (scan_id, severity DESC, id);
-CREATE INDEX findings_by_fingerprint ON findings (tool, fingerprint);
+
+-- Which scans saw which findings.
+CREATE TABLE scan_findings (
+    scan_id    text     NOT NULL REFERENCES scans (id) ON DELETE CASCADE,
+    finding_id text     NOT NULL REFERENCES findings (id) ON DELETE CASCADE,
+    severity   smallint NOT NULL,
+    PRIMARY KEY (scan_id, finding_id)
+);
+CREATE INDEX scan_findings_page ON scan_findings (scan_id, severity DESC, finding_id);
 
 CREATE TABLE scan_output (
     scan_id text        NOT NULL,

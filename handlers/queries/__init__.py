@@ -17,7 +17,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     pool = await store.connect_pool(settings.database_url)
     nc = await bus.connect(settings, "queries")
     try:
-        q = Queries(pool)
+        q = Queries(pool, nc.jetstream())
         service = await bus.register(
             nc,
             "queries",
@@ -25,6 +25,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             {
                 "scan-get": (subjects.query("scan", "get"), q.get_scan),
                 "scan-list": (subjects.query("scan", "list"), q.list_scans),
+                "finding-list": (subjects.query("finding", "list"), q.list_findings),
             },
         )
         await stop.wait()

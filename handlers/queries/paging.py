@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -20,30 +20,26 @@ class PageTokenError(ValueError):
     """A page token that this service did not issue, or issued for another filter."""
 
 
-class _Cursor(msgspec.Struct, frozen=True, array_like=True):
-    filter_hash: str
-    created_at: datetime
-    id: str
-
-
 def filter_hash(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
-def encode_token(fhash: str, created_at: datetime, row_id: str) -> str:
-    raw = msgspec.json.encode(_Cursor(fhash, created_at, row_id))
+def encode_token(fhash: str, *key: object) -> str:
+    raw = msgspec.json.encode([fhash, *key])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_token(token: str, fhash: str) -> tuple[datetime, str]:
+def decode_token(token: str, fhash: str, *types: type) -> tuple[Any, ...]:
+    """The sort key in `token`, each part decoded as the matching type in `types`."""
+    shape: Any = tuple.__class_getitem__((str, *types))
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        cursor = msgspec.json.decode(raw, type=_Cursor)
+        issued_for, *key = msgspec.json.decode(raw, type=shape)
     except (ValueError, msgspec.DecodeError) as exc:
         raise PageTokenError("page_token is not a token this service issued") from exc
-    if cursor.filter_hash != fhash:
+    if issued_for != fhash:
         raise PageTokenError("page_token was issued for a different filter")
-    return cursor.created_at, cursor.id
+    return tuple(key)
 
 
 def page_size(requested: int) -> int:

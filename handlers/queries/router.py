@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
 import msgspec
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from nats.micro.request import Request
 
-from contracts import scans, wire
+from contracts import scans, subjects, wire
 from handlers import store
 from handlers.queries import paging
 
@@ -47,17 +50,56 @@ async def _answer(req: Request, work: Callable[[], Awaitable[object]]) -> None:
     await req.respond(wire.encode(result))
 
 
+_start = msgspec.json.Decoder(scans.StartScan)
+
+
 class Queries:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext) -> None:
         self.pool = pool
+        self.js = js
+
+    async def _command(self, scan_id: str) -> scans.StartScan | None:
+        try:
+            raw = await self.js.get_last_msg("COMMANDS", subjects.scan_start(scan_id))
+        except NotFoundError:
+            return None
+        return _start.decode(raw.data or b"")
 
     async def get_scan(self, req: Request) -> None:
         async def work() -> scans.ScanView:
             q = _decode(req.data, scans.GetScan)
             view = await store.get_scan(self.pool, q.id)
             if view is None:
-                raise QueryError(404, f"scan {q.id!r} not found")
+                # Accepted by the edge but not yet projected: the command is the truth.
+                cmd = await self._command(q.id)
+                if cmd is None:
+                    raise QueryError(404, f"scan {q.id!r} not found")
+                view = scans.queued(cmd)
             return view
+
+        await _answer(req, work)
+
+    async def list_findings(self, req: Request) -> None:
+        async def work() -> scans.FindingPage:
+            q = _decode(req.data, scans.ListFindings)
+            fhash = paging.filter_hash("findings", q.scan_id, q.min_severity.value)
+            try:
+                size = paging.page_size(q.page_size)
+                after = paging.decode_token(q.page_token, fhash, int, str) if q.page_token else None
+            except ValueError as exc:
+                raise QueryError(400, str(exc)) from exc
+            known = await store.scan_exists(self.pool, q.scan_id)
+            if not known and await self._command(q.scan_id) is None:
+                raise QueryError(404, f"scan {q.scan_id!r} not found")
+            rows = await store.list_findings(
+                self.pool, q.scan_id, q.min_severity.rank, size + 1, after
+            )
+            token = ""
+            if len(rows) > size:
+                rows = rows[:size]
+                last = rows[-1]
+                token = paging.encode_token(fhash, last.finding.severity.rank, last.id)
+            return scans.FindingPage(findings=rows, next_page_token=token)
 
         await _answer(req, work)
 
@@ -68,7 +110,11 @@ class Queries:
             fhash = paging.filter_hash("scans", q.domain, q.tool, status)
             try:
                 size = paging.page_size(q.page_size)
-                after = paging.decode_token(q.page_token, fhash) if q.page_token else None
+                after = (
+                    paging.decode_token(q.page_token, fhash, datetime, str)
+                    if q.page_token
+                    else None
+                )
             except ValueError as exc:
                 raise QueryError(400, str(exc)) from exc
             rows = await store.list_scans(

@@ -1,0 +1,41 @@
+"""The scan job's env contract: the variables a launcher sets and the job runtime reads.
+
+One contract for both executors: the Kubernetes executor puts these variables on the Job's
+container, the local executor on a subprocess, so one code path runs in both. The job
+(`workers.jobenv`) validates them again: it trusts nothing it is handed.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from contracts.scans import StartScan
+
+SCAN_ID = "JETSCAN_SCAN_ID"
+TOOL = "JETSCAN_TOOL"
+TARGET = "JETSCAN_TARGET"
+CONFIG = "JETSCAN_CONFIG"
+NATS_URL = "JETSCAN_NATS_URL"
+NATS_CREDS = "JETSCAN_NATS_CREDS"
+DEADLINE_SECONDS = "JETSCAN_DEADLINE_SECONDS"
+WORKDIR = "JETSCAN_WORKDIR"
+PREFIX = "JETSCAN_"
+
+
+def job_environ(
+    cmd: StartScan, nats_url: str, *, nats_creds: str = "", workdir: str = ""
+) -> dict[str, str]:
+    """The variables of the job that runs `cmd`; optional ones only when set."""
+    environ = {
+        SCAN_ID: cmd.scan_id,
+        TOOL: cmd.tool,
+        TARGET: cmd.target,
+        CONFIG: msgspec.json.encode(cmd.config).decode(),
+        NATS_URL: nats_url,
+        DEADLINE_SECONDS: str(cmd.deadline_seconds),
+    }
+    if nats_creds:
+        environ[NATS_CREDS] = nats_creds
+    if workdir:
+        environ[WORKDIR] = workdir
+    return environ

@@ -1,0 +1,156 @@
+"""The ingest role: projects scan commands, events, results and console lines into PostgreSQL,
+and fails scans whose jobs went silent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import msgspec
+from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
+from nats.aio.client import Client
+from nats.js.errors import KeyNotFoundError
+
+from contracts import subjects, wire
+from contracts.output import OutputLine, OutputMessage
+from contracts.results import Heartbeat, ScanResult
+from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan
+from contracts.settings import Settings
+from handlers import bus, store, topology
+from handlers.delivery import durable_subscriber, settle
+from handlers.ingest.liveness import SILENT, is_lost
+
+log = logging.getLogger(__name__)
+
+_commands = msgspec.json.Decoder(ScanCommand)
+_events = msgspec.json.Decoder(ScanEvent)
+_results = msgspec.json.Decoder(ScanResult)
+_output = msgspec.json.Decoder(OutputMessage)
+_heartbeat = msgspec.json.Decoder(Heartbeat)
+
+
+def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> None:
+    commands = topo.consumer("ingest-scan-commands")
+    events = topo.consumer("ingest-scan-events")
+    results = topo.consumer("ingest-results")
+    output = topo.consumer("ingest-output")
+
+    @durable_subscriber(broker, topo, commands.durable)
+    async def on_command(msg: NatsMessage) -> None:
+        body = msg.body
+        async def work() -> None:
+            cmd = _commands.decode(body)
+            if isinstance(cmd, StartScan):
+                async with pool.acquire() as conn:
+                    await store.insert_scan(conn, cmd)
+
+        await settle(msg, commands, work)
+
+    @durable_subscriber(broker, topo, events.durable)
+    async def on_event(msg: NatsMessage) -> None:
+        body = msg.body
+        async def work() -> None:
+            event = _events.decode(body)
+            async with pool.acquire() as conn:
+                new = await store.apply_event(conn, event)
+            if new is not None:
+                log.info("scan %s is %s", event.scan_id, new.value)
+
+        await settle(msg, events, work)
+
+    @durable_subscriber(broker, topo, results.durable, batch_size=4)
+    async def on_result(msg: NatsMessage) -> None:
+        body = msg.body
+        async def work() -> None:
+            result = _results.decode(body)
+            async with pool.acquire() as conn:
+                n = await store.store_result(conn, result)
+            log.info("scan %s: %d findings from %s", result.scan_id, n, result.tool)
+
+        await settle(msg, results, work)
+
+    @durable_subscriber(broker, topo, output.durable, batch_size=256)
+    async def on_output(msg: NatsMessage) -> None:
+        body = msg.body
+        async def work() -> None:
+            item = _output.decode(body)
+            if isinstance(item, OutputLine):
+                async with pool.acquire() as conn:
+                    await store.insert_output(conn, [item])
+
+        await settle(msg, output, work)
+
+
+async def watch_liveness(
+    pool: asyncpg.Pool,
+    nc: Client,
+    *,
+    heartbeat_timeout: float,
+    launch_timeout: float,
+    interval: float,
+) -> None:
+    js = nc.jetstream()
+    kv = await js.key_value("heartbeats")
+    while True:
+        try:
+            now = datetime.now(UTC)
+            for scan_id, status, since in await store.active_scans(pool, heartbeat_timeout):
+                last: datetime | None = None
+                with contextlib.suppress(KeyNotFoundError):
+                    entry = await kv.get(scan_id)
+                    if entry.value:
+                        last = _heartbeat.decode(entry.value).at
+                if is_lost(
+                    status,
+                    since,
+                    last,
+                    now,
+                    heartbeat_timeout=timedelta(seconds=heartbeat_timeout),
+                    launch_timeout=timedelta(seconds=launch_timeout),
+                ):
+                    log.warning("scan %s lost (last heartbeat %s)", scan_id, last)
+                    event = ScanEvent(
+                        scan_id=scan_id, status=ScanStatus.FAILED, at=now, reason=SILENT
+                    )
+                    await js.publish(
+                        subjects.scan_event(scan_id, "failed"),
+                        wire.encode(event),
+                        headers={"Nats-Msg-Id": subjects.msg_id("scan", scan_id, "failed")},
+                    )
+        except Exception:
+            log.exception("liveness sweep failed")
+        await asyncio.sleep(interval)
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    pool = await store.connect_pool(settings.database_url)
+    broker = bus.make_broker(settings, "ingest")
+    build(broker, pool, topology.load())
+    nc = await bus.connect(settings, "ingest")
+    sweeper: asyncio.Task[None] | None = None
+    try:
+        await broker.start()
+        service = await bus.register(nc, "ingest", "Projects scans, findings and output.")
+        sweeper = asyncio.create_task(
+            watch_liveness(
+                pool,
+                nc,
+                heartbeat_timeout=settings.heartbeat_timeout,
+                launch_timeout=settings.launch_timeout,
+                interval=min(5.0, settings.heartbeat_timeout / 3),
+            )
+        )
+        await stop.wait()
+        await service.stop()
+    finally:
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        await broker.stop()
+        await nc.drain()
+        await pool.close()

@@ -1,0 +1,128 @@
+"""The launcher role: one job per start command, and the scan's lifecycle events.
+
+It publishes `launching` before starting a job, with a message id JetStream deduplicates:
+a redelivered start command whose `launching` is a duplicate was launched already, so it
+is acknowledged without a second job. Terminal events carry the job's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import msgspec
+from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
+from nats.js import JetStreamContext
+
+from contracts import subjects, wire
+from contracts.scans import CancelScan, ScanCommand, ScanEvent, ScanStatus, StartScan
+from contracts.settings import Settings
+from handlers import bus, topology
+from handlers.delivery import durable_subscriber, settle
+from handlers.launcher.lifecycle import Stop, outcome
+from handlers.launcher.local import LocalExecutor
+
+log = logging.getLogger(__name__)
+
+_commands = msgspec.json.Decoder(ScanCommand)
+
+
+async def publish_event(
+    js: JetStreamContext,
+    scan_id: str,
+    status: ScanStatus,
+    *,
+    exit_code: int | None = None,
+    reason: str = "",
+) -> bool:
+    """Publish a lifecycle event; return False when JetStream says it was a duplicate."""
+    event = ScanEvent(
+        scan_id=scan_id, status=status, at=datetime.now(UTC), exit_code=exit_code, reason=reason
+    )
+    ack = await js.publish(
+        subjects.scan_event(scan_id, status.value),
+        wire.encode(event),
+        headers={"Nats-Msg-Id": subjects.msg_id("scan", scan_id, status.value)},
+        timeout=5,
+    )
+    return not ack.duplicate
+
+
+class Launcher:
+    def __init__(self, js: JetStreamContext, settings: Settings) -> None:
+        self.js = js
+        self.executor = LocalExecutor(settings.nats_url, self.on_exit, environ=settings.passthrough)
+        # Cancels that arrived before their scan was launched here.
+        self.cancelled: set[str] = set()
+
+    async def on_exit(self, cmd: StartScan, returncode: int, stopped: Stop | None) -> None:
+        status, reason = outcome(returncode, stopped, cmd.deadline_seconds)
+        for attempt in range(1, 6):
+            try:
+                await publish_event(
+                    self.js, cmd.scan_id, status, exit_code=returncode, reason=reason
+                )
+                return
+            except Exception:
+                # Liveness fails the scan as lost if this never gets through.
+                log.exception(
+                    "scan %s: publishing %s failed (attempt %d)", cmd.scan_id, status, attempt
+                )
+                await asyncio.sleep(attempt)
+
+    async def start(self, cmd: StartScan) -> None:
+        if cmd.scan_id in self.cancelled or self.executor.running(cmd.scan_id):
+            return
+        if not await publish_event(self.js, cmd.scan_id, ScanStatus.LAUNCHING):
+            log.info("scan %s was launched before; not starting it again", cmd.scan_id)
+            return
+        try:
+            await self.executor.start(cmd)
+        except OSError as exc:
+            await publish_event(
+                self.js, cmd.scan_id, ScanStatus.FAILED, reason=f"the job could not start: {exc}"
+            )
+
+    async def cancel(self, cmd: CancelScan) -> None:
+        if await self.executor.stop(cmd.scan_id, Stop.CANCELLED):
+            return
+        # Not running here: queued and never launched, or already over (then ingest ignores it).
+        self.cancelled.add(cmd.scan_id)
+        await publish_event(
+            self.js, cmd.scan_id, ScanStatus.CANCELLED, reason="cancelled on request"
+        )
+
+
+def build(broker: NatsBroker, launcher: Launcher, topo: topology.Topology) -> None:
+    spec = topo.consumer("launcher-scan-commands")
+
+    # One message at a time, in stream order: a cancel is never handled before its start.
+    @durable_subscriber(broker, topo, spec.durable, batch_size=1)
+    async def on_command(msg: NatsMessage) -> None:
+        body = msg.body
+        async def work() -> None:
+            match _commands.decode(body):
+                case StartScan() as start:
+                    await launcher.start(start)
+                case CancelScan() as cancel:
+                    await launcher.cancel(cancel)
+
+        await settle(msg, spec, work)
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    nc = await bus.connect(settings, "launcher")
+    broker = bus.make_broker(settings, "launcher")
+    launcher = Launcher(nc.jetstream(), settings)
+    build(broker, launcher, topology.load())
+    try:
+        await broker.start()
+        service = await bus.register(nc, "launcher", "Starts one job per scan command.")
+        await stop.wait()
+        await service.stop()
+    finally:
+        await broker.stop()
+        await launcher.executor.shutdown()
+        await nc.drain()

@@ -1,0 +1,115 @@
+"""The local executor: each scan's job is a `python -m workers.job` child process.
+
+The job gets the env contract and nothing of the launcher's secrets; it runs in its own
+session, so stopping it reaches the scanner it started, and it dies with the launcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from contracts.jobs import job_environ
+from contracts.scans import StartScan
+from handlers.launcher.lifecycle import Stop
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+OnExit = Callable[[StartScan, int, Stop | None], Awaitable[None]]
+
+
+def _child_setup() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class _Job:
+    cmd: StartScan
+    proc: asyncio.subprocess.Process
+    stopped: Stop | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class LocalExecutor:
+    def __init__(
+        self,
+        nats_url: str,
+        on_exit: OnExit,
+        *,
+        environ: dict[str, str],  # what the job inherits: PATH, locale, TMPDIR
+        grace: float = 5.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.nats_url = nats_url
+        self.on_exit = on_exit
+        self.grace = grace
+        self.python = python
+        self.base_env = dict(environ)
+        self.jobs: dict[str, _Job] = {}
+
+    def running(self, scan_id: str) -> bool:
+        return scan_id in self.jobs
+
+    async def start(self, cmd: StartScan) -> None:
+        env = self.base_env | job_environ(cmd, self.nats_url)
+        proc = await asyncio.create_subprocess_exec(
+            self.python,
+            "-m",
+            "workers.job",
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_child_setup,
+        )
+        job = _Job(cmd, proc)
+        self.jobs[cmd.scan_id] = job
+        log.info("scan %s: job pid %d started (%s %s)", cmd.scan_id, proc.pid, cmd.tool, cmd.target)
+        job.tasks.append(asyncio.create_task(self._watch(job)))
+        # The job enforces its own deadline; this one catches a job that does not.
+        job.tasks.append(asyncio.create_task(self._deadline(job)))
+
+    async def _deadline(self, job: _Job) -> None:
+        await asyncio.sleep(job.cmd.deadline_seconds + 2 * self.grace)
+        await self.stop(job.cmd.scan_id, Stop.DEADLINE)
+
+    async def _watch(self, job: _Job) -> None:
+        returncode = await job.proc.wait()
+        self.jobs.pop(job.cmd.scan_id, None)
+        for task in job.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        log.info("scan %s: job exited with %d", job.cmd.scan_id, returncode)
+        await self.on_exit(job.cmd, returncode, job.stopped)
+
+    async def stop(self, scan_id: str, why: Stop) -> bool:
+        """SIGTERM the job's process group, SIGKILL it after the grace period."""
+        job = self.jobs.get(scan_id)
+        if job is None:
+            return False
+        job.stopped = job.stopped or why
+        pgid = job.proc.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(job.proc.wait()), self.grace)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        return True
+
+    async def shutdown(self) -> None:
+        jobs = list(self.jobs.values())
+        await asyncio.gather(*(self.stop(j.cmd.scan_id, Stop.SHUTDOWN) for j in jobs))
+        for job in jobs:
+            await asyncio.gather(*job.tasks, return_exceptions=True)

@@ -1,0 +1,231 @@
+"""StartScan → job → results in PostgreSQL, through the local executor and real nmap."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+from grpclib import GRPCError
+from grpclib.client import Channel
+from grpclib.const import Status
+
+from contracts import subjects
+from contracts.gen.google.protobuf import Struct
+from contracts.gen.jetscan import v1
+from tests.conftest import Stack
+
+pytestmark = pytest.mark.slow
+TERMINAL = {
+    v1.ScanStatus.SUCCEEDED,
+    v1.ScanStatus.FAILED,
+    v1.ScanStatus.CANCELLED,
+    v1.ScanStatus.TIMED_OUT,
+}
+
+
+@pytest.fixture
+async def scans(stack: Stack) -> AsyncIterator[v1.ScanServiceStub]:
+    addr = stack.settings.grpc_addr
+    ch = Channel(addr.host, addr.port)
+    try:
+        yield v1.ScanServiceStub(
+            ch, metadata={"authorization": f"Bearer {stack.admin_token}"}, timeout=15
+        )
+    finally:
+        ch.close()
+
+
+@pytest.fixture
+async def open_port() -> AsyncIterator[int]:
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def nmap_request(port: int | str, **extra: object) -> v1.StartScanRequest:
+    config: dict[str, object] = {"ports": str(port), "reverse_dns": False}
+    deadline = int(extra.pop("deadline_seconds", 0))  # type: ignore[call-overload]
+    config.update(extra)
+    return v1.StartScanRequest(
+        target="127.0.0.1", tool="nmap", config=Struct.from_dict(config),
+        deadline_seconds=deadline,
+    )
+
+
+async def wait_status(
+    scans: v1.ScanServiceStub, scan_id: str, want: set[v1.ScanStatus], within: float = 60
+) -> v1.Scan:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        scan = await scans.get_scan(v1.GetScanRequest(id=scan_id))
+        if scan.status in want:
+            return scan
+        assert scan.status not in TERMINAL, f"scan ended {scan.status}: {scan.error}"
+        assert loop.time() < deadline, f"scan still {scan.status} after {within}s"
+        await asyncio.sleep(0.1)
+
+
+def job_pids(scan_id: str) -> list[int]:
+    """Live processes whose environment names this scan (the job)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if f"JETSCAN_SCAN_ID={scan_id}".encode() in environ.split(b"\0") and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def slow_nmap() -> v1.StartScanRequest:
+    # -T0 waits minutes between probes: a scan that reliably outlives the test's patience.
+    return nmap_request("1-3", timing=0)
+
+
+async def test_a_scan_runs_to_success_with_a_finding_for_the_open_port(
+    scans: v1.ScanServiceStub, open_port: int
+) -> None:
+    started = await scans.start_scan(nmap_request(open_port))
+    assert started.status == v1.ScanStatus.QUEUED
+    assert started.target == "127.0.0.1"
+    # Right after StartScan the scan is readable, never NOT_FOUND.
+    assert (await scans.get_scan(v1.GetScanRequest(id=started.id))).id == started.id
+    done = await wait_status(scans, started.id, {v1.ScanStatus.SUCCEEDED})
+    assert done.exit_code == 0
+    assert done.started_at is not None and done.finished_at is not None
+    assert done.finding_counts.info >= 1
+    page = await scans.list_findings(v1.ListFindingsRequest(scan_id=started.id))
+    ports = [(f.host, f.port, f.protocol) for f in page.findings]
+    assert ("127.0.0.1", open_port, "tcp") in ports
+    listed = await scans.list_scans(v1.ListScansRequest(tool="nmap", page_size=1000))
+    assert started.id in [s.id for s in listed.scans]
+
+
+async def test_the_same_request_id_yields_one_scan(
+    scans: v1.ScanServiceStub, stack: Stack, open_port: int
+) -> None:
+    req = nmap_request(open_port)
+    req.request_id = f"retry-{uuid.uuid4()}"
+    first, second = await asyncio.gather(scans.start_scan(req), scans.start_scan(req))
+    assert first.id == second.id
+    third = await scans.start_scan(req)
+    assert third.id == first.id
+    await wait_status(scans, first.id, TERMINAL)
+    fourth = await scans.start_scan(req)  # long after: the recorded scan, not a new one
+    assert fourth.id == first.id and fourth.status == v1.ScanStatus.SUCCEEDED
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM scans WHERE request_id = $1", req.request_id) == 1
+    finally:
+        await conn.close()
+
+
+async def test_cancel_stops_the_job(scans: v1.ScanServiceStub) -> None:
+    started = await scans.start_scan(slow_nmap())
+    await wait_status(scans, started.id, {v1.ScanStatus.RUNNING})
+    assert job_pids(started.id)
+    await scans.cancel_scan(v1.CancelScanRequest(id=started.id))
+    done = await wait_status(scans, started.id, {v1.ScanStatus.CANCELLED}, within=30)
+    assert done.status == v1.ScanStatus.CANCELLED
+    assert job_pids(started.id) == []
+    with pytest.raises(GRPCError) as err:
+        await scans.cancel_scan(v1.CancelScanRequest(id=started.id))
+    assert err.value.status == Status.FAILED_PRECONDITION
+    with pytest.raises(GRPCError) as err:
+        await scans.cancel_scan(v1.CancelScanRequest(id="no-such-scan"))
+    assert err.value.status == Status.NOT_FOUND
+
+
+async def test_a_scan_past_its_deadline_times_out(scans: v1.ScanServiceStub) -> None:
+    req = slow_nmap()
+    req.deadline_seconds = 3
+    started = await scans.start_scan(req)
+    assert started.deadline_seconds == 3
+    done = await wait_status(scans, started.id, {v1.ScanStatus.TIMED_OUT}, within=40)
+    assert "deadline" in done.error
+    assert job_pids(started.id) == []
+
+
+async def test_a_killed_worker_fails_as_lost(scans: v1.ScanServiceStub) -> None:
+    started = await scans.start_scan(slow_nmap())
+    await wait_status(scans, started.id, {v1.ScanStatus.RUNNING})
+    for pid in job_pids(started.id):
+        os.kill(pid, signal.SIGKILL)
+    done = await wait_status(scans, started.id, {v1.ScanStatus.FAILED}, within=30)
+    assert done.error.startswith("lost")
+
+
+async def test_a_silent_scan_is_failed_as_lost_by_liveness(
+    scans: v1.ScanServiceStub, stack: Stack
+) -> None:
+    # A running scan with no job and no heartbeat: what a crashed node leaves behind.
+    scan_id = uuid.uuid4().hex
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO scans (id, target, domain, tool, status, deadline_seconds, created_at,"
+            " started_at, updated_at) VALUES ($1, '127.0.0.1', '127.0.0.1', 'nmap', 'running',"
+            " 600, $2, $2, $2)",
+            scan_id,
+            datetime.now(UTC) - timedelta(seconds=5),
+        )
+    finally:
+        await conn.close()
+    bound = stack.settings.heartbeat_timeout * 2 + 5
+    done = await wait_status(scans, scan_id, {v1.ScanStatus.FAILED}, within=bound)
+    assert done.error.startswith("lost")
+
+
+async def test_a_redelivered_result_adds_no_findings(
+    scans: v1.ScanServiceStub, stack: Stack, open_port: int
+) -> None:
+    started = await scans.start_scan(nmap_request(open_port))
+    await wait_status(scans, started.id, {v1.ScanStatus.SUCCEEDED})
+    nc = await nats.connect(stack.settings.nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(subjects.scan_results("nmap"), stream="RESULTS")
+        original = None
+        for msg in await sub.fetch(1000, timeout=2):
+            if started.id.encode() in msg.data:
+                original = msg.data
+        assert original is not None
+        await sub.unsubscribe()
+        count_before = await _count_findings(stack, started.id)
+        for i in range(2):  # replayed by an operator: a new message id each time
+            await js.publish(
+                subjects.scan_results("nmap"), original, headers={"Nats-Msg-Id": f"replay-{uuid.uuid4()}-{i}"}
+            )
+        await asyncio.sleep(1.5)
+        assert await _count_findings(stack, started.id) == count_before
+    finally:
+        await nc.drain()
+
+
+async def _count_findings(stack: Stack, scan_id: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        linked = await conn.fetchval("SELECT count(*) FROM scan_findings WHERE scan_id = $1", scan_id)
+        total = await conn.fetchval("SELECT count(*) FROM findings")
+        return int(linked), int(total)
+    finally:
+        await conn.close()

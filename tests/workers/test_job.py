@@ -1,0 +1,299 @@
+"""The scan job as a launcher runs it: a real process, real nmap, real NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from nats.aio.client import Client
+from nats.js.errors import KeyNotFoundError, NotFoundError
+
+from contracts import subjects
+from contracts.nmap import NmapRun
+from contracts.output import EndOfOutput, OutputLine
+from contracts.results import Heartbeat
+from contracts.scans import ScanEvent, ScanStatus, StartScan
+from scanners import TOOLS
+from scanners.output import ToolOutput
+from tests.conftest import ROOT, free_port
+from tests.workers import messages
+from workers import job, jobenv
+from workers.job import Scanned, Verdict
+
+NMAP = TOOLS["nmap"]
+
+
+@pytest.mark.parametrize(
+    ("returncode", "status"), [(0, 0), (1, 1), (255, 255), (-15, 143), (-9, 137), (-2, 130)]
+)
+def test_exit_status_reports_signals_as_the_shell_does(returncode: int, status: int) -> None:
+    assert job.exit_status(returncode) == status
+
+
+def test_the_artifact_is_named_after_scan_and_file() -> None:
+    assert job.artifact_name("abc", "nmap.xml") == "scans/abc/nmap.xml"
+    with pytest.raises(ValueError, match="subject token"):
+        job.artifact_name("../x", "nmap.xml")
+
+
+def test_empty_data_is_the_tools_data_with_every_default() -> None:
+    assert job.empty_data("nmap") == NmapRun()
+
+
+DONE = ToolOutput(findings=(), data=NmapRun())
+CUT = ToolOutput(findings=(), data=NmapRun(partial=True), partial=True)
+
+
+@pytest.mark.parametrize(
+    ("scanned", "output", "verdict"),
+    [
+        (Scanned(exit_code=0), DONE, Verdict(0, "", False)),
+        (Scanned(exit_code=0), CUT, Verdict(0, "", True)),
+        (Scanned(exit_code=0), None, Verdict(4, "bad xml", True)),
+        (Scanned(exit_code=1), DONE, Verdict(3, "nmap exited with code 1", True)),
+        (Scanned(exit_code=1), None, Verdict(3, "nmap exited with code 1; bad xml", True)),
+        (Scanned(exit_code=137), CUT, Verdict(3, "nmap exited with code 137", True)),
+        (
+            Scanned(exit_code=127, start_error="could not start nmap: No such file"),
+            None,
+            Verdict(3, "could not start nmap: No such file; bad xml", True),
+        ),
+        (
+            Scanned(exit_code=143, deadline_hit=True),
+            CUT,
+            Verdict(124, "nmap was stopped at the scan's deadline", True),
+        ),
+        (
+            Scanned(exit_code=0, deadline_hit=True),
+            None,
+            Verdict(124, "nmap was stopped at the scan's deadline; bad xml", True),
+        ),
+    ],
+)
+def test_judge_decides_exit_code_error_and_partial(
+    scanned: Scanned, output: ToolOutput | None, verdict: Verdict
+) -> None:
+    assert job.judge(NMAP, scanned, output, "bad xml") == verdict
+
+
+@pytest.fixture
+async def open_port() -> AsyncIterator[int]:
+    async def hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def job_env(nats_url: str, config: dict[str, Any], **extra: str) -> tuple[str, dict[str, str]]:
+    scan_id = uuid.uuid4().hex
+    cmd = StartScan(
+        scan_id=scan_id,
+        target="127.0.0.1",
+        domain="127.0.0.1/32",
+        tool="nmap",
+        config=config,
+        deadline_seconds=600,
+        requested_by="test",
+        requested_at=datetime.now(UTC),
+    )
+    environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **extra}
+    return scan_id, {**jobenv.job_environ(cmd, nats_url), **environ}
+
+
+async def start_job(env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers.job",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def finish(proc: asyncio.subprocess.Process, timeout: float = 90) -> tuple[int, str]:
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+async def test_a_scan_streams_its_console_and_publishes_one_result(
+    applied: str, nc: Client, open_port: int
+) -> None:
+    scan_id, env = job_env(applied, {"ports": str(open_port), "reverse_dns": False})
+    proc = await start_job(env)
+    code, stderr = await finish(proc)
+    assert code == job.EXIT_OK, stderr
+    js = nc.jetstream()
+
+    running = await js.get_last_msg("EVENTS", subjects.scan_event(scan_id, "running"))
+    event = messages.decode(running, ScanEvent)
+    assert (event.scan_id, event.status) == (scan_id, ScanStatus.RUNNING)
+
+    output = await messages.output(js, scan_id)
+    assert [m.seq for m in output] == list(range(1, len(output) + 1))
+    assert all(isinstance(m, OutputLine) for m in output[:-1])
+    end = output[-1]
+    assert isinstance(end, EndOfOutput)
+    assert end.exit_code == 0
+    texts = [m.text for m in output if isinstance(m, OutputLine)]
+    assert f"Discovered open port {open_port}/tcp on 127.0.0.1" in texts
+
+    [result] = await messages.results(js, "nmap", scan_id)
+    assert (result.tool, result.target, result.exit_code) == ("nmap", "127.0.0.1", 0)
+    assert (result.partial, result.error) == (False, "")
+    assert [(f.host, f.port, f.protocol) for f in result.findings] == [
+        ("127.0.0.1", open_port, "tcp")
+    ]
+    assert [p.portid for h in result.data.hosts for p in h.ports] == [open_port]
+
+    assert result.artifact == f"scans/{scan_id}/nmap.xml"
+    stored = await (await js.object_store("artifacts")).get(result.artifact)
+    assert stored.data is not None
+    assert stored.data.startswith(b"<?xml")
+    assert b"</nmaprun>" in stored.data
+
+    beat = await (await js.key_value("heartbeats")).get(scan_id)
+    assert beat.value is not None
+    heartbeat = msgspec.json.decode(beat.value, type=Heartbeat)
+    assert (heartbeat.scan_id, heartbeat.pid) == (scan_id, proc.pid)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("JETSCAN_TOOL", None),
+        ("JETSCAN_CONFIG", '{"ports": "22", "args": "-sU"}'),
+        ("JETSCAN_TARGET", "127.0.0.1;reboot"),
+        ("JETSCAN_DEADLINE_SECONDS", "soon"),
+    ],
+)
+async def test_a_bad_env_exits_2_with_one_line_and_publishes_nothing(
+    applied: str, nc: Client, variable: str, value: str | None
+) -> None:
+    scan_id, env = job_env(applied, {"ports": "22"})
+    if value is None:
+        del env[variable]
+    else:
+        env[variable] = value
+    code, stderr = await finish(await start_job(env))
+
+    assert code == job.EXIT_BAD_ENV
+    assert len(stderr.splitlines()) == 1
+    assert stderr.startswith(f"jetscan job: {variable}: ")
+    js = nc.jetstream()
+    with pytest.raises(NotFoundError):
+        await js.get_last_msg("EVENTS", subjects.scan_events(scan_id))
+    assert await messages.output(js, scan_id) == []
+    with pytest.raises(KeyNotFoundError):
+        await (await js.key_value("heartbeats")).get(scan_id)
+
+
+def children(pid: int) -> list[tuple[int, int]]:
+    """(pid, process group) of every child process of `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append((int(stat.parent.name), int(fields[2])))
+    return found
+
+
+def group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# nmap -T0 waits five minutes between probes: a scanner that reliably outlives any test.
+SLOW = {"ports": "1-3", "timing": 0, "reverse_dns": False}
+
+
+async def test_sigterm_stops_the_scanner_group_and_ends_the_console(
+    applied: str, nc: Client
+) -> None:
+    js = nc.jetstream()
+    scan_id, env = job_env(applied, SLOW)
+    sub = await js.subscribe(subjects.scan_output(scan_id), ordered_consumer=True)
+    proc = await start_job(env)
+    try:
+        await sub.next_msg(timeout=60)  # the scanner has started and is talking
+    finally:
+        await sub.unsubscribe()
+    [(scanner, group)] = children(proc.pid)
+    assert group == scanner, "the scanner leads its own process group"
+
+    proc.send_signal(signal.SIGTERM)
+    code, stderr = await finish(proc)
+
+    assert code == 128 + signal.SIGTERM, stderr
+    assert not group_exists(group)
+    output = await messages.output(js, scan_id)
+    assert [m.seq for m in output] == list(range(1, len(output) + 1))
+    assert isinstance(output[-1], EndOfOutput)
+    assert await messages.results(js, "nmap", scan_id) == []
+
+
+async def test_at_the_deadline_the_scanner_is_stopped_and_a_partial_result_published(
+    applied: str, nc: Client
+) -> None:
+    js = nc.jetstream()
+    scan_id, env = job_env(applied, SLOW, JETSCAN_DEADLINE_SECONDS="1")
+    code, stderr = await finish(await start_job(env))
+
+    assert code == job.EXIT_DEADLINE, stderr
+    output = await messages.output(js, scan_id)
+    assert isinstance(output[-1], EndOfOutput)
+    [result] = await messages.results(js, "nmap", scan_id)
+    assert result.partial
+    assert result.error.startswith("nmap was stopped at the scan's deadline")
+    assert result.findings == ()
+
+
+async def test_a_scanner_that_cannot_start_exits_3_with_an_error_result(
+    applied: str, nc: Client
+) -> None:
+    js = nc.jetstream()
+    scan_id, env = job_env(applied, {"ports": "22"}, PATH="/nonexistent")
+    code, stderr = await finish(await start_job(env))
+
+    assert code == job.EXIT_SCANNER_FAILED, stderr
+    [line, end] = await messages.output(js, scan_id)
+    assert isinstance(line, OutputLine)
+    assert line.text == "[jetscan] could not start nmap: No such file or directory"
+    assert isinstance(end, EndOfOutput)
+    assert end.exit_code == 127
+    [result] = await messages.results(js, "nmap", scan_id)
+    assert (result.exit_code, result.partial, result.artifact) == (127, True, "")
+    assert result.error == "could not start nmap: No such file or directory; nmap wrote no nmap.xml"
+    assert result.data == NmapRun()
+
+
+async def test_an_unreachable_bus_exits_5_before_running_anything() -> None:
+    env = jobenv.parse(job_env(f"nats://127.0.0.1:{free_port()}", {"ports": "22"})[1])
+    assert await job.run(env, {}, connect_attempts=1) == job.EXIT_NATS

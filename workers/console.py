@@ -1,0 +1,265 @@
+"""A scan's console: the scanner's stdout and stderr as numbered lines on `scan.output.<id>`.
+
+Rules, in the order a byte meets them:
+- Each pipe is read in chunks and cut into lines by a `LineSplitter`; a trailing `\\r\\n` or
+  `\\n` is stripped. A line longer than `MAX_LINE_BYTES` is split (nothing is lost): it
+  continues in the next message(s), each cut at a UTF-8 character boundary where there is one.
+  Bytes are decoded as UTF-8 with invalid sequences replaced by U+FFFD.
+- `Console.line` numbers lines with one counter shared by both pipes, in the order they are
+  read: `seq` runs 1, 2, 3... without gaps. It never waits: lines queue in memory.
+- The queue is bounded by `max_queued_bytes` of encoded messages. A line that does not fit
+  while the bus is behind is dropped *before* it gets a number, and the next line that fits is
+  preceded by one stderr marker line saying how many were dropped, so `seq` stays gapless and
+  the loss is visible where it happened. The pipes are never blocked: a scanner stalled on a
+  full pipe would change its timing, and a full pipe can deadlock a tool writing both streams.
+- A sender task publishes with JetStream `publish_async`, at most `MAX_IN_FLIGHT` unacked.
+  Every message carries `Nats-Msg-Id` `output:<scan_id>:<seq>`, so a resend after a lost ack
+  is dropped by the server. A publish not acked within `ack_timeout` or refused is resent up
+  to `max_attempts` times; a resent line can land in the stream after later lines, which is
+  why readers order by `seq`, not by stream sequence.
+- `close` appends `EndOfOutput` (`seq` = last line + 1) and lets the sender drain.
+- A piece whose JSON would exceed `MAX_TEXT_JSON_BYTES` (only possible when it is mostly
+  control characters, which JSON escapes to six bytes each) is truncated, as it could not be
+  published under the OUTPUT stream's message size limit at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+
+import nats.errors
+from nats.js import JetStreamContext, api
+
+from contracts import subjects, wire
+from contracts.output import EndOfOutput, OutputLine, Stream
+
+log = logging.getLogger(__name__)
+
+MAX_LINE_BYTES = 64 * 1024
+MAX_TEXT_JSON_BYTES = 192 * 1024
+MAX_IN_FLIGHT = 512
+MAX_QUEUED_BYTES = 16 * 1024 * 1024
+_READ_SIZE = 64 * 1024
+_TRUNCATED = " [jetscan: line truncated]"
+# Upper bound of the drop marker's encoded size.
+_MARKER_BYTES = 512
+
+
+class LineSplitter:
+    """Cuts a byte stream into lines of at most `max_line` bytes (see the module docstring)."""
+
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
+        self._max = max_line
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        *complete, rest = (self._rest + chunk).split(b"\n")
+        lines: list[bytes] = []
+        for line in complete:
+            lines += self._pieces(line[:-1] if line.endswith(b"\r") else line)
+        # One byte of slack: a '\r' at the end may belong to a '\r\n' split across chunks.
+        while len(rest) > self._max + 1:
+            cut = _boundary(rest, self._max)
+            lines.append(rest[:cut])
+            rest = rest[cut:]
+        self._rest = rest
+        return lines
+
+    def finish(self) -> list[bytes]:
+        """The unterminated last line, if any."""
+        rest, self._rest = self._rest, b""
+        if not rest:
+            return []
+        return self._pieces(rest[:-1] if rest.endswith(b"\r") else rest)
+
+    def _pieces(self, line: bytes) -> list[bytes]:
+        pieces = []
+        while len(line) > self._max:
+            cut = _boundary(line, self._max)
+            pieces.append(line[:cut])
+            line = line[cut:]
+        pieces.append(line)
+        return pieces
+
+
+def _boundary(data: bytes, limit: int) -> int:
+    """The largest cut <= `limit` that does not split a UTF-8 sequence (`limit` if none is)."""
+    for cut in range(limit, max(limit - 3, 0), -1):
+        if data[cut] & 0xC0 != 0x80:
+            return cut
+    return limit
+
+
+def decode(raw: bytes) -> str:
+    """A piece as text: UTF-8, invalid bytes replaced, cut short if its JSON would not fit."""
+    text = raw.decode("utf-8", errors="replace")
+    # JSON costs two quotes and at most 6 bytes per input byte (a \u00XX escape): most
+    # lines skip the exact check.
+    if len(raw) * 6 + 2 <= MAX_TEXT_JSON_BYTES:
+        return text
+    if len(wire.encode(text)) <= MAX_TEXT_JSON_BYTES:
+        return text
+    while len(wire.encode(text)) > MAX_TEXT_JSON_BYTES - len(_TRUNCATED):
+        text = text[: len(text) * 3 // 4]
+    return text + _TRUNCATED
+
+
+@dataclass(slots=True)
+class _Pending:
+    seq: int
+    payload: bytes
+    attempts: int = 0
+
+
+class Console:
+    """Numbered console lines of one scan, queued and published (see the module docstring).
+
+    `js` should be a context of its own made with `publish_async_max_pending=MAX_IN_FLIGHT`:
+    `publish_async` bounds unacked messages per context. Run `run()` as a task, feed `line()`,
+    then `close()` and await the task.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        scan_id: str,
+        *,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
+        ack_timeout: float = 5.0,
+        max_attempts: int = 5,
+    ) -> None:
+        self._js = js
+        self._scan_id = scan_id
+        self._subject = subjects.scan_output(scan_id)
+        self._max_queued = max_queued_bytes
+        self._ack_timeout = ack_timeout
+        self._max_attempts = max_attempts
+        self._queue: deque[_Pending] = deque()
+        self._retry: deque[_Pending] = deque()
+        self._queued_bytes = 0
+        self._in_flight = 0
+        self._unreported_drops = 0
+        self._closing = False
+        self._wakeup = asyncio.Event()
+        self.seq = 0
+        self.dropped = 0
+        self.lost = 0
+
+    def line(self, stream: Stream, raw: bytes) -> None:
+        """Queue one line; drop it (and count it) when the queue is full. Never waits."""
+        if self._closing:
+            raise RuntimeError("console is closed")
+        # A pending drop marker takes the next number, and room, ahead of this line.
+        marker = 1 if self._unreported_drops else 0
+        payload = self._encode_line(self.seq + 1 + marker, stream, decode(raw))
+        if self._queued_bytes + len(payload) + marker * _MARKER_BYTES > self._max_queued:
+            self.dropped += 1
+            self._unreported_drops += 1
+            return
+        if marker:
+            self._report_drops()
+        self._enqueue(payload)
+
+    def close(self, exit_code: int | None) -> None:
+        """Append `EndOfOutput`; `run()` returns once everything is acked or given up on."""
+        if self._closing:
+            return
+        if self._unreported_drops:
+            self._report_drops()
+        end = EndOfOutput(scan_id=self._scan_id, seq=self.seq + 1, time=_now(), exit_code=exit_code)
+        self._enqueue(wire.encode(end))
+        self._closing = True
+
+    async def pump(self, reader: asyncio.StreamReader, stream: Stream) -> None:
+        """Read a pipe to its end, line by line into this console."""
+        splitter = LineSplitter()
+        while chunk := await reader.read(_READ_SIZE):
+            for piece in splitter.feed(chunk):
+                self.line(stream, piece)
+        for piece in splitter.finish():
+            self.line(stream, piece)
+
+    async def run(self) -> None:
+        while True:
+            pending = self._retry.popleft() if self._retry else None
+            if pending is None and self._queue:
+                pending = self._queue.popleft()
+                self._queued_bytes -= len(pending.payload)
+            if pending is None:
+                if self._closing and self._in_flight == 0:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._send(pending)
+
+    def _encode_line(self, seq: int, stream: Stream, text: str) -> bytes:
+        line = OutputLine(scan_id=self._scan_id, seq=seq, time=_now(), stream=stream, text=text)
+        return wire.encode(line)
+
+    def _report_drops(self) -> None:
+        text = (
+            f"[jetscan] {self._unreported_drops} console line(s) dropped here:"
+            " the bus did not keep up with the scanner"
+        )
+        log.warning("scan %s: %s", self._scan_id, text)
+        self._unreported_drops = 0
+        self._enqueue(self._encode_line(self.seq + 1, Stream.STDERR, text))
+
+    def _enqueue(self, payload: bytes) -> None:
+        self.seq += 1
+        self._queue.append(_Pending(self.seq, payload))
+        self._queued_bytes += len(payload)
+        self._wakeup.set()
+
+    async def _send(self, pending: _Pending) -> None:
+        headers = {api.Header.MSG_ID: subjects.msg_id("output", self._scan_id, str(pending.seq))}
+        self._in_flight += 1
+        try:
+            future = await self._js.publish_async(
+                self._subject, pending.payload, wait_stall=self._ack_timeout, headers=headers
+            )
+        except (nats.errors.Error, OSError) as exc:
+            self._settle(pending, exc)
+            # The connection is down or stalled: pause rather than spin through the attempts.
+            await asyncio.sleep(min(self._ack_timeout, 1.0))
+            return
+        # nats-py never times out a publish_async future by itself.
+        timer = asyncio.get_running_loop().call_later(self._ack_timeout, future.cancel)
+        future.add_done_callback(partial(self._acked, pending, timer))
+
+    def _acked(
+        self, pending: _Pending, timer: asyncio.TimerHandle, future: asyncio.Future[api.PubAck]
+    ) -> None:
+        timer.cancel()
+        if future.cancelled():
+            self._settle(pending, TimeoutError(f"no ack within {self._ack_timeout} s"))
+        else:
+            self._settle(pending, future.exception())
+
+    def _settle(self, pending: _Pending, error: BaseException | None) -> None:
+        self._in_flight -= 1
+        self._wakeup.set()
+        if error is None:
+            return
+        pending.attempts += 1
+        if pending.attempts < self._max_attempts:
+            self._retry.append(pending)
+            return
+        self.lost += 1
+        log.error(
+            "scan %s: console message %d lost after %d attempts: %r",
+            self._scan_id,
+            pending.seq,
+            pending.attempts,
+            error,
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

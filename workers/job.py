@@ -1,0 +1,399 @@
+"""The scan-job runtime: `python -m workers.job`, inside a scan's Kubernetes Job or subprocess.
+
+Reads the env contract (`workers.jobenv`); publishes `evt.scan.<id>.running`; keeps a heartbeat
+in the `heartbeats` bucket; runs the registry's argv (own process group, no shell, no
+`JETSCAN_*` variables) with its console streamed to `scan.output.<id>` (`workers.console`);
+stores the raw output as `scans/<scan_id>/<output_file>` in the `artifacts` object store;
+publishes one `ScanResult` on `scan.results.<tool>`. Terminal events are the launcher's.
+
+Exit codes (the first that applies):
+- 2 `EXIT_BAD_ENV`: the env contract is invalid. One line on stderr; nothing runs or is sent.
+- 5 `EXIT_NATS`: NATS could not be reached (the scanner is not started), or the running event
+  or the result could not be published.
+- 128+N: stopped by signal N (SIGTERM 143, SIGINT 130) while the scanner ran: the scanner's
+  process group gets SIGTERM, then SIGKILL after a grace period; `EndOfOutput` is published,
+  no result. A signal after the scanner has exited changes nothing.
+- 124 `EXIT_DEADLINE`: `JETSCAN_DEADLINE_SECONDS` passed. The scanner is stopped as for a
+  signal, and a partial result with an error is published from what it wrote.
+- 3 `EXIT_SCANNER_FAILED`: the scanner exited with a code outside its accepted set, or could
+  not be started (reported as 127). The result carries the error, and findings and data when
+  the output still parsed.
+- 4 `EXIT_BAD_OUTPUT`: the scanner succeeded but its output file is missing or does not parse.
+  The result carries the error, no findings and the tool's empty data, marked partial.
+- 0 `EXIT_OK`: accepted exit code and parsed output; the result is published.
+- 1: an unexpected error (a bug); Python prints the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import nats
+import nats.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext, api
+
+from contracts import subjects, wire
+from contracts.output import Stream
+from contracts.results import Heartbeat, ScanResult, ToolData
+from contracts.scans import ScanEvent, ScanStatus
+from scanners import ToolSpec
+from scanners.errors import ParseError
+from scanners.output import ToolOutput
+from workers import jobenv
+from workers.console import MAX_IN_FLIGHT, Console
+from workers.jobenv import JobEnv, JobEnvError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_BAD_ENV = 2
+EXIT_SCANNER_FAILED = 3
+EXIT_BAD_OUTPUT = 4
+EXIT_NATS = 5
+EXIT_DEADLINE = 124
+EXIT_NOT_STARTED = 127
+HEARTBEATS = "heartbeats"
+ARTIFACTS = "artifacts"
+_PUBLISH_ATTEMPTS = 5
+_DRAIN_TIMEOUT = 60.0
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    """What a finished scan amounts to: the job's exit code, the result's error and partial."""
+
+    exit_code: int
+    error: str
+    partial: bool
+
+
+class Scanned(msgspec.Struct, frozen=True, kw_only=True):
+    """How the scanner process ended: `exit_code` is 128+N for death by signal N."""
+
+    exit_code: int
+    start_error: str = ""
+    deadline_hit: bool = False
+    stopped: bool = False
+
+
+def exit_status(returncode: int) -> int:
+    """A process's exit code as a shell reports it: death by signal N is 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def artifact_name(scan_id: str, output_file: str) -> str:
+    return f"scans/{subjects.token(scan_id)}/{output_file}"
+
+
+def judge(
+    spec: ToolSpec[Any], scanned: Scanned, output: ToolOutput | None, problem: str
+) -> Verdict:
+    """The job's exit code and the result's error and partial flag (see the module docstring)."""
+    errors = []
+    code = EXIT_OK
+    if scanned.deadline_hit:
+        errors.append(f"{spec.name} was stopped at the scan's deadline")
+        code = EXIT_DEADLINE
+    elif scanned.start_error:
+        errors.append(scanned.start_error)
+        code = EXIT_SCANNER_FAILED
+    elif scanned.exit_code not in spec.accepted_exit_codes:
+        errors.append(f"{spec.name} exited with code {scanned.exit_code}")
+        code = EXIT_SCANNER_FAILED
+    if output is None:
+        errors.append(problem)
+        code = code or EXIT_BAD_OUTPUT
+    partial = bool(errors) or (output is not None and output.partial)
+    return Verdict(code, "; ".join(errors), partial)
+
+
+def empty_data(tool: str) -> ToolData:
+    return msgspec.convert({"kind": tool}, ToolData)
+
+
+def main() -> int:
+    environ = dict(os.environ)
+    try:
+        env = jobenv.parse(environ)
+    except JobEnvError as exc:
+        sys.stderr.write(f"jetscan job: {exc}\n")
+        return EXIT_BAD_ENV
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT, stream=sys.stderr)
+    return asyncio.run(run(env, jobenv.scanner_environ(environ)))
+
+
+async def run(
+    env: JobEnv,
+    scanner_env: Mapping[str, str],
+    *,
+    heartbeat_every: float = 2.0,
+    grace: float = 5.0,
+    connect_attempts: int = 15,
+) -> int:
+    """Run one scan job; return its exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        log.info("scan %s: got signal %d, stopping the scanner", env.scan_id, signum)
+        signals.append(signum)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        nc = await _connect(env, connect_attempts)
+        if nc is None:
+            return EXIT_NATS
+        try:
+            js = nc.jetstream()
+            event = ScanEvent(scan_id=env.scan_id, status=ScanStatus.RUNNING, at=_now())
+            running = subjects.scan_event(env.scan_id, ScanStatus.RUNNING)
+            msg_id = subjects.msg_id("scan", env.scan_id, ScanStatus.RUNNING)
+            if not await _publish(js, running, wire.encode(event), msg_id):
+                return EXIT_NATS
+            beating = await _start_heartbeat(js, env.scan_id, heartbeat_every)
+            try:
+                # A fresh directory each run: a stale output file from an earlier attempt must
+                # never pass for this run's output.
+                if env.workdir:
+                    Path(env.workdir).mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(prefix="scan-", dir=env.workdir or None) as tmp:
+                    workdir = Path(tmp)
+                    scanned = await _scan(nc, env, workdir, scanner_env, stop, grace)
+                    if scanned.stopped:
+                        return 128 + signals[0]
+                    return await _finish(js, env, workdir, scanned)
+            finally:
+                beating.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beating
+        finally:
+            # Every publish has been acked by now: a failed drain loses nothing.
+            with contextlib.suppress(TimeoutError, nats.errors.Error):
+                await asyncio.wait_for(nc.drain(), _DRAIN_TIMEOUT)
+            await nc.close()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def _connect(env: JobEnv, attempts: int) -> Client | None:
+    async def on_error(exc: Exception) -> None:
+        log.warning("NATS: %r", exc)
+
+    try:
+        return await nats.connect(
+            env.nats_url,
+            user_credentials=env.nats_creds or None,
+            connect_timeout=5,
+            max_reconnect_attempts=attempts,
+            error_cb=on_error,
+        )
+    except (OSError, nats.errors.Error) as exc:
+        log.error("scan %s: NATS at %s is unreachable: %r", env.scan_id, env.nats_url, exc)
+        return None
+
+
+async def _scan(
+    nc: Client,
+    env: JobEnv,
+    workdir: Path,
+    scanner_env: Mapping[str, str],
+    stop: asyncio.Event,
+    grace: float,
+) -> Scanned:
+    """Run the scanner with its console streamed; stop it on `stop` or at the deadline."""
+    console = Console(nc.jetstream(publish_async_max_pending=MAX_IN_FLIGHT), env.scan_id)
+    sender = asyncio.create_task(console.run())
+    scanned: Scanned | None = None
+    try:
+        if stop.is_set():
+            scanned = Scanned(exit_code=EXIT_NOT_STARTED, stopped=True)
+        else:
+            scanned = await _supervise(console, env, workdir, scanner_env, stop, grace)
+    finally:
+        console.close(None if scanned is None else scanned.exit_code)
+        try:
+            await asyncio.wait_for(sender, _DRAIN_TIMEOUT)
+        except TimeoutError:
+            log.error("scan %s: console not fully published in %s s", env.scan_id, _DRAIN_TIMEOUT)
+    if console.dropped or console.lost:
+        log.warning(
+            "scan %s: %d lines dropped, %d lost", env.scan_id, console.dropped, console.lost
+        )
+    return scanned
+
+
+async def _supervise(
+    console: Console,
+    env: JobEnv,
+    workdir: Path,
+    scanner_env: Mapping[str, str],
+    stop: asyncio.Event,
+    grace: float,
+) -> Scanned:
+    argv = env.spec.build_argv(env.config, env.target, workdir)
+    log.info("scan %s: running %s", env.scan_id, argv)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=workdir,
+            env=dict(scanner_env),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        message = f"could not start {argv[0]}: {exc.strerror or exc}"
+        console.line(Stream.STDERR, f"[jetscan] {message}".encode())
+        return Scanned(exit_code=EXIT_NOT_STARTED, start_error=message)
+    out, err = proc.stdout, proc.stderr
+    if out is None or err is None:
+        raise RuntimeError("subprocess pipes missing")
+    pumps = asyncio.gather(console.pump(out, Stream.STDOUT), console.pump(err, Stream.STDERR))
+    exited = asyncio.ensure_future(proc.wait())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait(
+            {exited, stopping}, timeout=env.deadline_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        finished = exited.done()
+        if not finished:
+            await _terminate(proc, grace)
+    finally:
+        stopping.cancel()
+        # Whatever the scanner left running in its group dies with it, so no pipe stays open.
+        _kill_group(proc.pid, signal.SIGKILL)
+        returncode = await proc.wait()
+        try:
+            await asyncio.wait_for(pumps, grace)
+        except TimeoutError:
+            log.warning("scan %s: scanner pipes still open after it exited", env.scan_id)
+    return Scanned(
+        exit_code=exit_status(returncode),
+        deadline_hit=not finished and not stop.is_set(),
+        stopped=not finished and stop.is_set(),
+    )
+
+
+async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
+    _kill_group(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        log.warning("scanner %d ignored SIGTERM for %s s; killing it", proc.pid, grace)
+    _kill_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+def _kill_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+async def _finish(js: JetStreamContext, env: JobEnv, workdir: Path, scanned: Scanned) -> int:
+    spec = env.spec
+    path = workdir / spec.output_file
+    output: ToolOutput | None = None
+    problem = artifact = ""
+    if path.is_file():
+        artifact = await _store_artifact(js, artifact_name(env.scan_id, spec.output_file), path)
+        try:
+            output = await asyncio.to_thread(_parse_file, spec, path)
+        except ParseError as exc:
+            problem = f"output does not parse: {exc}"
+    else:
+        problem = f"{spec.name} wrote no {spec.output_file}"
+    verdict = judge(spec, scanned, output, problem)
+    result = ScanResult(
+        scan_id=env.scan_id,
+        tool=env.tool,
+        target=env.target.value,
+        finished_at=_now(),
+        exit_code=scanned.exit_code,
+        partial=verdict.partial,
+        findings=output.findings if output is not None else (),
+        data=output.data if output is not None else empty_data(env.tool),
+        artifact=artifact,
+        error=verdict.error,
+    )
+    msg_id = subjects.msg_id("result", env.scan_id, "final")
+    if not await _publish(js, subjects.scan_results(env.tool), wire.encode(result), msg_id):
+        return EXIT_NATS
+    log.info("scan %s: result published, exit %d %s", env.scan_id, verdict.exit_code, verdict.error)
+    return verdict.exit_code
+
+
+def _parse_file(spec: ToolSpec[Any], path: Path) -> ToolOutput:
+    with path.open("rb") as fp:
+        return spec.parse_stream(fp)
+
+
+async def _store_artifact(js: JetStreamContext, name: str, path: Path) -> str:
+    try:
+        store = await js.object_store(ARTIFACTS)
+        with path.open("rb") as fp:
+            await store.put(name, fp)
+    except (OSError, nats.errors.Error) as exc:
+        log.error("raw output not stored as %s: %r", name, exc)
+        return ""
+    return name
+
+
+async def _publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str) -> bool:
+    """Publish and wait for the ack, resending under the same id; False if it never lands."""
+    for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
+        try:
+            await js.publish(subject, payload, headers={api.Header.MSG_ID: msg_id})
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.warning("publish to %s failed (attempt %d): %r", subject, attempt, exc)
+            if isinstance(exc, nats.errors.ConnectionClosedError) or attempt == _PUBLISH_ATTEMPTS:
+                break
+            await asyncio.sleep(min(2.0**attempt / 4, 5.0))
+        else:
+            return True
+    log.error("could not publish to %s", subject)
+    return False
+
+
+async def _start_heartbeat(js: JetStreamContext, scan_id: str, every: float) -> asyncio.Task[None]:
+    """Beat once before the scanner starts, then every `every` seconds in a task."""
+
+    async def beat() -> None:
+        try:
+            kv = await js.key_value(HEARTBEATS)
+            value = Heartbeat(scan_id=scan_id, at=_now(), pid=os.getpid())
+            await kv.put(scan_id, wire.encode(value))
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.warning("scan %s: heartbeat failed: %r", scan_id, exc)
+
+    async def beat_forever() -> None:
+        while True:
+            await asyncio.sleep(every)
+            await beat()
+
+    await beat()
+    return asyncio.create_task(beat_forever())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The scan job's env contract: what a launcher sets and the job runtime reads. Pure.
+
+One contract for both executors: the Kubernetes executor puts these variables on the Job's
+container, the local executor on a subprocess, so one code path runs in both.
+
+| variable | meaning |
+|---|---|
+| `JETSCAN_SCAN_ID` | required; one subject token (letters, digits, `_`, `-`) |
+| `JETSCAN_TOOL` | required; a tool in the `scanners` registry |
+| `JETSCAN_TARGET` | required; a target of a kind the tool scans (normalised when parsed) |
+| `JETSCAN_CONFIG` | the tool's config as a JSON object; default `{}` |
+| `JETSCAN_NATS_URL` | required; `nats://`, `tls://`, `ws://` or `wss://` |
+| `JETSCAN_NATS_CREDS` | path to a NATS `.creds` file; default none |
+| `JETSCAN_DEADLINE_SECONDS` | 1 to the tool's maximum; default the tool's default deadline |
+| `JETSCAN_WORKDIR` | absolute path of a writable directory; default the system temp dir |
+
+The scanner runs in a fresh directory made inside `JETSCAN_WORKDIR` and removed at the end,
+and sees the job's environment minus every `JETSCAN_*` variable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from contracts import subjects
+from contracts.scans import StartScan
+from scanners import TOOLS, ToolSpec, decode_config
+from scanners.errors import ConfigError, TargetError
+from scanners.targets import Target, parse_target
+
+SCAN_ID = "JETSCAN_SCAN_ID"
+TOOL = "JETSCAN_TOOL"
+TARGET = "JETSCAN_TARGET"
+CONFIG = "JETSCAN_CONFIG"
+NATS_URL = "JETSCAN_NATS_URL"
+NATS_CREDS = "JETSCAN_NATS_CREDS"
+DEADLINE_SECONDS = "JETSCAN_DEADLINE_SECONDS"
+WORKDIR = "JETSCAN_WORKDIR"
+PREFIX = "JETSCAN_"
+
+_NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
+
+
+class JobEnvError(Exception):
+    """A job variable is missing or holds a value the job cannot use."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(variable, reason)
+        self.variable = variable
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.variable}: {self.reason}"
+
+
+class JobEnv(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated job environment. `config` is the tool's config Struct."""
+
+    scan_id: str
+    tool: str
+    target: Target
+    config: msgspec.Struct
+    nats_url: str
+    deadline_seconds: int
+    nats_creds: str = ""
+    workdir: str = ""
+
+    @property
+    def spec(self) -> ToolSpec[Any]:
+        return TOOLS[self.tool]
+
+
+def parse(environ: Mapping[str, str]) -> JobEnv:
+    """The job env from `environ`; raise `JobEnvError` naming the first bad variable."""
+    scan_id = _required(environ, SCAN_ID)
+    try:
+        subjects.token(scan_id)
+    except ValueError:
+        raise JobEnvError(
+            SCAN_ID, f"{scan_id!r} is not 1-128 letters, digits, '_' or '-'"
+        ) from None
+    tool = _required(environ, TOOL)
+    spec = TOOLS.get(tool)
+    if spec is None:
+        raise JobEnvError(TOOL, f"unknown tool {tool!r}; known: {', '.join(sorted(TOOLS))}")
+    return JobEnv(
+        scan_id=scan_id,
+        tool=tool,
+        target=_target(_required(environ, TARGET), spec),
+        config=_config(environ.get(CONFIG, "{}"), tool),
+        nats_url=_nats_url(_required(environ, NATS_URL)),
+        nats_creds=environ.get(NATS_CREDS, ""),
+        deadline_seconds=_deadline(environ.get(DEADLINE_SECONDS), spec),
+        workdir=_workdir(environ.get(WORKDIR, "")),
+    )
+
+
+def to_environ(env: JobEnv) -> dict[str, str]:
+    """The variables that `parse` turns back into `env`; optional ones only when set."""
+    environ = {
+        SCAN_ID: env.scan_id,
+        TOOL: env.tool,
+        TARGET: env.target.value,
+        CONFIG: msgspec.json.encode(env.config).decode(),
+        NATS_URL: env.nats_url,
+        DEADLINE_SECONDS: str(env.deadline_seconds),
+    }
+    if env.nats_creds:
+        environ[NATS_CREDS] = env.nats_creds
+    if env.workdir:
+        environ[WORKDIR] = env.workdir
+    return environ
+
+
+def scanner_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The scanner's environment: the job's, without the bus address and credentials."""
+    return {k: v for k, v in environ.items() if not k.startswith(PREFIX)}
+
+
+def job_environ(
+    cmd: StartScan, nats_url: str, *, nats_creds: str = "", workdir: str = ""
+) -> dict[str, str]:
+    """The env of the job that runs `cmd`, validated: a bad command fails here, not in the job.
+
+    Target and config come out normalised (the config with every option spelled out), so the
+    job runs exactly what was validated even if a default changes between the launcher's and
+    the job's versions.
+    """
+    raw = {
+        SCAN_ID: cmd.scan_id,
+        TOOL: cmd.tool,
+        TARGET: cmd.target,
+        CONFIG: json.dumps(cmd.config),
+        NATS_URL: nats_url,
+        DEADLINE_SECONDS: str(cmd.deadline_seconds),
+        NATS_CREDS: nats_creds,
+        WORKDIR: workdir,
+    }
+    return to_environ(parse(raw))
+
+
+def _required(environ: Mapping[str, str], variable: str) -> str:
+    value = environ.get(variable, "")
+    if not value:
+        raise JobEnvError(variable, "is not set")
+    return value
+
+
+def _target(text: str, spec: ToolSpec[Any]) -> Target:
+    try:
+        return parse_target(text, allowed_kinds=spec.target_kinds)
+    except TargetError as exc:
+        raise JobEnvError(TARGET, exc.reason) from exc
+
+
+def _config(text: str, tool: str) -> msgspec.Struct:
+    try:
+        raw = msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise JobEnvError(CONFIG, f"is not JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise JobEnvError(CONFIG, "must be a JSON object")
+    try:
+        return decode_config(tool, raw)
+    except ConfigError as exc:
+        raise JobEnvError(CONFIG, f"{exc.field}: {exc.reason}") from exc
+
+
+def _nats_url(text: str) -> str:
+    if not text.startswith(_NATS_SCHEMES) or len(text) == text.find("://") + 3:
+        raise JobEnvError(
+            NATS_URL, f"expected a nats://, tls://, ws:// or wss:// URL, got {text!r}"
+        )
+    return text
+
+
+def _deadline(text: str | None, spec: ToolSpec[Any]) -> int:
+    if text is None:
+        return spec.default_deadline_seconds
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= spec.max_deadline_seconds:
+        raise JobEnvError(
+            DEADLINE_SECONDS,
+            f"expected whole seconds from 1 to {spec.max_deadline_seconds}, got {text!r}",
+        )
+    return int(text)
+
+
+def _workdir(text: str) -> str:
+    if text and not text.startswith("/"):
+        raise JobEnvError(WORKDIR, f"must be an absolute path, got {text!r}")
+    return text
