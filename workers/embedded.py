@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -18,19 +17,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from workers.orphans import die_with_parent
 
-_PR_SET_PDEATHSIG = 1
+log = logging.getLogger(__name__)
 
 
 class EmbeddedServerError(Exception):
     """An embedded server could not be started."""
 
 
-def _die_with_parent() -> None:
+def _server_child() -> None:
     # A nats-server must not outlive jetscan, even when jetscan is killed with SIGKILL.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    die_with_parent(signal.SIGTERM)
     # Its own session: a Ctrl-C in the terminal reaches jetscan, which stops the roles
     # first and the server last, instead of the server dying under running roles.
     os.setsid()
@@ -86,7 +84,7 @@ class NatsServer:
                 str(ports_dir),
                 stdout=log_file,
                 stderr=log_file,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_server_child,
             )
         finally:
             log_file.close()

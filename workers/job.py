@@ -54,6 +54,7 @@ from scanners.output import ToolOutput
 from workers import jobenv
 from workers.console import MAX_IN_FLIGHT, Console
 from workers.jobenv import JobEnv, JobEnvError
+from workers.orphans import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,8 @@ async def _supervise(
             cwd=workdir,
             env=dict(scanner_env),
             start_new_session=True,
+            # A job killed outright (SIGKILL, OOM) takes its scanner with it.
+            preexec_fn=lambda: die_with_parent(signal.SIGKILL),
         )
     except OSError as exc:
         message = f"could not start {argv[0]}: {exc.strerror or exc}"

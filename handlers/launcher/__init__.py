@@ -53,7 +53,10 @@ async def publish_event(
 class Launcher:
     def __init__(self, js: JetStreamContext, settings: Settings) -> None:
         self.js = js
-        self.executor = LocalExecutor(settings.nats_url, self.on_exit, environ=settings.passthrough)
+        # The job gives its scanner 5 s after SIGTERM; give the job longer than that.
+        self.executor = LocalExecutor(
+            settings.nats_url, self.on_exit, environ=settings.passthrough, grace=10.0
+        )
         # Cancels that arrived before their scan was launched here.
         self.cancelled: set[str] = set()
 
@@ -102,6 +105,7 @@ def build(broker: NatsBroker, launcher: Launcher, topo: topology.Topology) -> No
     @durable_subscriber(broker, topo, spec.durable, batch_size=1)
     async def on_command(msg: NatsMessage) -> None:
         body = msg.body
+
         async def work() -> None:
             match _commands.decode(body):
                 case StartScan() as start:
