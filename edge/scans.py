@@ -90,13 +90,6 @@ class ScanService(v1.ScanServiceBase):
             self.scope,
         )
         scan_id = validate.scan_id(principal.key, request_id)
-        if request_id:
-            # A retry after JetStream's duplicate window must still not start a second scan.
-            try:
-                return convert.scan_to_pb(await self._view(scan_id))
-            except GRPCError as exc:
-                if exc.status != Status.NOT_FOUND:
-                    raise
         cmd = scans.StartScan(
             scan_id=scan_id,
             target=valid.target.value,
@@ -114,6 +107,7 @@ class ScanService(v1.ScanServiceBase):
             subjects.msg_id("scan", scan_id, "start"),
         )
         if duplicate:
+            # The same request_id was accepted before: answer with that scan as it is now.
             return convert.scan_to_pb(await self._view(scan_id))
         return convert.scan_to_pb(scans.queued(cmd))
 

@@ -15,6 +15,7 @@ import msgspec
 
 from contracts.auth import Role
 from contracts.settings import ROLES, Settings, SettingsError, load
+from workers import usercli
 
 log = logging.getLogger("jetscan")
 
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     create = token_sub.add_parser("create", help="create a token and print it once")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--name", default="", help="who or what the token is for")
+    usercli.add_user_commands(sub)
     return p
 
 
@@ -128,6 +130,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         return EXIT_USAGE
     _configure_logging(settings.log_level)
     try:
+        if args.command in usercli.USER_COMMANDS:
+            return usercli.run(args, settings)
         if args.command == "up":
             from workers.stack import up
 

@@ -1,7 +1,7 @@
-"""The scan job's env contract: what a launcher sets and the job runtime reads. Pure.
+"""The scan job's env contract, read and checked on the job's side. Pure.
 
-One contract for both executors: the Kubernetes executor puts these variables on the Job's
-container, the local executor on a subprocess, so one code path runs in both.
+`contracts.jobs` names the variables and builds them from a `StartScan` for the launcher;
+this module trusts nothing it is handed and validates every variable again here.
 
 | variable | meaning |
 |---|---|
@@ -20,27 +20,26 @@ and sees the job's environment minus every `JETSCAN_*` variable.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
 from contracts import subjects
-from contracts.scans import StartScan
+from contracts.jobs import (
+    CONFIG,
+    DEADLINE_SECONDS,
+    NATS_CREDS,
+    NATS_URL,
+    PREFIX,
+    SCAN_ID,
+    TARGET,
+    TOOL,
+    WORKDIR,
+)
 from scanners import TOOLS, ToolSpec, decode_config
 from scanners.errors import ConfigError, TargetError
 from scanners.targets import Target, parse_target
-
-SCAN_ID = "JETSCAN_SCAN_ID"
-TOOL = "JETSCAN_TOOL"
-TARGET = "JETSCAN_TARGET"
-CONFIG = "JETSCAN_CONFIG"
-NATS_URL = "JETSCAN_NATS_URL"
-NATS_CREDS = "JETSCAN_NATS_CREDS"
-DEADLINE_SECONDS = "JETSCAN_DEADLINE_SECONDS"
-WORKDIR = "JETSCAN_WORKDIR"
-PREFIX = "JETSCAN_"
 
 _NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
 
@@ -119,28 +118,6 @@ def to_environ(env: JobEnv) -> dict[str, str]:
 def scanner_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """The scanner's environment: the job's, without the bus address and credentials."""
     return {k: v for k, v in environ.items() if not k.startswith(PREFIX)}
-
-
-def job_environ(
-    cmd: StartScan, nats_url: str, *, nats_creds: str = "", workdir: str = ""
-) -> dict[str, str]:
-    """The env of the job that runs `cmd`, validated: a bad command fails here, not in the job.
-
-    Target and config come out normalised (the config with every option spelled out), so the
-    job runs exactly what was validated even if a default changes between the launcher's and
-    the job's versions.
-    """
-    raw = {
-        SCAN_ID: cmd.scan_id,
-        TOOL: cmd.tool,
-        TARGET: cmd.target,
-        CONFIG: json.dumps(cmd.config),
-        NATS_URL: nats_url,
-        DEADLINE_SECONDS: str(cmd.deadline_seconds),
-        NATS_CREDS: nats_creds,
-        WORKDIR: workdir,
-    }
-    return to_environ(parse(raw))
 
 
 def _required(environ: Mapping[str, str], variable: str) -> str:

@@ -42,6 +42,7 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
     @durable_subscriber(broker, topo, commands.durable)
     async def on_command(msg: NatsMessage) -> None:
         body = msg.body
+
         async def work() -> None:
             cmd = _commands.decode(body)
             if isinstance(cmd, StartScan):
@@ -53,6 +54,7 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
     @durable_subscriber(broker, topo, events.durable)
     async def on_event(msg: NatsMessage) -> None:
         body = msg.body
+
         async def work() -> None:
             event = _events.decode(body)
             async with pool.acquire() as conn:
@@ -65,6 +67,7 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
     @durable_subscriber(broker, topo, results.durable, batch_size=4)
     async def on_result(msg: NatsMessage) -> None:
         body = msg.body
+
         async def work() -> None:
             result = _results.decode(body)
             async with pool.acquire() as conn:
@@ -76,6 +79,7 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
     @durable_subscriber(broker, topo, output.durable, batch_size=256)
     async def on_output(msg: NatsMessage) -> None:
         body = msg.body
+
         async def work() -> None:
             item = _output.decode(body)
             if isinstance(item, OutputLine):

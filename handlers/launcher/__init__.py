@@ -1,8 +1,8 @@
 """The launcher role: one job per start command, and the scan's lifecycle events.
 
-It publishes `launching` before starting a job, with a message id JetStream deduplicates:
-a redelivered start command whose `launching` is a duplicate was launched already, so it
-is acknowledged without a second job. Terminal events carry the job's outcome.
+Before starting a job it creates the scan's key in the `launches` bucket, which succeeds
+only once: a redelivered or replayed start command finds the key and is acknowledged
+without a second job. Terminal events carry the job's outcome.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import msgspec
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 from nats.js import JetStreamContext
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
 
 from contracts import subjects, wire
 from contracts.scans import CancelScan, ScanCommand, ScanEvent, ScanStatus, StartScan
@@ -51,8 +53,10 @@ async def publish_event(
 
 
 class Launcher:
-    def __init__(self, js: JetStreamContext, settings: Settings) -> None:
+    def __init__(self, js: JetStreamContext, launches: KeyValue, settings: Settings) -> None:
         self.js = js
+        # Create-only keys: the durable guard against running one scan twice.
+        self.launches = launches
         # The job gives its scanner 5 s after SIGTERM; give the job longer than that.
         self.executor = LocalExecutor(
             settings.nats_url, self.on_exit, environ=settings.passthrough, grace=10.0
@@ -78,9 +82,12 @@ class Launcher:
     async def start(self, cmd: StartScan) -> None:
         if cmd.scan_id in self.cancelled or self.executor.running(cmd.scan_id):
             return
-        if not await publish_event(self.js, cmd.scan_id, ScanStatus.LAUNCHING):
+        try:
+            await self.launches.create(cmd.scan_id, wire.encode(cmd.requested_at))
+        except KeyWrongLastSequenceError:
             log.info("scan %s was launched before; not starting it again", cmd.scan_id)
             return
+        await publish_event(self.js, cmd.scan_id, ScanStatus.LAUNCHING)
         try:
             await self.executor.start(cmd)
         except OSError as exc:
@@ -119,7 +126,8 @@ def build(broker: NatsBroker, launcher: Launcher, topo: topology.Topology) -> No
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     nc = await bus.connect(settings, "launcher")
     broker = bus.make_broker(settings, "launcher")
-    launcher = Launcher(nc.jetstream(), settings)
+    js = nc.jetstream()
+    launcher = Launcher(js, await js.key_value("launches"), settings)
     build(broker, launcher, topology.load())
     try:
         await broker.start()

@@ -61,7 +61,9 @@ def nmap_request(port: int | str, **extra: object) -> v1.StartScanRequest:
     deadline = int(extra.pop("deadline_seconds", 0))  # type: ignore[call-overload]
     config.update(extra)
     return v1.StartScanRequest(
-        target="127.0.0.1", tool="nmap", config=Struct.from_dict(config),
+        target="127.0.0.1",
+        tool="nmap",
+        config=Struct.from_dict(config),
         deadline_seconds=deadline,
     )
 
@@ -134,7 +136,10 @@ async def test_the_same_request_id_yields_one_scan(
     assert fourth.id == first.id and fourth.status == v1.ScanStatus.SUCCEEDED
     conn = await asyncpg.connect(stack.settings.database_url)
     try:
-        assert await conn.fetchval("SELECT count(*) FROM scans WHERE request_id = $1", req.request_id) == 1
+        assert (
+            await conn.fetchval("SELECT count(*) FROM scans WHERE request_id = $1", req.request_id)
+            == 1
+        )
     finally:
         await conn.close()
 
@@ -213,7 +218,9 @@ async def test_a_redelivered_result_adds_no_findings(
         count_before = await _count_findings(stack, started.id)
         for i in range(2):  # replayed by an operator: a new message id each time
             await js.publish(
-                subjects.scan_results("nmap"), original, headers={"Nats-Msg-Id": f"replay-{uuid.uuid4()}-{i}"}
+                subjects.scan_results("nmap"),
+                original,
+                headers={"Nats-Msg-Id": f"replay-{uuid.uuid4()}-{i}"},
             )
         await asyncio.sleep(1.5)
         assert await _count_findings(stack, started.id) == count_before
@@ -224,7 +231,9 @@ async def test_a_redelivered_result_adds_no_findings(
 async def _count_findings(stack: Stack, scan_id: str) -> tuple[int, int]:
     conn = await asyncpg.connect(stack.settings.database_url)
     try:
-        linked = await conn.fetchval("SELECT count(*) FROM scan_findings WHERE scan_id = $1", scan_id)
+        linked = await conn.fetchval(
+            "SELECT count(*) FROM scan_findings WHERE scan_id = $1", scan_id
+        )
         total = await conn.fetchval("SELECT count(*) FROM findings")
         return int(linked), int(total)
     finally:

@@ -40,7 +40,9 @@ async def test_applying_twice_changes_nothing(fresh_nats: Client) -> None:
     js = fresh_nats.jetstream()
     first = await topology.apply(js, TOPO)
     assert {c.action for c in first} == {"created"}
-    assert len(first) == len(TOPO.streams) + len(TOPO.consumers) + 3
+    assert len(first) == (
+        len(TOPO.streams) + len(TOPO.consumers) + len(TOPO.key_value) + len(TOPO.object_stores)
+    )
     assert await topology.apply(js, TOPO) == []
 
 

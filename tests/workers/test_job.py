@@ -18,6 +18,7 @@ from nats.aio.client import Client
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from contracts import subjects
+from contracts.jobs import job_environ
 from contracts.nmap import NmapRun
 from contracts.output import EndOfOutput, OutputLine
 from contracts.results import Heartbeat
@@ -111,7 +112,7 @@ def job_env(nats_url: str, config: dict[str, Any], **extra: str) -> tuple[str, d
         requested_at=datetime.now(UTC),
     )
     environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **extra}
-    return scan_id, {**jobenv.job_environ(cmd, nats_url), **environ}
+    return scan_id, {**job_environ(cmd, nats_url), **environ}
 
 
 async def start_job(env: dict[str, str]) -> asyncio.subprocess.Process:

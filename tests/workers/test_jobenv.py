@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 import pytest
 
+from contracts.jobs import job_environ
 from contracts.scans import StartScan
 from scanners import TOOLS
 from scanners.nmap.config import NmapConfig
@@ -98,18 +97,14 @@ def test_to_environ_leaves_unset_optional_variables_out() -> None:
     }
 
 
-def test_job_environ_builds_a_normalised_env_from_the_command() -> None:
-    environ = jobenv.job_environ(start_scan(), "tls://nats.jetscan:4222", nats_creds="/c")
-    assert environ["JETSCAN_SCAN_ID"] == "s1"
-    assert environ["JETSCAN_TARGET"] == "example.com"
-    assert environ["JETSCAN_DEADLINE_SECONDS"] == "600"
-    assert environ["JETSCAN_NATS_URL"] == "tls://nats.jetscan:4222"
-    assert environ["JETSCAN_NATS_CREDS"] == "/c"
-    assert "JETSCAN_WORKDIR" not in environ
-    config = json.loads(environ["JETSCAN_CONFIG"])
-    assert config["ports"] == "443"
-    assert msgspec.convert(config, NmapConfig) == NmapConfig(ports="443")
-    assert all(isinstance(v, str) for v in environ.values())
+def test_the_launchers_env_parses_into_the_commands_scan() -> None:
+    environ = job_environ(start_scan(), "tls://nats.jetscan:4222", nats_creds="/c")
+    env = jobenv.parse(environ)
+    assert (env.scan_id, env.tool, env.deadline_seconds) == ("s1", "nmap", 600)
+    assert env.target.value == "example.com"
+    assert env.config == NmapConfig(ports="443")
+    assert (env.nats_url, env.nats_creds, env.workdir) == ("tls://nats.jetscan:4222", "/c", "")
+    assert jobenv.parse(jobenv.to_environ(env)) == env
 
 
 @pytest.mark.parametrize(
@@ -122,11 +117,11 @@ def test_job_environ_builds_a_normalised_env_from_the_command() -> None:
         ({"deadline_seconds": 0}, "JETSCAN_DEADLINE_SECONDS"),
     ],
 )
-def test_job_environ_refuses_a_command_the_job_would_refuse(
+def test_the_job_refuses_a_bad_command_the_launcher_passed_on(
     changes: dict[str, Any], variable: str
 ) -> None:
     with pytest.raises(JobEnvError) as caught:
-        jobenv.job_environ(start_scan(**changes), "nats://127.0.0.1:4222")
+        jobenv.parse(job_environ(start_scan(**changes), "nats://127.0.0.1:4222"))
     assert caught.value.variable == variable
 
 

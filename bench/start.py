@@ -1,0 +1,367 @@
+"""StartScan throughput and latency: jetscan's edge against a bare grpclib echo server.
+
+Both servers run in a child process of their own, so the client driving the load (this
+process) never competes with them for the GIL:
+
+- echo: grpclib serving a ScanService whose StartScan returns a `v1.Scan` at once. Same
+  generated message types, same process model, no auth, no bus: the ceiling.
+- jetscan: an embedded stack as `jetscan up` builds it (nats-server, PostgreSQL, streams,
+  migrations, admin token) with the edge, ingest and queries roles in one process under
+  `workers.roles.supervise`. No launcher: StartScan only publishes the command, and no nmap
+  ever starts.
+
+Each concurrency level runs a fixed number of calls (cut short by `--time-limit`), every
+client on its own connection, after a warm-up that is not counted. The result is one JSON
+object; `ratio` is jetscan's accepted/s over echo's at the same level. `client_cpu` near 1.0
+means the client process, not the server, was the limit at that level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from grpclib import GRPCError
+from grpclib.client import Channel
+from grpclib.exceptions import StreamTerminatedError
+from grpclib.server import Server
+
+from contracts.gen.google.protobuf import Struct
+from contracts.gen.jetscan import v1
+from contracts.settings import Address
+
+_REPO = Path(__file__).resolve().parents[1]
+SIDES = ("echo", "jetscan")
+TARGET_RATIO = 0.5
+_CALL_TIMEOUT = 10.0
+_READY_TIMEOUT = 120.0  # the first PostgreSQL start initialises a cluster
+
+
+def main(argv: list[str]) -> int:
+    args = _arguments(argv)
+    if args.serve:
+        return _serve(args.serve, Path(args.dir))
+    levels = sorted(set(args.clients))
+    plan = {c: args.requests_single if c == 1 else args.requests for c in levels}
+    sides = [args.only] if args.only else list(SIDES)
+    with tempfile.TemporaryDirectory(prefix="jetscan-bench-", dir=_temp_root()) as tmp:
+        figures = asyncio.run(_bench(sides, plan, args.time_limit, Path(tmp)))
+    results: dict[str, dict[str, Any]] = {}
+    for c in levels:
+        row: dict[str, Any] = {side: figures[side][c] for side in sides}
+        if len(sides) == 2:
+            echo = row["echo"]["accepted_per_s"]
+            row["ratio"] = round(row["jetscan"]["accepted_per_s"] / echo, 2) if echo else None
+        results[str(c)] = row
+    print(
+        json.dumps(
+            {
+                "bench": "start",
+                "cpus": os.cpu_count(),
+                "requests": {str(c): n for c, n in plan.items()},
+                "target_ratio": TARGET_RATIO,
+                "results": results,
+            }
+        )
+    )
+    return 0
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench start")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--requests-single", type=int, default=2000, help="calls at 1 client")
+    parser.add_argument("--requests", type=int, default=4000, help="calls at other levels")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per level")
+    parser.add_argument("--only", choices=SIDES, help="measure one side only")
+    parser.add_argument("--serve", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def _temp_root() -> str:
+    # pgserver runs PostgreSQL as an unprivileged user when started as root, and that user
+    # cannot enter /root: keep the stack's data elsewhere even if TMPDIR points there.
+    root = Path(tempfile.gettempdir()).resolve()
+    return "/tmp" if root.is_relative_to("/root") else str(root)  # noqa: S108
+
+
+# --- the load ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+async def _bench(
+    sides: Sequence[str], plan: dict[int, int], time_limit: float, tmp: Path
+) -> dict[str, dict[int, dict[str, Any]]]:
+    figures: dict[str, dict[int, dict[str, Any]]] = {}
+    # One side at a time: the idle one would still hold memory and wake for health checks.
+    for side in sides:
+        async with _server(side, tmp / side) as (address, token):
+            figures[side] = {
+                clients: await _level(address, token, clients, total, time_limit)
+                for clients, total in plan.items()
+            }
+    return figures
+
+
+async def _level(
+    address: Address, token: str, clients: int, total: int, time_limit: float
+) -> dict[str, Any]:
+    config = Struct.from_dict({"ports": "1"})
+    run = uuid.uuid4().hex[:8]
+
+    def requests(phase: str, n: int) -> list[v1.StartScanRequest]:
+        # Unique request ids: a repeated id would be deduplicated, not measured.
+        return [
+            v1.StartScanRequest(
+                target="127.0.0.1",
+                tool="nmap",
+                config=config,
+                request_id=f"bench-{run}-{clients}-{phase}-{i}",
+            )
+            for i in range(n)
+        ]
+
+    metadata = {"authorization": f"Bearer {token}"}
+    channels = [Channel(address.host, address.port) for _ in range(clients)]
+    try:
+        stubs = [
+            v1.ScanServiceStub(ch, metadata=metadata, timeout=_CALL_TIMEOUT) for ch in channels
+        ]
+        # Connections, the edge's first command publish and PostgreSQL's first plans are
+        # start-up costs, not throughput.
+        await _load(stubs, requests("warm", max(4 * clients, 100)), time_limit)
+        measured = requests("run", total)
+        cpu, start = time.process_time(), time.perf_counter()
+        tally = await _load(stubs, measured, time_limit)
+        elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+    finally:
+        for ch in channels:
+            ch.close()
+    lat = sorted(tally.latencies)
+    done = len(lat) + sum(tally.errors.values())
+    return {
+        "accepted_per_s": round(len(lat) / elapsed, 1),
+        "p50_ms": _percentile_ms(lat, 0.50),
+        "p99_ms": _percentile_ms(lat, 0.99),
+        "accepted": len(lat),
+        "errors": dict(tally.errors),
+        "cut_short": done < total,
+        "seconds": round(elapsed, 2),
+        "client_cpu": round(cpu / elapsed, 2),
+    }
+
+
+async def _load(
+    stubs: Sequence[v1.ScanServiceStub], requests: Sequence[v1.StartScanRequest], limit: float
+) -> _Tally:
+    tally = _Tally()
+    pending: Iterator[v1.StartScanRequest] = iter(requests)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+
+    async def client(stub: v1.ScanServiceStub) -> None:
+        # One shared iterator: `next` runs between awaits, so each request goes out once.
+        for request in pending:
+            if loop.time() > deadline:
+                return
+            start = time.perf_counter()
+            try:
+                await stub.start_scan(request)
+            except GRPCError as exc:
+                tally.errors[exc.status.name] += 1
+                continue
+            except (OSError, StreamTerminatedError, TimeoutError):
+                tally.errors["CONNECTION"] += 1
+                continue
+            tally.latencies.append(time.perf_counter() - start)
+
+    await asyncio.gather(*(client(stub) for stub in stubs))
+    return tally
+
+
+def _percentile_ms(ordered: Sequence[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    rank = max(math.ceil(q * len(ordered)) - 1, 0)  # nearest-rank
+    return round(ordered[rank] * 1000, 2)
+
+
+@contextlib.asynccontextmanager
+async def _server(side: str, home: Path) -> AsyncIterator[tuple[Address, str]]:
+    """A child process serving `side`; yields its gRPC address and a token it accepts."""
+    home.mkdir(parents=True)
+    log_path = home / "server.log"
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.start",
+            "--serve",
+            side,
+            "--dir",
+            str(home),
+            cwd=_REPO,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,
+        )
+    try:
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), _READY_TIMEOUT)
+        except TimeoutError:
+            line = b""
+        if not line:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the {side} server did not start; its log ends:\n{tail}")
+        ready = json.loads(line)
+        yield Address(ready["host"], ready["port"]), ready["token"]
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+# --- the servers (child processes) ------------------------------------------------------
+
+
+class EchoScans(v1.ScanServiceBase):
+    """StartScan answered at once with a queued scan of the same shape jetscan returns."""
+
+    async def start_scan(self, message: v1.StartScanRequest) -> v1.Scan:
+        return v1.Scan(
+            id=message.request_id,
+            target=message.target,
+            domain=message.target,
+            tool=message.tool,
+            config=message.config,
+            status=v1.ScanStatus.QUEUED,
+            created_at=datetime.now(UTC),
+            requested_by="bench",
+            finding_counts=v1.FindingCounts(),
+            deadline_seconds=message.deadline_seconds or 3600,
+        )
+
+
+def _serve(side: str, home: Path) -> int:
+    # INFO, as `jetscan up` logs by default: its logging is part of what a request costs.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if side == "echo":
+            await _serve_echo(stop)
+        else:
+            await _serve_jetscan(home, stop)
+
+    asyncio.run(run())
+    return 0
+
+
+async def _serve_echo(stop: asyncio.Event) -> None:
+    server = Server([EchoScans()])
+    address = Address("127.0.0.1", _free_port())
+    await server.start(address.host, address.port)
+    try:
+        _announce(address, "echo-accepts-any-token")
+        await stop.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _serve_jetscan(home: Path, stop: asyncio.Event) -> None:
+    from contracts.settings import Settings
+    from workers.embedded import NatsServer, Postgres
+    from workers.roles import supervise
+    from workers.stack import prepare
+
+    nats_server = NatsServer(home / "nats", port=0)
+    postgres = Postgres(home / "postgres")
+    try:
+        settings = Settings(
+            home=home,
+            grpc_addr=Address("127.0.0.1", _free_port()),
+            http_addr=Address("127.0.0.1", _free_port()),
+            nats_url=await nats_server.start(),
+            database_url=await postgres.start(),
+        )
+        # Streams, migrations and the admin token, as `jetscan up` applies them.
+        await prepare(settings)
+        # No launcher: nothing consumes the start commands, so no scan ever runs.
+        roles = asyncio.create_task(supervise(settings, ["edge", "ingest", "queries"], stop))
+        listening = asyncio.create_task(_until_listening(settings.grpc_addr))
+        await asyncio.wait({roles, listening}, return_when=asyncio.FIRST_COMPLETED)
+        if listening.done() and listening.exception() is None:
+            _announce(settings.grpc_addr, settings.admin_token_path.read_text().strip())
+        else:
+            listening.cancel()
+        await roles
+    finally:
+        await postgres.stop()
+        await nats_server.stop()
+
+
+async def _until_listening(address: Address, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(address.host, address.port)
+        except OSError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+
+
+def _announce(address: Address, token: str) -> None:
+    sys.stdout.write(json.dumps({"host": address.host, "port": address.port, "token": token}))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
