@@ -6,8 +6,8 @@ process) never competes with them for the GIL:
 - echo: grpclib serving a ScanService whose StartScan returns a `v1.Scan` at once. Same
   generated message types, same process model, no auth, no bus: the ceiling.
 - jetscan: an embedded stack as `jetscan up` builds it (nats-server, PostgreSQL, streams,
-  migrations, admin token) with the edge, ingest and queries roles in one process under
-  `workers.roles.supervise`. No launcher: StartScan only publishes the command, and no nmap
+  migrations, admin token), the edge in one process and ingest and queries in their own
+  (`jetscan run ROLE`). No launcher: StartScan only publishes the command, and no nmap
   ever starts.
 
 Each concurrency level runs a fixed number of calls (cut short by `--time-limit`), every
@@ -45,7 +45,7 @@ from grpclib.server import Server
 
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
-from contracts.settings import Address
+from contracts.settings import Address, Settings
 
 _REPO = Path(__file__).resolve().parents[1]
 SIDES = ("echo", "jetscan")
@@ -304,13 +304,13 @@ async def _serve_echo(stop: asyncio.Event) -> None:
 
 
 async def _serve_jetscan(home: Path, stop: asyncio.Event) -> None:
-    from contracts.settings import Settings
     from workers.embedded import NatsServer, Postgres
     from workers.roles import supervise
     from workers.stack import prepare
 
     nats_server = NatsServer(home / "nats", port=0)
     postgres = Postgres(home / "postgres")
+    helpers: list[asyncio.subprocess.Process] = []
     try:
         settings = Settings(
             home=home,
@@ -321,8 +321,10 @@ async def _serve_jetscan(home: Path, stop: asyncio.Event) -> None:
         )
         # Streams, migrations and the admin token, as `jetscan up` applies them.
         await prepare(settings)
-        # No launcher: nothing consumes the start commands, so no scan ever runs.
-        roles = asyncio.create_task(supervise(settings, ["edge", "ingest", "queries"], stop))
+        # As a cluster runs them: the edge in this process, ingest and queries in their own
+        # (`jetscan run ROLE`). No launcher: nothing starts jobs, so no scan ever runs.
+        helpers = [await _run_role(role, settings) for role in ("ingest", "queries")]
+        roles = asyncio.create_task(supervise(settings, ["edge"], stop))
         listening = asyncio.create_task(_until_listening(settings.grpc_addr))
         await asyncio.wait({roles, listening}, return_when=asyncio.FIRST_COMPLETED)
         if listening.done() and listening.exception() is None:
@@ -331,8 +333,24 @@ async def _serve_jetscan(home: Path, stop: asyncio.Event) -> None:
             listening.cancel()
         await roles
     finally:
+        for proc in helpers:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await proc.wait()
         await postgres.stop()
         await nats_server.stop()
+
+
+async def _run_role(role: str, settings: Settings) -> asyncio.subprocess.Process:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "JETSCAN_NATS_URL": settings.nats_url,
+        "JETSCAN_DATABASE_URL": settings.database_url,
+        "JETSCAN_HOME": str(settings.home),
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.cli", "run", role, cwd=_REPO, env=env
+    )
 
 
 async def _until_listening(address: Address, timeout: float = 60.0) -> None:
