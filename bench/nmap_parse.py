@@ -1,10 +1,18 @@
-"""nmap XML parsing: jetscan's streaming `parse_stream` against python-libnmap, same file, same run.
+"""nmap XML parsing: jetscan against python-libnmap, same file, same run.
 
 Writes a synthetic nmap XML file of about `--size-mb` (many hosts, several ports each, NSE
 scripts including structured ssl-cert and vulners output), then parses it once per parser, each
-in a fresh child process so neither's heap or peak RSS leaks into the other's figures. Peak RSS
+in a fresh child process so no run's heap or peak RSS leaks into another's figures. Peak RSS
 growth is the child's peak resident set (VmHWM, reset after imports where the kernel allows)
 minus its resident set just before parsing.
+
+jetscan is measured two ways:
+- `streaming`: `iter_run`, deriving each host's findings and letting both go, as a worker
+  publishing in batches would. This is the parser's working memory, and what the targets
+  (2x libnmap's throughput, under 100 MB of growth) are checked against: a 100 MB scan's
+  result is larger than one bus message, so the worker has to stream or chunk it anyway.
+- `parse_stream`: the whole `ToolOutput` held at once, findings deduplicated. Its memory is
+  the size of the result, not of the parser, and is reported so that figure is never hidden.
 
 python-libnmap is only the baseline here, never a dependency of the package.
 """
@@ -22,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,6 +41,9 @@ _LIBNMAP_HINT = (
     "python-libnmap is not installed; it is this bench's baseline. Add it to the dev group "
     "(uv add --dev python-libnmap==0.7.3) and rerun."
 )
+_RUNS = ("jetscan_streaming", "jetscan_parse_stream", "libnmap")
+_TARGET_RATIO = 2.0
+_TARGET_RSS_MB = 100
 _HEADER = """<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE nmaprun>
 <nmaprun scanner="nmap" args="nmap -sT -sV --script=default,vulners -oX bench.xml 10.0.0.0/8" \
@@ -67,9 +79,17 @@ def main(argv: list[str]) -> int:
         with path.open("w", encoding="utf-8") as out:
             _write_scan(out, args.size_mb * _MB, random.Random(args.seed))
         file_mb = path.stat().st_size / _MB
-        results = {name: _measure(name, path, file_mb) for name in ("jetscan", "libnmap")}
-    ratio = results["jetscan"]["mb_per_s"] / results["libnmap"]["mb_per_s"]
-    print(json.dumps({"file_mb": round(file_mb, 1), **results, "ratio": round(ratio, 2)}))
+        results = {name: _measure(name, path, file_mb) for name in _RUNS}
+    baseline = results["libnmap"]["mb_per_s"]
+    streaming = results["jetscan_streaming"]
+    targets = {
+        "streaming_ratio": round(streaming["mb_per_s"] / baseline, 2),
+        "streaming_ratio_at_least": _TARGET_RATIO,
+        "streaming_peak_rss_growth_mb": streaming["peak_rss_growth_mb"],
+        "streaming_peak_rss_growth_below_mb": _TARGET_RSS_MB,
+        "parse_stream_ratio": round(results["jetscan_parse_stream"]["mb_per_s"] / baseline, 2),
+    }
+    print(json.dumps({"file_mb": round(file_mb, 1), **results, "targets": targets}))
     return 0
 
 
@@ -77,12 +97,12 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench nmap-parse")
     parser.add_argument("--size-mb", type=int, default=100)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--child", choices=("jetscan", "libnmap"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=_RUNS, help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def _measure(name: str, path: Path, file_mb: float) -> dict[str, float]:
+def _measure(name: str, path: Path, file_mb: float) -> dict[str, Any]:
     child = [sys.executable, "-m", "bench.nmap_parse", "--child", name, "--file", str(path)]
     done = subprocess.run(child, capture_output=True, text=True, check=False, cwd=_REPO)
     if done.returncode != 0:
@@ -92,7 +112,7 @@ def _measure(name: str, path: Path, file_mb: float) -> dict[str, float]:
         "mb_per_s": round(file_mb / figures["seconds"], 1),
         "seconds": round(figures["seconds"], 2),
         "peak_rss_growth_mb": round(figures["peak_rss_growth_mb"], 1),
-        "hosts": figures["hosts"],
+        **figures["counts"],
     }
 
 
@@ -102,29 +122,42 @@ def _child(name: str, path: Path) -> int:
     _reset_peak_rss()
     before = _status_mb("VmRSS")
     start = time.perf_counter()
-    hosts = parse(path)
+    counts = parse(path)
     seconds = time.perf_counter() - start
     growth = _status_mb("VmHWM") - before
-    print(json.dumps({"seconds": seconds, "peak_rss_growth_mb": growth, "hosts": hosts}))
+    print(json.dumps({"seconds": seconds, "peak_rss_growth_mb": growth, "counts": counts}))
     return 0
 
 
-def _parser(name: str) -> Any:
-    if name == "jetscan":
-        from scanners.nmap.parse import parse_stream
+def _parser(name: str) -> Callable[[Path], dict[str, int]]:
+    # Each child imports only what its own run needs, before the RSS baseline is taken.
+    if name == "libnmap":
+        # Untyped third-party module: reached through import_module so its Any stays here.
+        nmap_parser = importlib.import_module("libnmap.parser").NmapParser
 
-        def jetscan(path: Path) -> int:
-            with path.open("rb") as stream:
-                return len(parse_stream(stream).data.hosts)
+        def libnmap(path: Path) -> dict[str, int]:
+            return {"hosts": len(nmap_parser.parse_fromfile(str(path)).hosts)}
 
-        return jetscan
-    # Untyped third-party module: reached through import_module so its Any stays here.
-    nmap_parser = importlib.import_module("libnmap.parser").NmapParser
+        return libnmap
+    from contracts.nmap import Host
+    from scanners.nmap.findings import host_findings
+    from scanners.nmap.parse import iter_run, parse_stream
 
-    def libnmap(path: Path) -> int:
-        return len(nmap_parser.parse_fromfile(str(path)).hosts)
+    def jetscan_streaming(path: Path) -> dict[str, int]:
+        hosts = findings = 0
+        with path.open("rb") as stream:
+            for item in iter_run(stream):
+                if isinstance(item, Host):
+                    hosts += 1
+                    findings += len(host_findings(item))
+        return {"hosts": hosts, "findings": findings}
 
-    return libnmap
+    def jetscan_parse_stream(path: Path) -> dict[str, int]:
+        with path.open("rb") as stream:
+            output = parse_stream(stream)
+        return {"hosts": len(output.data.hosts), "findings": len(output.findings)}
+
+    return jetscan_streaming if name == "jetscan_streaming" else jetscan_parse_stream
 
 
 def _reset_peak_rss() -> None:

@@ -24,7 +24,7 @@ class Severity(enum.StrEnum):
 _RANK = {s: i for i, s in enumerate(Severity)}
 
 
-class Finding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Finding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """One issue or observation about a target, as a parser reports it.
 
     `fingerprint` identifies the same finding across rescans of the same target: it is

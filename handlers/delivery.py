@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from faststream import AckPolicy
@@ -20,6 +20,7 @@ from faststream.nats.message import NatsMessage
 from handlers.topology import ConsumerSpec, Topology
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def durable_subscriber(
@@ -49,7 +50,8 @@ async def settle(msg: NatsMessage, spec: ConsumerSpec, work: Callable[[], Awaita
         await msg.reject()
     except Exception as exc:
         attempt = delivered(msg)
-        delay = spec.nak_delay(attempt)
+        # An exception may know better when to retry (a result about to arrive).
+        delay = getattr(exc, "retry_after", None) or spec.nak_delay(attempt)
         log.warning(
             "retrying %s in %.0fs (attempt %d of %d): %r",
             msg.raw_message.subject,
@@ -61,3 +63,40 @@ async def settle(msg: NatsMessage, spec: ConsumerSpec, work: Callable[[], Awaita
         await msg.nack(delay=delay)
     else:
         await msg.ack()
+
+
+async def settle_batch(
+    msg: Any,
+    spec: ConsumerSpec,
+    decode: Callable[[bytes], T],
+    work: Callable[[list[T]], Awaitable[None]],
+) -> None:
+    """`settle` for a batch: one effect for every decodable message, then ack them all.
+
+    `msg` is FastStream's batch message; its `raw_message` is the list of nats-py messages.
+    """
+    items: list[T] = []
+    raws = []
+    for raw in msg.raw_message:
+        try:
+            items.append(decode(raw.data))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("parking undecodable message on %s: %s", raw.subject, exc)
+            await raw.term()
+            continue
+        raws.append(raw)
+    if not items:
+        return
+    try:
+        await work(items)
+    except Exception as exc:
+        attempt = max(int(r.metadata.num_delivered) for r in raws)
+        delay = spec.nak_delay(attempt)
+        log.warning(
+            "retrying %d messages in %.0fs (attempt %d): %r", len(raws), delay, attempt, exc
+        )
+        for raw in raws:
+            await raw.nak(delay=delay)
+    else:
+        for raw in raws:
+            await raw.ack()

@@ -168,39 +168,54 @@ async def list_scans(
 # --- ingest --------------------------------------------------------------------------
 
 
-async def insert_scan(conn: asyncpg.Connection, cmd: StartScan) -> bool:
-    """Record a newly started scan as queued; a replayed command changes nothing."""
-    status = await conn.execute(
+async def insert_scans(conn: asyncpg.Connection, cmds: list[StartScan]) -> None:
+    """Record newly started scans as queued; a replayed command changes nothing."""
+    await conn.execute(
         "INSERT INTO scans (id, target, domain, tool, config, status, deadline_seconds,"
         " requested_by, request_id, schedule_id, created_at)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, 'queued', $6, $7, $8, $9, $10)"
+        " SELECT i, t, d, tl, c::jsonb, 'queued', dl, rb, rq, sc, ca FROM unnest($1::text[],"
+        " $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[],"
+        " $9::text[], $10::timestamptz[]) AS u(i, t, d, tl, c, dl, rb, rq, sc, ca)"
         " ON CONFLICT (id) DO NOTHING",
-        cmd.scan_id,
-        cmd.target,
-        cmd.domain,
-        cmd.tool,
-        msgspec.json.encode(cmd.config).decode(),
-        cmd.deadline_seconds,
-        cmd.requested_by,
-        cmd.request_id,
-        cmd.schedule_id,
-        cmd.requested_at,
+        [c.scan_id for c in cmds],
+        [c.target for c in cmds],
+        [c.domain for c in cmds],
+        [c.tool for c in cmds],
+        [msgspec.json.encode(c.config).decode() for c in cmds],
+        [c.deadline_seconds for c in cmds],
+        [c.requested_by for c in cmds],
+        [c.request_id for c in cmds],
+        [c.schedule_id for c in cmds],
+        [c.requested_at for c in cmds],
     )
-    return bool(status == "INSERT 0 1")
 
 
 class UnknownScan(Exception):
     """An event or result for a scan whose start command has not been projected yet."""
 
 
-async def apply_event(conn: asyncpg.Connection, event: ScanEvent) -> ScanStatus | None:
-    """Move the scan to the event's status if that is forward; return the new status."""
+class ResultPending(Exception):
+    """A scan succeeded but its result has not been stored yet: retry shortly."""
+
+    retry_after = 0.5
+
+
+async def apply_event(
+    conn: asyncpg.Connection, event: ScanEvent, *, await_result: bool = False
+) -> ScanStatus | None:
+    """Move the scan to the event's status if that is forward; return the new status.
+
+    With `await_result`, a success whose result is not stored yet raises ResultPending:
+    a scan shown as succeeded must have its findings readable.
+    """
     async with conn.transaction():
         row = await conn.fetchrow(
-            "SELECT status FROM scans WHERE id = $1 FOR UPDATE", event.scan_id
+            "SELECT status, result_at FROM scans WHERE id = $1 FOR UPDATE", event.scan_id
         )
         if row is None:
             raise UnknownScan(event.scan_id)
+        if await_result and event.status is ScanStatus.SUCCEEDED and row["result_at"] is None:
+            raise ResultPending(event.scan_id)
         new = advance(ScanStatus(row["status"]), event.status)
         if new is None:
             return None
@@ -239,7 +254,8 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
     """
     async with conn.transaction():
         exists = await conn.fetchval(
-            "UPDATE scans SET artifact = $2, partial = $3, exit_code = $4, updated_at = now()"
+            "UPDATE scans SET artifact = $2, partial = $3, exit_code = $4, result_at = now(),"
+            " updated_at = now()"
             " WHERE id = $1 RETURNING id",
             result.scan_id,
             result.artifact,

@@ -21,7 +21,7 @@ from contracts.results import Heartbeat, ScanResult
 from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan
 from contracts.settings import Settings
 from handlers import bus, store, topology
-from handlers.delivery import durable_subscriber, settle
+from handlers.delivery import delivered, durable_subscriber, settle, settle_batch
 from handlers.ingest.liveness import SILENT, is_lost
 
 log = logging.getLogger(__name__)
@@ -39,17 +39,16 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
     results = topo.consumer("ingest-results")
     output = topo.consumer("ingest-output")
 
-    @durable_subscriber(broker, topo, commands.durable)
-    async def on_command(msg: NatsMessage) -> None:
-        body = msg.body
-
-        async def work() -> None:
-            cmd = _commands.decode(body)
-            if isinstance(cmd, StartScan):
+    # Commands and console lines come in bursts: one statement per batch, not per message.
+    @durable_subscriber(broker, topo, commands.durable, batch_size=256, batch=True)
+    async def on_commands(msg: NatsMessage) -> None:
+        async def work(cmds: list[ScanCommand]) -> None:
+            starts = [c for c in cmds if isinstance(c, StartScan)]
+            if starts:
                 async with pool.acquire() as conn:
-                    await store.insert_scan(conn, cmd)
+                    await store.insert_scans(conn, starts)
 
-        await settle(msg, commands, work)
+        await settle_batch(msg, commands, _commands.decode, work)
 
     @durable_subscriber(broker, topo, events.durable)
     async def on_event(msg: NatsMessage) -> None:
@@ -57,8 +56,10 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
 
         async def work() -> None:
             event = _events.decode(body)
+            # Wait a few redeliveries for the result; a job that never sent one still ends.
+            await_result = delivered(msg) <= 5
             async with pool.acquire() as conn:
-                new = await store.apply_event(conn, event)
+                new = await store.apply_event(conn, event, await_result=await_result)
             if new is not None:
                 log.info("scan %s is %s", event.scan_id, new.value)
 
@@ -76,17 +77,15 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
 
         await settle(msg, results, work)
 
-    @durable_subscriber(broker, topo, output.durable, batch_size=256)
+    @durable_subscriber(broker, topo, output.durable, batch_size=256, batch=True)
     async def on_output(msg: NatsMessage) -> None:
-        body = msg.body
-
-        async def work() -> None:
-            item = _output.decode(body)
-            if isinstance(item, OutputLine):
+        async def work(items: list[OutputMessage]) -> None:
+            lines = [i for i in items if isinstance(i, OutputLine)]
+            if lines:
                 async with pool.acquire() as conn:
-                    await store.insert_output(conn, [item])
+                    await store.insert_output(conn, lines)
 
-        await settle(msg, output, work)
+        await settle_batch(msg, output, _output.decode, work)
 
 
 async def watch_liveness(

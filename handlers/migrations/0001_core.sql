@@ -15,6 +15,7 @@ CREATE TABLE scans (
     schedule_id      text        NOT NULL DEFAULT '',
     artifact         text        NOT NULL DEFAULT '',
     partial          boolean     NOT NULL DEFAULT false,
+    result_at        timestamptz,
     created_at       timestamptz NOT NULL,
     started_at       timestamptz,
     finished_at      timestamptz,

@@ -1,7 +1,8 @@
 """nmap XML (`-oX`) to findings and `NmapRun` data. Pure and total.
 
-- Streaming: `iterparse` and each top-level element (a `<host>`, `<runstats>`...) is dropped
-  from the tree once read, so memory tracks the result, not the file.
+- Streaming: each top-level element (a `<host>`, `<runstats>`...) is dropped from the tree
+  once read, so memory tracks the result, not the file; `iter_run` hands over each `Host` as
+  it is read, so a consumer that does not keep them needs the memory of one host.
 - An interrupted scan (nmap killed or timed out, file cut anywhere) is a result, not an
   error: the hosts nmap completed, with `partial=True`. Only expat's end-of-input errors count
   as interruption, and only after an `<nmaprun>` root was seen.
@@ -18,13 +19,15 @@ from __future__ import annotations
 import io
 import re
 import sys
+from collections.abc import Iterator
 from typing import IO
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, TreeBuilder
 from xml.etree.ElementTree import ParseError as XMLParseError
 from xml.parsers.expat import errors as expat_errors
 
+import msgspec
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
+from defusedxml.ElementTree import DefusedXMLParser
 
 from contracts.findings import Finding
 from contracts.nmap import (
@@ -63,6 +66,10 @@ _MAX_TABLE_DEPTH = 64
 # most of the strings the result holds.
 _intern = sys.intern
 _HEAD_SIZE = 8192
+_CHUNK_SIZE = 1 << 16
+# What a missing optional child reads as: every attribute then takes its default, which is
+# what nmap versions that never wrote the element meant.
+_EMPTY: dict[str, str] = {}
 _LEADING_COMMENTS = re.compile(rb"(?:\s*<!--.*?-->)+\s*(?=<\?xml)", re.S)
 
 
@@ -72,61 +79,55 @@ def parse(data: bytes) -> ToolOutput:
 
 def parse_stream(fp: IO[bytes]) -> ToolOutput:
     """Parse nmap XML from a binary file object, holding the XML of one host at a time."""
-    root: Element | None = None
-    run: dict[str, str] = {}
-    depth = 0
     hosts: list[Host] = []
     # Keyed by fingerprint: a host listed twice (nmap scans duplicates it is given) must not
     # yield two findings with one identity.
     findings: dict[str, Finding] = {}
+    run = NmapRun()
+    for item in iter_run(fp):
+        if isinstance(item, Host):
+            hosts.append(item)
+            for finding in host_findings(item):
+                findings.setdefault(finding.fingerprint, finding)
+        else:
+            run = item
+    data = msgspec.structs.replace(run, hosts=tuple(hosts))
+    return ToolOutput(findings=tuple(findings.values()), data=data, partial=run.partial)
+
+
+def iter_run(fp: IO[bytes]) -> Iterator[Host | NmapRun]:
+    """Each `Host` as soon as its `</host>` is read, then the `NmapRun` around them.
+
+    The run comes last and once, with `hosts=()`; nothing read is retained in between, so a
+    consumer that handles each host as it comes (publishes its findings in batches) parses a
+    scan of any size in the memory of one host. Raises `ParseError` like `parse_stream`;
+    duplicate findings across hosts are the consumer's to fold, by fingerprint.
+    """
+    document = _Document(fp)
     scan_info: list[ScanInfo] = []
     prescripts: list[Script] = []
     postscripts: list[Script] = []
     finished: dict[str, str] | None = None
     counts: dict[str, str] = {}
-    truncated = False
-    try:
-        for event, elem in iterparse(_skip_leading_comments(fp), events=("start", "end")):
-            if event == "start":
-                if root is None:
-                    if elem.tag != "nmaprun":
-                        raise ParseError(_TOOL, f"root element is <{elem.tag}>, not <nmaprun>")
-                    root, run = elem, dict(elem.attrib)
-                depth += 1
-                continue
-            depth -= 1
-            if depth != 1 or root is None:
-                continue
-            match elem.tag:
-                case "host":
-                    host = _host(elem)
-                    hosts.append(host)
-                    for finding in host_findings(host):
-                        findings.setdefault(finding.fingerprint, finding)
-                case "scaninfo":
-                    scan_info.append(_scan_info(elem))
-                case "prescript":
-                    prescripts += _scripts(elem)
-                case "postscript":
-                    postscripts += _scripts(elem)
-                case "runstats":
-                    finished = dict(_child(elem, "finished").attrib)
-                    counts = dict(_child(elem, "hosts").attrib)
-            # Attributes were copied at the root's start event; the children are done with.
-            root.clear()
-    except XMLParseError as exc:
-        if root is None or exc.code not in _TRUNCATION_CODES:
-            raise ParseError(_TOOL, _xml_error(exc, root is None)) from exc
-        truncated = True
-    except DefusedXmlException as exc:
-        raise ParseError(_TOOL, f"refused a forbidden XML construct: {exc!r}") from exc
-    if root is None:
-        raise ParseError(_TOOL, "no <nmaprun> element")
+    for elem in document.children():
+        match elem.tag:
+            case "host":
+                yield _host(elem)
+            case "scaninfo":
+                scan_info.append(_scan_info(elem))
+            case "prescript":
+                prescripts += _scripts(elem)
+            case "postscript":
+                postscripts += _scripts(elem)
+            case "runstats":
+                finished = dict(_child(elem, "finished").attrib)
+                counts = dict(_child(elem, "hosts").attrib)
+    run = document.attrib
     # nmap writes <runstats> last, when it stops on its own; without it, or with an error
     # exit, the hosts are what it got through, not what was asked for.
-    partial = truncated or finished is None or finished.get("exit") == "error"
+    partial = document.truncated or finished is None or finished.get("exit") == "error"
     done = finished or {}
-    data = NmapRun(
+    yield NmapRun(
         args=run.get("args", ""),
         version=run.get("version", ""),
         xml_output_version=run.get("xmloutputversion", ""),
@@ -136,7 +137,6 @@ def parse_stream(fp: IO[bytes]) -> ToolOutput:
         exit=done.get("exit", ""),
         error_message=done.get("errormsg", ""),
         scan_info=tuple(scan_info),
-        hosts=tuple(hosts),
         hosts_up=_optional_int(counts.get("up")),
         hosts_down=_optional_int(counts.get("down")),
         hosts_total=_optional_int(counts.get("total")),
@@ -144,107 +144,203 @@ def parse_stream(fp: IO[bytes]) -> ToolOutput:
         postscripts=tuple(postscripts),
         partial=partial,
     )
-    return ToolOutput(findings=tuple(findings.values()), data=data, partial=partial)
 
 
-class _Rest:
-    """`head` and then the rest of `fp`: the stream after a peeked-at, trimmed start."""
+class _Document:
+    """An `<nmaprun>` read as its top-level children, each complete and then let go.
 
-    def __init__(self, head: bytes, fp: IO[bytes]) -> None:
-        self._head = head
+    defusedxml's parser is pure Python between expat and the tree builder: a Python call, a
+    name fix-up and a dict per element, most of the parse time on a large scan. Here expat
+    feeds the C tree builder directly for starts and text, and only an element's end passes
+    through Python, to hand over each finished top-level child. The parser is still
+    defusedxml's, with its handlers for entity declarations, external entities and undefined
+    entities left in place; only the element and text handlers are replaced.
+    """
+
+    def __init__(self, fp: IO[bytes]) -> None:
         self._fp = fp
+        # The root's attributes, once `<nmaprun>` is open; None until then.
+        self.root: dict[str, str] | None = None
+        self.truncated = False
 
-    def read(self, size: int = -1) -> bytes:
-        if self._head:
-            head, self._head = self._head, b""
-            return head
-        return self._fp.read(size)
+    @property
+    def attrib(self) -> dict[str, str]:
+        if self.root is None:
+            raise ParseError(_TOOL, "no <nmaprun> element")
+        return self.root
+
+    def children(self) -> Iterator[Element]:
+        builder = TreeBuilder()
+        parser = DefusedXMLParser(target=builder)
+        expat = parser.parser
+        build_start, build_end = builder.start, builder.end
+        finished: list[Element] = []
+        root = Element("nmaprun")
+
+        def start_root(tag: str, attrib: dict[str, str]) -> None:
+            nonlocal root
+            if tag != "nmaprun":
+                raise ParseError(_TOOL, f"root element is <{_qualified(tag)}>, not <nmaprun>")
+            self.root = dict(attrib)
+            root = build_start(tag, attrib)
+            expat.StartElementHandler = build_start
+
+        def end(tag: str) -> None:
+            elem = build_end(tag)
+            # Only the open top-level child is ever in the root: a finished one leaves it here.
+            if len(root) and root[0] is elem:
+                finished.append(elem)
+                del root[0]
+
+        expat.ordered_attributes = False
+        expat.StartElementHandler = start_root
+        expat.EndElementHandler = end
+        try:
+            for chunk in _chunks(self._fp):
+                parser.feed(chunk)
+                yield from finished
+                finished.clear()
+            parser.close()
+        except XMLParseError as exc:
+            if self.root is None or exc.code not in _TRUNCATION_CODES:
+                raise ParseError(_TOOL, _xml_error(exc, self.root is None)) from exc
+            self.truncated = True
+        except DefusedXmlException as exc:
+            raise ParseError(_TOOL, f"refused a forbidden XML construct: {exc!r}") from exc
+        # What expat completed before the end of input or the cut.
+        yield from finished
 
 
-def _skip_leading_comments(fp: IO[bytes]) -> _Rest:
+def _chunks(fp: IO[bytes]) -> Iterator[bytes]:
     head = fp.read(_HEAD_SIZE)
+    # One tolerance, see the module docstring: licence comments before the XML declaration.
     match = _LEADING_COMMENTS.match(head)
-    return _Rest(head[match.end() :] if match else head, fp)
+    yield head[match.end() :] if match else head
+    while chunk := fp.read(_CHUNK_SIZE):
+        yield chunk
+
+
+def _qualified(tag: str) -> str:
+    # expat spells a namespaced name "uri}local"; ElementTree's "{uri}local" is the known form.
+    return "{" + tag if "}" in tag else tag
+
+
+# The walkers below take one pass over each element's children instead of ElementPath
+# lookups: a large scan is millions of elements, and this is the parser's hottest code.
+# Where nmap writes an element once, the first one counts, as `find` would have it.
 
 
 def _host(elem: Element) -> Host:
-    status = _child(elem, "status")
+    status: Element | None = None
+    hostscript: Element | None = None
+    addresses: list[Address] = []
+    hostnames: list[Hostname] = []
+    ports: list[Port] = []
+    extraports: list[ExtraPorts] = []
+    os_matches: list[OsMatch] = []
+    for child in elem:
+        match child.tag:
+            case "address":
+                addresses.append(
+                    Address(
+                        addr=child.get("addr", ""),
+                        addrtype=_intern(child.get("addrtype", "")),
+                        vendor=child.get("vendor", ""),
+                    )
+                )
+            case "hostnames":
+                hostnames += (
+                    Hostname(name=name.get("name", ""), type=_intern(name.get("type", "")))
+                    for name in child
+                    if name.tag == "hostname"
+                )
+            case "ports":
+                for port in child:
+                    if port.tag == "port":
+                        ports.append(_port(port))
+                    elif port.tag == "extraports":
+                        extraports.append(
+                            ExtraPorts(
+                                state=_intern(port.get("state", "")), count=_int(port, "count")
+                            )
+                        )
+            case "os":
+                os_matches += (
+                    OsMatch(
+                        name=match.get("name", ""),
+                        accuracy=_optional_int(match.get("accuracy")),
+                        cpe=tuple(cpe.text or "" for cpe in match.iter("cpe")),
+                    )
+                    for match in child
+                    if match.tag == "osmatch"
+                )
+            case "status" if status is None:
+                status = child
+            case "hostscript" if hostscript is None:
+                hostscript = child
+    state = _EMPTY if status is None else status.attrib
     return Host(
-        status=_intern(status.get("state", "")),
-        status_reason=_intern(status.get("reason", "")),
-        addresses=tuple(
-            Address(
-                addr=address.get("addr", ""),
-                addrtype=_intern(address.get("addrtype", "")),
-                vendor=address.get("vendor", ""),
-            )
-            for address in elem.iterfind("address")
-        ),
-        hostnames=tuple(
-            Hostname(name=name.get("name", ""), type=_intern(name.get("type", "")))
-            for name in elem.iterfind("hostnames/hostname")
-        ),
-        ports=tuple(_port(port) for port in elem.iterfind("ports/port")),
-        extraports=tuple(
-            ExtraPorts(state=_intern(extra.get("state", "")), count=_int(extra, "count"))
-            for extra in elem.iterfind("ports/extraports")
-        ),
-        os_matches=tuple(
-            OsMatch(
-                name=match.get("name", ""),
-                accuracy=_optional_int(match.get("accuracy")),
-                cpe=tuple(cpe.text or "" for cpe in match.iter("cpe")),
-            )
-            for match in elem.iterfind("os/osmatch")
-        ),
-        scripts=_scripts(elem.find("hostscript")),
+        status=_intern(state.get("state", "")),
+        status_reason=_intern(state.get("reason", "")),
+        addresses=tuple(addresses),
+        hostnames=tuple(hostnames),
+        ports=tuple(ports),
+        extraports=tuple(extraports),
+        os_matches=tuple(os_matches),
+        scripts=_scripts(hostscript),
         start=_optional_int(elem.get("starttime")),
         end=_optional_int(elem.get("endtime")),
     )
 
 
 def _port(elem: Element) -> Port:
-    state = _child(elem, "state")
-    service = elem.find("service")
+    state = _EMPTY
+    service: Service | None = None
+    scripts: list[Script] = []
+    seen_state = False
+    for child in elem:
+        tag = child.tag
+        if tag == "script":
+            scripts.append(_script(child))
+        elif tag == "state" and not seen_state:
+            state, seen_state = child.attrib, True
+        elif tag == "service" and service is None:
+            service = _service(child)
     return Port(
         protocol=_intern(elem.get("protocol", "")),
         portid=_int(elem, "portid"),
         state=_intern(state.get("state", "")),
         reason=_intern(state.get("reason", "")),
-        service=None if service is None else _service(service),
-        scripts=_scripts(elem),
+        service=service,
+        scripts=tuple(scripts),
     )
 
 
 def _service(elem: Element) -> Service:
+    get = elem.get
     return Service(
-        name=_intern(elem.get("name", "")),
-        product=_intern(elem.get("product", "")),
-        version=_intern(elem.get("version", "")),
-        extrainfo=_intern(elem.get("extrainfo", "")),
-        tunnel=_intern(elem.get("tunnel", "")),
-        method=_intern(elem.get("method", "")),
-        conf=_optional_int(elem.get("conf")),
-        cpe=tuple(_intern(cpe.text or "") for cpe in elem.iterfind("cpe")),
+        name=_intern(get("name", "")),
+        product=_intern(get("product", "")),
+        version=_intern(get("version", "")),
+        extrainfo=_intern(get("extrainfo", "")),
+        tunnel=_intern(get("tunnel", "")),
+        method=_intern(get("method", "")),
+        conf=_optional_int(get("conf")),
+        cpe=tuple(_intern(cpe.text or "") for cpe in elem if cpe.tag == "cpe"),
     )
 
 
 def _scripts(parent: Element | None) -> tuple[Script, ...]:
     if parent is None:
         return ()
-    scripts = []
-    for script in parent:
-        if script.tag == "script":
-            elems, tables = _structure(script, 1)
-            scripts.append(
-                Script(
-                    id=_intern(script.get("id", "")),
-                    output=script.get("output", ""),
-                    elems=elems,
-                    tables=tables,
-                )
-            )
-    return tuple(scripts)
+    return tuple(_script(script) for script in parent if script.tag == "script")
+
+
+def _script(elem: Element) -> Script:
+    elems, tables = _structure(elem, 1)
+    return Script(
+        id=_intern(elem.get("id", "")), output=elem.get("output", ""), elems=elems, tables=tables
+    )
 
 
 def _structure(elem: Element, depth: int) -> tuple[tuple[ScriptElem, ...], tuple[ScriptTable, ...]]:
@@ -253,25 +349,18 @@ def _structure(elem: Element, depth: int) -> tuple[tuple[ScriptElem, ...], tuple
         raise ParseError(_TOOL, f"NSE tables nested deeper than {_MAX_TABLE_DEPTH}")
     elems: list[ScriptElem] = []
     tables: list[ScriptTable] = []
-    # One pass over the children rather than ElementPath lookups: vulners and ssl-enum-ciphers
-    # output is thousands of these per host, and this is the parser's hottest loop.
+    # vulners and ssl-enum-ciphers output is thousands of these per host.
     for child in elem:
-        if child.tag == "elem":
-            elems.append(
-                ScriptElem(key=_optional_intern(child.get("key")), value=_intern(child.text or ""))
-            )
-        elif child.tag == "table":
+        tag = child.tag
+        key = child.get("key")
+        if key is not None:
+            key = _intern(key)
+        if tag == "elem":
+            elems.append(ScriptElem(key=key, value=_intern(child.text or "")))
+        elif tag == "table":
             table_elems, table_tables = _structure(child, depth + 1)
-            tables.append(
-                ScriptTable(
-                    key=_optional_intern(child.get("key")), elems=table_elems, tables=table_tables
-                )
-            )
+            tables.append(ScriptTable(key=key, elems=table_elems, tables=table_tables))
     return tuple(elems), tuple(tables)
-
-
-def _optional_intern(text: str | None) -> str | None:
-    return None if text is None else _intern(text)
 
 
 def _scan_info(elem: Element) -> ScanInfo:

@@ -6,8 +6,9 @@ import msgspec
 import pytest
 
 from contracts.findings import Severity
+from contracts.nmap import Host, NmapRun
 from scanners.errors import ParseError
-from scanners.nmap.parse import parse, parse_stream
+from scanners.nmap.parse import iter_run, parse, parse_stream
 from scanners.output import ToolOutput
 
 HEAD = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -143,6 +144,11 @@ DEEP_SCRIPT = b'<script id="x">' + b"<table>" * 80 + b"</table>" * 80 + b"</scri
             b"<nmaprun>&x;</nmaprun>",
             "forbidden XML construct",
         ),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE nmaprun [<!ENTITY % p SYSTEM "http://127.0.0.1/">'
+            b"%p;]><nmaprun/>",
+            "forbidden XML construct",
+        ),
         (HEAD + host("10.0.0.1", port(22).replace(b'"22"', b'"ssh"')) + TAIL, "portid='ssh'"),
         (HEAD + host("10.0.0.1", port(22, inner=DEEP_SCRIPT)) + TAIL, "nested deeper"),
     ],
@@ -222,3 +228,26 @@ def test_scripts_keep_output_and_structure() -> None:
     }
     assert output.data.prescripts[0].id == "broadcast-ping"
     assert output.data.hosts[0].ports[0].scripts[0].tables[0].key == "subject"
+
+
+def test_iter_run_yields_each_host_then_the_run_once() -> None:
+    items = list(iter_run(io.BytesIO(TWO_HOSTS)))
+    *hosts, run = items
+    assert all(isinstance(item, Host) for item in hosts)
+    assert isinstance(run, NmapRun)
+    whole = parse(TWO_HOSTS).data
+    assert tuple(hosts) == whole.hosts
+    assert run == msgspec.structs.replace(whole, hosts=())
+
+
+def test_iter_run_on_a_cut_ends_with_a_partial_run() -> None:
+    cut = TWO_HOSTS[: TWO_HOSTS.index(b"10.0.0.2") + 20]
+    *hosts, run = iter_run(io.BytesIO(cut))
+    assert isinstance(run, NmapRun)
+    assert run.partial
+    assert [h.addresses[0].addr for h in hosts if isinstance(h, Host)] == ["10.0.0.1"]
+
+
+def test_iter_run_refuses_a_wrong_root_before_yielding() -> None:
+    with pytest.raises(ParseError, match="root element is <report>"):
+        next(iter_run(io.BytesIO(b'<?xml version="1.0"?><report/>')))
