@@ -306,7 +306,7 @@ async def _serve_echo(stop: asyncio.Event) -> None:
 async def _serve_jetscan(home: Path, stop: asyncio.Event) -> None:
     from workers.embedded import NatsServer, Postgres
     from workers.roles import supervise
-    from workers.stack import prepare
+    from workers.stack import prepare, wait_listening
 
     nats_server = NatsServer(home / "nats", port=0)
     postgres = Postgres(home / "postgres")
@@ -325,7 +325,7 @@ async def _serve_jetscan(home: Path, stop: asyncio.Event) -> None:
         # (`jetscan run ROLE`). No launcher: nothing starts jobs, so no scan ever runs.
         helpers = [await _run_role(role, settings) for role in ("ingest", "queries")]
         roles = asyncio.create_task(supervise(settings, ["edge"], stop))
-        listening = asyncio.create_task(_until_listening(settings.grpc_addr))
+        listening = asyncio.create_task(wait_listening(settings.grpc_addr, timeout=60))
         await asyncio.wait({roles, listening}, return_when=asyncio.FIRST_COMPLETED)
         if listening.done() and listening.exception() is None:
             _announce(settings.grpc_addr, settings.admin_token_path.read_text().strip())
@@ -351,22 +351,6 @@ async def _run_role(role: str, settings: Settings) -> asyncio.subprocess.Process
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "workers.cli", "run", role, cwd=_REPO, env=env
     )
-
-
-async def _until_listening(address: Address, timeout: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection(address.host, address.port)
-        except OSError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
 
 
 def _announce(address: Address, token: str) -> None:

@@ -218,6 +218,13 @@ async def apply_event(
             raise ResultPending(event.scan_id)
         new = advance(ScanStatus(row["status"]), event.status)
         if new is None:
+            if event.status is ScanStatus.RUNNING:
+                # A running event that lost the race with the end still dates the start.
+                await conn.execute(
+                    "UPDATE scans SET started_at = coalesce(started_at, $2) WHERE id = $1",
+                    event.scan_id,
+                    event.at,
+                )
             return None
         await conn.execute(
             "UPDATE scans SET status = $2, updated_at = now(),"

@@ -15,29 +15,25 @@ class ParseError(Exception):
         return f"{self.tool}: {self.reason}"
 
 
-class ConfigError(Exception):
+class _FieldError(Exception):
+    """A rejected request field, carrying the field's name and a reason a person can act on."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.field = field
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class ConfigError(_FieldError):
     """A tool config is rejected; `field` is the offending key's path (`timing`, `scripts[1]`).
 
     Deliberately not a ValueError: msgspec rewraps ValueErrors raised in `__post_init__` into a
     ValidationError without the field name, and this one must reach the caller intact.
     """
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(field, reason)
-        self.field = field
-        self.reason = reason
 
-    def __str__(self) -> str:
-        return f"{self.field}: {self.reason}"
-
-
-class TargetError(Exception):
+class TargetError(_FieldError):
     """A scan target is malformed, of a kind the tool cannot scan, or outside the allowed scope."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(field, reason)
-        self.field = field
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.reason}"

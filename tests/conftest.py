@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -19,6 +18,7 @@ from contracts.settings import Address, Settings
 from handlers import store, topology
 from workers import tokens
 from workers.embedded import NatsServer, Postgres
+from workers.stack import wait_listening
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,25 +130,8 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
     s.admin_token = settings.admin_token_path.read_text().strip()
     for role in ROLES:
         await s.start_role(role)
-    await _wait_port(settings.grpc_addr)
+    await wait_listening(settings.grpc_addr, timeout=20)
     try:
         yield s
     finally:
         await s.stop()
-
-
-async def _wait_port(addr: Address, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            _, w = await asyncio.open_connection(addr.host, addr.port)
-        except OSError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-            continue
-        w.close()
-        with contextlib.suppress(OSError):
-            await w.wait_closed()
-        return

@@ -53,31 +53,24 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
-def _nats_url(settings: Settings) -> str:
-    if settings.nats_url:
-        return settings.nats_url
-    url_file = settings.home / "nats.url"
+def _url(settings: Settings, kind: str) -> str:
+    """The NATS or PostgreSQL URL: from settings, else from a running `jetscan up`."""
+    given = settings.nats_url if kind == "nats" else settings.database_url
+    if given:
+        return given
+    url_file = settings.home / f"{kind}.url"
     if url_file.exists():
         return url_file.read_text().strip()
+    what, variable = (
+        ("NATS", "JETSCAN_NATS_URL") if kind == "nats" else ("PostgreSQL", "JETSCAN_DATABASE_URL")
+    )
     raise CliError(
-        "no NATS to talk to: set JETSCAN_NATS_URL, or start `jetscan up`"
+        f"no {what} to talk to: set {variable}, or start `jetscan up`"
         f" (JETSCAN_HOME={settings.home})"
     )
 
 
 DB_ROLES = frozenset({"ingest", "queries", "scheduler", "reports"})
-
-
-def _database_url(settings: Settings) -> str:
-    if settings.database_url:
-        return settings.database_url
-    url_file = settings.home / "database.url"
-    if url_file.exists():
-        return url_file.read_text().strip()
-    raise CliError(
-        "no PostgreSQL to talk to: set JETSCAN_DATABASE_URL, or start `jetscan up`"
-        f" (JETSCAN_HOME={settings.home})"
-    )
 
 
 def _until_signal(
@@ -98,7 +91,7 @@ async def _streams_apply(settings: Settings) -> None:
 
     from handlers import topology
 
-    nc = await nats.connect(_nats_url(settings), name="jetscan-cli")
+    nc = await nats.connect(_url(settings, "nats"), name="jetscan-cli")
     try:
         changes = await topology.apply(nc.jetstream(), topology.load())
     finally:
@@ -112,7 +105,7 @@ async def _token_create(settings: Settings, role: Role, name: str) -> None:
 
     from workers import tokens
 
-    nc = await nats.connect(_nats_url(settings), name="jetscan-cli")
+    nc = await nats.connect(_url(settings, "nats"), name="jetscan-cli")
     try:
         token = await tokens.create(nc.jetstream(), role, name or role.value)
     finally:
@@ -141,8 +134,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
 
             run_settings = msgspec.structs.replace(
                 settings,
-                nats_url=_nats_url(settings),
-                database_url=_database_url(settings) if args.role in DB_ROLES else "",
+                nats_url=_url(settings, "nats"),
+                database_url=_url(settings, "database") if args.role in DB_ROLES else "",
             )
             _until_signal(lambda stop: supervise(run_settings, [args.role], stop))
         elif args.command == "streams":

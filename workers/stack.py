@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -10,7 +11,7 @@ import asyncpg
 import msgspec
 import nats
 
-from contracts.settings import ROLES, Settings
+from contracts.settings import ROLES, Address, Settings
 from handlers import store, topology
 from workers import tokens
 from workers.embedded import NatsServer, Postgres
@@ -52,7 +53,7 @@ async def up(settings: Settings, stop: asyncio.Event) -> None:
         for change in await prepare(settings):
             log.info("%s", change)
         roles = asyncio.create_task(_run_roles(settings, stop))
-        waiting = asyncio.create_task(_listening(settings))
+        waiting = asyncio.create_task(wait_listening(settings.grpc_addr, settings.http_addr))
         await asyncio.wait({roles, waiting}, return_when=asyncio.FIRST_COMPLETED)
         if waiting.done() and not waiting.exception():
             _announce(settings)
@@ -74,11 +75,11 @@ async def _run_roles(settings: Settings, stop: asyncio.Event) -> None:
     await supervise(settings, list(ROLES), stop)
 
 
-async def _listening(settings: Settings, timeout: float = 30.0) -> None:
-    """Return once the edge accepts gRPC and HTTP connections."""
+async def wait_listening(*addrs: Address, timeout: float = 30.0) -> None:
+    """Return once every address accepts TCP connections; OSError after `timeout`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    for addr in (settings.grpc_addr, settings.http_addr):
+    for addr in addrs:
         while True:
             try:
                 _, writer = await asyncio.open_connection(addr.host, addr.port)
@@ -88,7 +89,8 @@ async def _listening(settings: Settings, timeout: float = 30.0) -> None:
                 await asyncio.sleep(0.05)
                 continue
             writer.close()
-            await writer.wait_closed()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
             break
 
 

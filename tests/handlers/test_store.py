@@ -29,3 +29,47 @@ def test_migration_file_names_are_checked(tmp_path: Path) -> None:
     (tmp_path / "1_a.sql").write_text("SELECT 1")
     with pytest.raises(store.MigrationError, match="NNNN_name"):
         store.migration_files(tmp_path)
+
+
+async def test_events_out_of_order_never_move_a_scan_back(database_url: str) -> None:
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from contracts.scans import ScanEvent, ScanStatus, StartScan
+
+    t0 = datetime(2026, 5, 1, tzinfo=UTC)
+    scan_id = uuid.uuid4().hex
+    conn = await asyncpg.connect(database_url)
+    try:
+        await store.insert_scans(
+            conn,
+            [
+                StartScan(
+                    scan_id=scan_id,
+                    target="127.0.0.1",
+                    domain="127.0.0.1",
+                    tool="nmap",
+                    config={},
+                    deadline_seconds=60,
+                    requested_by="t",
+                    requested_at=t0,
+                )
+            ],
+        )
+
+        def ev(status: ScanStatus, s: int, code: int | None = None) -> ScanEvent:
+            return ScanEvent(
+                scan_id=scan_id, status=status, at=t0 + timedelta(seconds=s), exit_code=code
+            )
+
+        assert await store.apply_event(conn, ev(ScanStatus.SUCCEEDED, 9, 0)) == ScanStatus.SUCCEEDED
+        assert await store.apply_event(conn, ev(ScanStatus.RUNNING, 2)) is None
+        assert await store.apply_event(conn, ev(ScanStatus.LAUNCHING, 1)) is None
+        assert await store.apply_event(conn, ev(ScanStatus.FAILED, 10, 3)) is None
+        row = await conn.fetchrow("SELECT * FROM scans WHERE id = $1", scan_id)
+        assert row["status"] == "succeeded"
+        assert row["exit_code"] == 0
+        assert row["started_at"] == t0 + timedelta(seconds=2)
+        assert row["finished_at"] == t0 + timedelta(seconds=9)
+    finally:
+        await conn.close()
