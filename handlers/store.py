@@ -193,6 +193,8 @@ async def insert_scans(conn: asyncpg.Connection, cmds: list[StartScan]) -> None:
 class UnknownScan(Exception):
     """An event or result for a scan whose start command has not been projected yet."""
 
+    retry_after = 0.5
+
 
 class ResultPending(Exception):
     """A scan succeeded but its result has not been stored yet: retry shortly."""
@@ -261,13 +263,17 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
     """
     async with conn.transaction():
         exists = await conn.fetchval(
-            "UPDATE scans SET artifact = $2, partial = $3, exit_code = $4, result_at = now(),"
-            " updated_at = now()"
+            # Parts arrive in order; the last one completes the result.
+            "UPDATE scans SET artifact = $2, partial = $3, exit_code = $4,"
+            " data_artifact = $5,"
+            " result_at = CASE WHEN $6 THEN now() ELSE result_at END, updated_at = now()"
             " WHERE id = $1 RETURNING id",
             result.scan_id,
             result.artifact,
             result.partial,
             result.exit_code,
+            result.data_artifact,
+            result.part >= result.parts,
         )
         if exists is None:
             raise UnknownScan(result.scan_id)

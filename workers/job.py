@@ -46,7 +46,7 @@ from nats.js import JetStreamContext, api
 
 from contracts import subjects, wire
 from contracts.output import Stream
-from contracts.results import Heartbeat, ScanResult, ToolData
+from contracts.results import Heartbeat, ScanResult, ToolData, split
 from contracts.scans import ScanEvent, ScanStatus
 from scanners import ToolSpec
 from scanners.errors import ParseError
@@ -68,6 +68,8 @@ EXIT_NOT_STARTED = 127
 HEARTBEATS = "heartbeats"
 ARTIFACTS = "artifacts"
 _PUBLISH_ATTEMPTS = 5
+# Well under RESULTS' max_msg_size (8 MiB) and the server's max_payload.
+RESULT_PART_BYTES = 4 << 20
 _DRAIN_TIMEOUT = 60.0
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -335,9 +337,15 @@ async def _finish(js: JetStreamContext, env: JobEnv, workdir: Path, scanned: Sca
         artifact=artifact,
         error=verdict.error,
     )
-    msg_id = subjects.msg_id("result", env.scan_id, "final")
-    if not await _publish(js, subjects.scan_results(env.tool), wire.encode(result), msg_id):
-        return EXIT_NATS
+    if len(wire.encode(result.data)) > RESULT_PART_BYTES:
+        # Tool data bigger than a message: the last part names it in the object store.
+        name = artifact_name(env.scan_id, "result-data.json")
+        stored = await _store_bytes(js, name, wire.encode(result.data))
+        result = msgspec.structs.replace(result, data=empty_data(env.tool), data_artifact=stored)
+    for part in split(result, RESULT_PART_BYTES, empty_data(env.tool)):
+        msg_id = subjects.msg_id("result", env.scan_id, f"{part.part}-of-{part.parts}")
+        if not await _publish(js, subjects.scan_results(env.tool), wire.encode(part), msg_id):
+            return EXIT_NATS
     log.info("scan %s: result published, exit %d %s", env.scan_id, verdict.exit_code, verdict.error)
     return verdict.exit_code
 
@@ -349,11 +357,19 @@ def _parse_file(spec: ToolSpec[Any], path: Path) -> ToolOutput:
 
 async def _store_artifact(js: JetStreamContext, name: str, path: Path) -> str:
     try:
-        store = await js.object_store(ARTIFACTS)
         with path.open("rb") as fp:
-            await store.put(name, fp)
-    except (OSError, nats.errors.Error) as exc:
+            return await _store_bytes(js, name, fp)
+    except OSError as exc:
         log.error("raw output not stored as %s: %r", name, exc)
+        return ""
+
+
+async def _store_bytes(js: JetStreamContext, name: str, data: Any) -> str:
+    try:
+        store = await js.object_store(ARTIFACTS)
+        await store.put(name, data)
+    except nats.errors.Error as exc:
+        log.error("artifact %s not stored: %r", name, exc)
         return ""
     return name
 

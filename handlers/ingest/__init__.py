@@ -65,7 +65,8 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
 
         await settle(msg, events, work)
 
-    @durable_subscriber(broker, topo, results.durable, batch_size=4)
+    # One at a time, in stream order: a multi-part result completes with its last part.
+    @durable_subscriber(broker, topo, results.durable, batch_size=1)
     async def on_result(msg: NatsMessage) -> None:
         body = msg.body
 

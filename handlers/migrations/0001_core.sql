@@ -14,6 +14,7 @@ CREATE TABLE scans (
     request_id       text        NOT NULL DEFAULT '',
     schedule_id      text        NOT NULL DEFAULT '',
     artifact         text        NOT NULL DEFAULT '',
+    data_artifact    text        NOT NULL DEFAULT '',
     partial          boolean     NOT NULL DEFAULT false,
     result_at        timestamptz,
     created_at       timestamptz NOT NULL,

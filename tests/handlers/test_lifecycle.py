@@ -238,3 +238,71 @@ async def _count_findings(stack: Stack, scan_id: str) -> tuple[int, int]:
         return int(linked), int(total)
     finally:
         await conn.close()
+
+
+async def test_a_result_in_parts_is_ingested_whole(stack: Stack) -> None:
+    import msgspec
+
+    from contracts import wire
+    from contracts.findings import Finding, Severity
+    from contracts.nmap import NmapRun
+    from contracts.results import ScanResult, split
+
+    scan_id = uuid.uuid4().hex
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO scans (id, target, domain, tool, status, deadline_seconds, created_at)"
+            " VALUES ($1, '127.0.0.1', '127.0.0.1', 'nmap', 'running', 600, now())",
+            scan_id,
+        )
+    finally:
+        await conn.close()
+    findings = tuple(
+        Finding(
+            tool="nmap",
+            severity=Severity.LOW,
+            title=f"t{i}",
+            fingerprint=f"{scan_id}-{i}",
+            description="d" * 300,
+        )
+        for i in range(400)
+    )
+    result = ScanResult(
+        scan_id=scan_id,
+        tool="nmap",
+        target="127.0.0.1",
+        finished_at=datetime.now(UTC),
+        exit_code=0,
+        partial=False,
+        findings=findings,
+        data=NmapRun(version="7.93"),
+    )
+    parts = split(result, 32 << 10, NmapRun())
+    assert len(parts) > 3
+    nc = await nats.connect(stack.settings.nats_url)
+    try:
+        js = nc.jetstream()
+        for p in parts:
+            msg_id = subjects.msg_id("result", scan_id, f"{p.part}-of-{p.parts}")
+            await js.publish(
+                subjects.scan_results("nmap"), wire.encode(p), headers={"Nats-Msg-Id": msg_id}
+            )
+    finally:
+        await nc.drain()
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        for _ in range(100):
+            row = await conn.fetchrow(
+                "SELECT result_at, (SELECT count(*) FROM scan_findings WHERE scan_id = $1) AS n"
+                " FROM scans WHERE id = $1",
+                scan_id,
+            )
+            if row["result_at"] is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert row["result_at"] is not None
+        assert row["n"] == len(findings)
+    finally:
+        await conn.close()
+    assert msgspec.json.encode(parts[-1].data) == msgspec.json.encode(result.data)
