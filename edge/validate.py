@@ -63,10 +63,26 @@ def validate_start(
             Status.PERMISSION_DENIED,
             f"target: {parsed.value!r} is outside the allowed scope (JETSCAN_SCOPE)",
         )
-    # The normalised config (defaults filled in) is what the job and the record see.
-    return ValidScan(
-        tool, parsed, msgspec.json.decode(msgspec.json.encode(typed)), deadline_seconds
-    )
+    return ValidScan(tool, parsed, options_set(typed), deadline_seconds)
+
+
+def options_set(config: msgspec.Struct) -> dict[str, Any]:
+    """The options that differ from their defaults, as JSON data: the canonical config.
+
+    What the caller spelled out at its default value is dropped, so equal requests record
+    equal configs; the job fills in the defaults of the version that runs it.
+    """
+    out: dict[str, Any] = {}
+    for field in msgspec.structs.fields(config):
+        value = getattr(config, field.name)
+        default = (
+            field.default
+            if field.default_factory is msgspec.NODEFAULT
+            else (field.default_factory())
+        )
+        if value != default:
+            out[field.encode_name] = msgspec.json.decode(msgspec.json.encode(value))
+    return out
 
 
 def request_id(value: str) -> str:
