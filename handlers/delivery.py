@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from faststream import AckPolicy
@@ -20,11 +20,10 @@ from faststream.nats.message import NatsMessage
 from handlers.topology import ConsumerSpec, Topology
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def durable_subscriber(
-    broker: NatsBroker, topo: Topology, durable: str, *, batch_size: int = 16, batch: bool = False
+    broker: NatsBroker, topo: Topology, durable: str, *, batch_size: int = 16
 ) -> Callable[[Any], Any]:
     """Bind a handler to a durable consumer that `streams.yaml` declares."""
     spec = topo.consumer(durable)
@@ -33,9 +32,10 @@ def durable_subscriber(
         stream=JStream(spec.stream, declare=False),
         durable=durable,
         # A pull with room for more waits out its whole timeout when messages trickle in
-        # (nats-py collects until the batch is full): keep it short, so a lone command is
-        # handled within ~0.1 s, at the price of ten idle pulls a second.
-        pull_sub=PullSub(batch_size=batch_size, timeout=0.1, batch=batch),
+        # (nats-py collects until the batch is full), so latency-bound consumers use
+        # batch_size=1. Shorter timeouts were tried: pulls expiring every 0.1 s lost
+        # deliveries to the expiry race, which then waited out ack_wait.
+        pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
         ack_policy=AckPolicy.MANUAL,
     )
 
@@ -53,10 +53,10 @@ async def settle(msg: NatsMessage, spec: ConsumerSpec, work: Callable[[], Awaita
         await msg.reject()
     except Exception as exc:
         attempt = delivered(msg)
-        # A condition expected to clear at once (the scan's command or result is about to
-        # be projected) retries quickly a few times before the consumer's own delays.
+        # A condition expected to clear soon (the scan's command or result is about to be
+        # projected) retries after its own short delay, doubling each time.
         quick = getattr(exc, "retry_after", None)
-        delay = quick if quick and attempt <= 5 else spec.nak_delay(attempt)
+        delay = quick * 2 ** (attempt - 1) if quick else spec.nak_delay(attempt)
         log.warning(
             "retrying %s in %.0fs (attempt %d of %d): %r",
             msg.raw_message.subject,
@@ -68,40 +68,3 @@ async def settle(msg: NatsMessage, spec: ConsumerSpec, work: Callable[[], Awaita
         await msg.nack(delay=delay)
     else:
         await msg.ack()
-
-
-async def settle_batch(
-    msg: Any,
-    spec: ConsumerSpec,
-    decode: Callable[[bytes], T],
-    work: Callable[[list[T]], Awaitable[None]],
-) -> None:
-    """`settle` for a batch: one effect for every decodable message, then ack them all.
-
-    `msg` is FastStream's batch message; its `raw_message` is the list of nats-py messages.
-    """
-    items: list[T] = []
-    raws = []
-    for raw in msg.raw_message:
-        try:
-            items.append(decode(raw.data))
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.error("parking undecodable message on %s: %s", raw.subject, exc)
-            await raw.term()
-            continue
-        raws.append(raw)
-    if not items:
-        return
-    try:
-        await work(items)
-    except Exception as exc:
-        attempt = max(int(r.metadata.num_delivered) for r in raws)
-        delay = spec.nak_delay(attempt)
-        log.warning(
-            "retrying %d messages in %.0fs (attempt %d): %r", len(raws), delay, attempt, exc
-        )
-        for raw in raws:
-            await raw.nak(delay=delay)
-    else:
-        for raw in raws:
-            await raw.ack()

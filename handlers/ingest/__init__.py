@@ -21,7 +21,7 @@ from contracts.results import Heartbeat, ScanResult
 from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan
 from contracts.settings import Settings
 from handlers import bus, store, topology
-from handlers.delivery import delivered, durable_subscriber, settle, settle_batch
+from handlers.delivery import delivered, durable_subscriber, settle
 from handlers.ingest.liveness import SILENT, is_lost
 
 log = logging.getLogger(__name__)
@@ -39,25 +39,26 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
     results = topo.consumer("ingest-results")
     output = topo.consumer("ingest-output")
 
-    # Commands and console lines come in bursts: one statement per batch, not per message.
-    @durable_subscriber(broker, topo, commands.durable, batch_size=256, batch=True)
-    async def on_commands(msg: NatsMessage) -> None:
-        async def work(cmds: list[ScanCommand]) -> None:
-            starts = [c for c in cmds if isinstance(c, StartScan)]
-            if starts:
+    @durable_subscriber(broker, topo, commands.durable, batch_size=1)
+    async def on_command(msg: NatsMessage) -> None:
+        async def work() -> None:
+            cmd = _commands.decode(msg.body)
+            if isinstance(cmd, StartScan):
                 async with pool.acquire() as conn:
-                    await store.insert_scans(conn, starts)
+                    await store.insert_scans(conn, [cmd])
 
-        await settle_batch(msg, commands, _commands.decode, work)
+        await settle(msg, commands, work)
 
-    @durable_subscriber(broker, topo, events.durable)
+    # Lifecycle events are few and latency-bound: one at a time, as they come.
+    @durable_subscriber(broker, topo, events.durable, batch_size=1)
     async def on_event(msg: NatsMessage) -> None:
         body = msg.body
 
         async def work() -> None:
             event = _events.decode(body)
-            # Wait a few redeliveries for the result; a job that never sent one still ends.
-            await_result = delivered(msg) <= 5
+            # Wait a few redeliveries (0.5 s, 1 s, 2 s, 4 s) for the result; a job that
+            # never sent one still ends.
+            await_result = delivered(msg) <= 4
             async with pool.acquire() as conn:
                 new = await store.apply_event(conn, event, await_result=await_result)
             if new is not None:
@@ -78,15 +79,17 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
 
         await settle(msg, results, work)
 
-    @durable_subscriber(broker, topo, output.durable, batch_size=256, batch=True)
+    # FastStream's batch mode (batch=True) lost deliveries when its fetch timed out
+    # mid-batch (they came back only after ack_wait), so lines are settled one by one.
+    @durable_subscriber(broker, topo, output.durable, batch_size=256)
     async def on_output(msg: NatsMessage) -> None:
-        async def work(items: list[OutputMessage]) -> None:
-            lines = [i for i in items if isinstance(i, OutputLine)]
-            if lines:
+        async def work() -> None:
+            item = _output.decode(msg.body)
+            if isinstance(item, OutputLine):
                 async with pool.acquire() as conn:
-                    await store.insert_output(conn, lines)
+                    await store.insert_output(conn, [item])
 
-        await settle_batch(msg, output, _output.decode, work)
+        await settle(msg, output, work)
 
 
 async def watch_liveness(
