@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
@@ -37,8 +39,6 @@ def create_app(readiness: Readiness, grpc_addr: str) -> Starlette:
         return JSONResponse({"ready": ready, "services": rows}, status_code=200 if ready else 503)
 
     async def index(request: Request) -> HTMLResponse:
-        from html import escape
-
         rows = "".join(
             f"<tr><td>{escape(n)}</td><td>{'SERVING' if r['serving'] else 'NOT_SERVING'}</td>"
             f"<td>{escape(str(r['reason']))}</td></tr>"

@@ -8,6 +8,7 @@ without a second job. Terminal events carry the job's outcome.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -61,8 +62,7 @@ class Launcher:
         self.executor = LocalExecutor(
             settings.nats_url, self.on_exit, environ=settings.passthrough, grace=10.0
         )
-        # Cancels that arrived before their scan was launched here.
-        self.cancelled: set[str] = set()
+        self._stopping: set[asyncio.Task[bool]] = set()
 
     async def on_exit(self, cmd: StartScan, returncode: int, stopped: Stop | None) -> None:
         status, reason = outcome(returncode, stopped, cmd.deadline_seconds)
@@ -80,7 +80,7 @@ class Launcher:
                 await asyncio.sleep(attempt)
 
     async def start(self, cmd: StartScan) -> None:
-        if cmd.scan_id in self.cancelled or self.executor.running(cmd.scan_id):
+        if self.executor.running(cmd.scan_id):
             return
         try:
             await self.launches.create(cmd.scan_id, wire.encode(cmd.requested_at))
@@ -96,10 +96,16 @@ class Launcher:
             )
 
     async def cancel(self, cmd: CancelScan) -> None:
-        if await self.executor.stop(cmd.scan_id, Stop.CANCELLED):
+        if self.executor.running(cmd.scan_id):
+            # Stopping takes up to the grace period; the next command need not wait for it.
+            task = asyncio.create_task(self.executor.stop(cmd.scan_id, Stop.CANCELLED))
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
             return
-        # Not running here: queued and never launched, or already over (then ingest ignores it).
-        self.cancelled.add(cmd.scan_id)
+        # Not running here: still queued, or already over (then ingest ignores the event).
+        # Taking its `launches` key makes a start that is still to come a no-op.
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await self.launches.create(cmd.scan_id, b"cancelled")
         await publish_event(
             self.js, cmd.scan_id, ScanStatus.CANCELLED, reason="cancelled on request"
         )

@@ -306,3 +306,22 @@ async def test_a_result_in_parts_is_ingested_whole(stack: Stack) -> None:
     finally:
         await conn.close()
     assert msgspec.json.encode(parts[-1].data) == msgspec.json.encode(result.data)
+
+
+async def test_a_scan_cancelled_while_queued_ends_cancelled_with_no_job_left(
+    scans: v1.ScanServiceStub, stack: Stack
+) -> None:
+    # With the launcher down, start and cancel wait in COMMANDS; it then sees both, in order.
+    await stack.stop_role("launcher")
+    try:
+        started = await scans.start_scan(slow_nmap())
+        cancelled = await scans.cancel_scan(v1.CancelScanRequest(id=started.id))
+        assert cancelled.status == v1.ScanStatus.QUEUED
+    finally:
+        await stack.start_role("launcher")
+    await wait_status(scans, started.id, {v1.ScanStatus.CANCELLED}, within=30)
+    for _ in range(50):
+        if not job_pids(started.id):
+            break
+        await asyncio.sleep(0.2)
+    assert job_pids(started.id) == []
