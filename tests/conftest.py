@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -135,3 +136,20 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
         yield s
     finally:
         await s.stop()
+
+
+async def run_jetscan(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`jetscan ARGS` as a user runs it: a real process; returns (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers.cli",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -15,7 +15,7 @@ from grpclib.client import Channel
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, run_jetscan
 
 pytestmark = pytest.mark.slow
 
@@ -28,22 +28,6 @@ def base_env(home: Path) -> dict[str, str]:
         "JETSCAN_HTTP_ADDR": f"127.0.0.1:{free_port()}",
         "JETSCAN_NATS_PORT": "0",
     }
-
-
-async def jetscan(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "workers.cli",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def processes_under(home: Path) -> list[str]:
@@ -154,10 +138,10 @@ async def test_up_serves_then_stops_clean_and_restarts_on_the_same_data(home: Pa
         assert await reflection(run.grpc, *call, admin) == {"reply": {}}
         assert (await reflection(run.grpc, *call))["code"] == "UNAUTHENTICATED"
 
-        code, out, _ = await jetscan(env, "token", "create", "--role", "viewer", "--name", "ci")
+        code, out, _ = await run_jetscan(env, "token", "create", "--role", "viewer", "--name", "ci")
         assert code == 0 and out.startswith("jst_")
         viewer = out.strip()
-        code, out, _ = await jetscan(env, "streams", "apply")
+        code, out, _ = await run_jetscan(env, "streams", "apply")
         assert (code, out) == (0, "nothing to change\n")
     finally:
         assert await run.stop() == 0
@@ -181,7 +165,7 @@ async def test_a_bad_setting_is_one_line_and_exit_2(
     tmp_path: Path, variable: str, value: str
 ) -> None:
     env = base_env(tmp_path) | {variable: value}
-    code, out, err = await jetscan(env, "up")
+    code, out, err = await run_jetscan(env, "up")
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1 and err.startswith(f"jetscan: {variable}: ")
@@ -189,6 +173,6 @@ async def test_a_bad_setting_is_one_line_and_exit_2(
 
 
 async def test_cli_commands_without_a_running_stack_say_so(tmp_path: Path) -> None:
-    code, _, err = await jetscan(base_env(tmp_path), "token", "create", "--role", "admin")
+    code, _, err = await run_jetscan(base_env(tmp_path), "token", "create", "--role", "admin")
     assert code == 1
     assert "no NATS to talk to" in err and err.count("\n") == 1

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -23,7 +21,7 @@ from contracts.gen.jetscan import v1
 from contracts.settings import Address
 from edge.client import EdgeClient
 from scanners import TOOLS
-from tests.conftest import ROOT, Stack, free_port
+from tests.conftest import ROOT, Stack, free_port, run_jetscan
 from workers import tables, usercli
 
 CORPUS = Path(os.environ.get("JETSCAN_CORPUS", ROOT.parent / "shared" / "corpus"))
@@ -37,22 +35,6 @@ def env_for(stack: Stack, **extra: str) -> dict[str, str]:
         "JETSCAN_GRPC_ADDR": str(stack.settings.grpc_addr),
         **extra,
     }
-
-
-async def jetscan(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "workers.cli",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def one_line(err: str) -> str:
@@ -84,20 +66,20 @@ async def insert_scan(stack: Stack, domain: str, status: str, exit_code: int | N
 
 async def test_scan_list_json_and_table(stack: Stack) -> None:
     env = env_for(stack)
-    code, out, err = await jetscan(env, "scan", "list", "--json")
+    code, out, err = await run_jetscan(env, "scan", "list", "--json")
     assert (code, err) == (0, "")
     for line in out.splitlines():
         assert "id" in json.loads(line)
 
     domain = f"{uuid.uuid4().hex[:10]}.example"
-    assert await jetscan(env, "scan", "list", "--json", "--domain", domain) == (0, "", "")
+    assert await run_jetscan(env, "scan", "list", "--json", "--domain", domain) == (0, "", "")
     scan_id = await insert_scan(stack, domain, "failed", 3)
-    code, out, _ = await jetscan(env, "scan", "list", "--json", "--domain", domain)
+    code, out, _ = await run_jetscan(env, "scan", "list", "--json", "--domain", domain)
     assert code == 0
     [row] = [json.loads(line) for line in out.splitlines()]
     assert (row["id"], row["status"], row["exitCode"]) == (scan_id, "SCAN_STATUS_FAILED", 3)
 
-    code, out, _ = await jetscan(env, "scan", "list", "--domain", domain, "--status", "failed")
+    code, out, _ = await run_jetscan(env, "scan", "list", "--domain", domain, "--status", "failed")
     assert code == 0
     header, line = out.splitlines()
     assert header.split() == list(tables.SCAN_HEADERS)
@@ -111,13 +93,13 @@ async def test_scan_list_json_and_table(stack: Stack) -> None:
         "3",
         "0/0/0/0/0",
     ]
-    code, out, _ = await jetscan(env, "scan", "list", "--domain", domain, "--status", "queued")
+    code, out, _ = await run_jetscan(env, "scan", "list", "--domain", domain, "--status", "queued")
     assert (code, len(out.splitlines())) == (0, 1)  # the header alone
 
 
 async def test_scan_get_shows_one_scan(stack: Stack) -> None:
     scan_id = await insert_scan(stack, "get.example", "succeeded", 0)
-    code, out, _ = await jetscan(env_for(stack), "scan", "get", scan_id, "--json")
+    code, out, _ = await run_jetscan(env_for(stack), "scan", "get", scan_id, "--json")
     assert code == 0
     scan = json.loads(out)
     assert (scan["id"], scan["target"], scan["createdAt"]) == (
@@ -125,7 +107,7 @@ async def test_scan_get_shows_one_scan(stack: Stack) -> None:
         "host.get.example",
         "2026-01-02T03:04:05Z",
     )
-    code, out, _ = await jetscan(env_for(stack), "scan", "get", scan_id)
+    code, out, _ = await run_jetscan(env_for(stack), "scan", "get", scan_id)
     assert code == 0
     fields = dict(line.split("  ", 1) for line in out.splitlines())
     assert fields["id"].strip() == scan_id
@@ -133,30 +115,30 @@ async def test_scan_get_shows_one_scan(stack: Stack) -> None:
 
 
 async def test_errors_are_one_line_with_the_grpc_status(stack: Stack) -> None:
-    code, out, err = await jetscan(env_for(stack), "scan", "get", "nonexistent")
+    code, out, err = await run_jetscan(env_for(stack), "scan", "get", "nonexistent")
     assert (code, out) == (1, "")
     assert one_line(err).startswith("jetscan: NOT_FOUND: ")
 
     bogus = env_for(stack, JETSCAN_TOKEN="jst_not_a_token")
-    code, _, err = await jetscan(bogus, "scan", "list")
+    code, _, err = await run_jetscan(bogus, "scan", "list")
     assert code == 1
     assert one_line(err).startswith("jetscan: UNAUTHENTICATED: ")
 
 
 async def test_scan_start_rejects_a_malformed_target(stack: Stack) -> None:
     args = ("scan", "start", "foo;rm", "--tool", "nmap", "--set", "ports=1")
-    code, out, err = await jetscan(env_for(stack), *args)
+    code, out, err = await run_jetscan(env_for(stack), *args)
     assert (code, out) == (1, "")
     assert one_line(err).startswith("jetscan: INVALID_ARGUMENT: ")
 
 
 async def test_follow_ends_with_the_exit_code_of_a_finished_scan(stack: Stack) -> None:
     failed = await insert_scan(stack, "follow.example", "failed", 3)
-    code, _, err = await jetscan(env_for(stack), "scan", "follow", failed)
+    code, _, err = await run_jetscan(env_for(stack), "scan", "follow", failed)
     assert code == 3
     assert err.splitlines()[-1] == f"jetscan: scan {failed}: failed, exit 3"
     succeeded = await insert_scan(stack, "follow.example", "succeeded", None)
-    code, out, _ = await jetscan(env_for(stack), "scan", "follow", succeeded, "--json")
+    code, out, _ = await run_jetscan(env_for(stack), "scan", "follow", succeeded, "--json")
     assert code == 0
     last = json.loads(out.splitlines()[-1])
     assert last["status"]["status"] == "SCAN_STATUS_SUCCEEDED"
@@ -172,20 +154,20 @@ async def test_usage_mistakes_exit_2(stack: Stack) -> None:
         ("scan", "start", "127.0.0.1", "--tool", "nmap", "--deadline", "-5"),
         ("parse", "bogus", "file.xml"),
     ):
-        code, out, _ = await jetscan(env, *args)
+        code, out, _ = await run_jetscan(env, *args)
         assert (code, out) == (2, ""), args
 
 
 async def test_an_unreachable_edge_is_one_line(stack: Stack) -> None:
     addr = f"127.0.0.1:{free_port()}"
-    code, out, err = await jetscan(env_for(stack, JETSCAN_GRPC_ADDR=addr), "scan", "list")
+    code, out, err = await run_jetscan(env_for(stack, JETSCAN_GRPC_ADDR=addr), "scan", "list")
     assert (code, out) == (1, "")
     assert one_line(err) == (f"jetscan: cannot reach the edge at {addr} (is `jetscan up` running?)")
 
 
 async def test_no_token_is_one_line(tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "JETSCAN_HOME": str(tmp_path)}
-    code, _, err = await jetscan(env, "scan", "list")
+    code, _, err = await run_jetscan(env, "scan", "list")
     assert code == 1
     assert one_line(err).startswith("jetscan: no API token: set JETSCAN_TOKEN")
 
@@ -195,7 +177,7 @@ async def test_no_token_is_one_line(tmp_path: Path) -> None:
 
 async def test_parse_prints_one_finding_per_line(tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "JETSCAN_HOME": str(tmp_path)}
-    code, out, err = await jetscan(env, "parse", "nmap", str(NMAP_WITH_PORTS))
+    code, out, err = await run_jetscan(env, "parse", "nmap", str(NMAP_WITH_PORTS))
     assert (code, err) == (0, "")
     expected = TOOLS["nmap"].parse(NMAP_WITH_PORTS.read_bytes()).findings
     assert expected, "pick a corpus file with open ports"
@@ -208,10 +190,10 @@ async def test_parse_failures_are_one_line(tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "JETSCAN_HOME": str(tmp_path)}
     not_xml = tmp_path / "scan.xml"
     not_xml.write_text("this is not nmap output\n")
-    code, out, err = await jetscan(env, "parse", "nmap", str(not_xml))
+    code, out, err = await run_jetscan(env, "parse", "nmap", str(not_xml))
     assert (code, out) == (1, "")
     assert one_line(err).startswith(f"jetscan: {not_xml}: not valid nmap: ")
-    code, out, err = await jetscan(env, "parse", "nmap", str(tmp_path / "missing.xml"))
+    code, out, err = await run_jetscan(env, "parse", "nmap", str(tmp_path / "missing.xml"))
     assert (code, out) == (1, "")
     assert one_line(err) == f"jetscan: {tmp_path / 'missing.xml'}: No such file or directory"
 
