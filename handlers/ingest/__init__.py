@@ -13,6 +13,7 @@ import msgspec
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 
 from contracts import subjects, wire
@@ -21,7 +22,7 @@ from contracts.results import Heartbeat, ScanResult
 from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan
 from contracts.settings import Settings
 from handlers import bus, store, topology
-from handlers.delivery import delivered, durable_subscriber, settle
+from handlers.delivery import consume_batches, delivered, durable_subscriber, settle
 from handlers.ingest.liveness import SILENT, is_lost
 
 log = logging.getLogger(__name__)
@@ -34,20 +35,8 @@ _heartbeat = msgspec.json.Decoder(Heartbeat)
 
 
 def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> None:
-    commands = topo.consumer("ingest-scan-commands")
     events = topo.consumer("ingest-scan-events")
     results = topo.consumer("ingest-results")
-    output = topo.consumer("ingest-output")
-
-    @durable_subscriber(broker, topo, commands.durable, batch_size=1)
-    async def on_command(msg: NatsMessage) -> None:
-        async def work() -> None:
-            cmd = _commands.decode(msg.body)
-            if isinstance(cmd, StartScan):
-                async with pool.acquire() as conn:
-                    await store.insert_scans(conn, [cmd])
-
-        await settle(msg, commands, work)
 
     # Lifecycle events are few and latency-bound: one at a time, as they come.
     @durable_subscriber(broker, topo, events.durable, batch_size=1)
@@ -78,18 +67,6 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
             log.info("scan %s: %d findings from %s", result.scan_id, n, result.tool)
 
         await settle(msg, results, work)
-
-    # FastStream's batch mode (batch=True) lost deliveries when its fetch timed out
-    # mid-batch (they came back only after ack_wait), so lines are settled one by one.
-    @durable_subscriber(broker, topo, output.durable, batch_size=256)
-    async def on_output(msg: NatsMessage) -> None:
-        async def work() -> None:
-            item = _output.decode(msg.body)
-            if isinstance(item, OutputLine):
-                async with pool.acquire() as conn:
-                    await store.insert_output(conn, [item])
-
-        await settle(msg, output, work)
 
 
 async def watch_liveness(
@@ -133,14 +110,38 @@ async def watch_liveness(
         await asyncio.sleep(interval)
 
 
+async def consume_bursts(js: JetStreamContext, pool: asyncpg.Pool, topo: topology.Topology) -> None:
+    """Commands and console lines come in bursts: one SQL statement per batch of them."""
+
+    async def insert_starts(cmds: list[ScanCommand]) -> None:
+        starts = [c for c in cmds if isinstance(c, StartScan)]
+        if starts:
+            async with pool.acquire() as conn:
+                await store.insert_scans(conn, starts)
+
+    async def insert_lines(items: list[OutputMessage]) -> None:
+        lines = [i for i in items if isinstance(i, OutputLine)]
+        if lines:
+            async with pool.acquire() as conn:
+                await store.insert_output(conn, lines)
+
+    await asyncio.gather(
+        consume_batches(js, topo.consumer("ingest-scan-commands"), _commands.decode, insert_starts),
+        consume_batches(js, topo.consumer("ingest-output"), _output.decode, insert_lines),
+    )
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     pool = await store.connect_pool(settings.database_url)
     broker = bus.make_broker(settings, "ingest")
-    build(broker, pool, topology.load())
+    topo = topology.load()
+    build(broker, pool, topo)
     nc = await bus.connect(settings, "ingest")
     sweeper: asyncio.Task[None] | None = None
+    bursts: asyncio.Task[None] | None = None
     try:
         await broker.start()
+        bursts = asyncio.create_task(consume_bursts(nc.jetstream(), pool, topo))
         service = await bus.register(nc, "ingest", "Projects scans, findings and output.")
         sweeper = asyncio.create_task(
             watch_liveness(
@@ -154,10 +155,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await stop.wait()
         await service.stop()
     finally:
-        if sweeper is not None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+        for task in (sweeper, bursts):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await broker.stop()
         await nc.drain()
         await pool.close()
