@@ -11,6 +11,7 @@ from collections.abc import Callable
 BENCHES: dict[str, str] = {
     "nmap-parse": "bench.nmap_parse",
     "start": "bench.start",
+    "stream": "bench.stream",
 }
 
 

@@ -33,3 +33,19 @@ class EndOfOutput(msgspec.Struct, frozen=True, kw_only=True, tag="end"):
 
 
 OutputMessage = OutputLine | EndOfOutput
+
+
+class ListOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """`query.output.list`: a scan's stored console lines with `seq > after_seq`, in order.
+
+    The durable copy kept by ingest, for lines the OUTPUT stream no longer holds. A page
+    shorter than `limit` is the last one for now; ask again after its last `seq`.
+    """
+
+    scan_id: str
+    after_seq: int = 0
+    limit: int = 1000
+
+
+class OutputPage(msgspec.Struct, frozen=True, kw_only=True):
+    lines: list[OutputLine] = msgspec.field(default_factory=list)

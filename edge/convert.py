@@ -10,6 +10,7 @@ from contracts import scans
 from contracts.findings import Severity
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
+from contracts.output import OutputLine
 
 _STATUS_TO_PB = {s: v1.ScanStatus[s.name] for s in scans.ScanStatus}
 _STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
@@ -103,3 +104,7 @@ def finding_to_pb(stored: scans.StoredFinding) -> v1.Finding:
 def plain_json(value: Any) -> Any:
     """Evidence as JSON-compatible builtins (Structs, tuples and enums flattened)."""
     return msgspec.to_builtins(value)
+
+
+def line_to_pb(line: OutputLine) -> v1.OutputLine:
+    return v1.OutputLine(seq=line.seq, time=line.time, stream=line.stream.value, text=line.text)

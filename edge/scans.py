@@ -12,7 +12,8 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from contracts import scans, subjects, wire
 from contracts.gen.jetscan import v1
-from edge import auth, convert, validate
+from contracts.output import OutputLine
+from edge import auth, convert, live, validate
 from edge.bus import Bus
 from scanners.scope import Scope
 
@@ -151,5 +152,18 @@ class ScanService(v1.ScanServiceBase):
         )
 
     async def watch_scan(self, message: v1.WatchScanRequest) -> AsyncIterator[v1.ScanEvent]:
-        raise unimplemented("jetscan.v1.ScanService/WatchScan")
-        yield v1.ScanEvent()  # pragma: no cover - makes this an async generator
+        """The scan's console and status changes (`edge/live.py`), ending when the scan does.
+
+        A slow client slows only its own stream: HTTP/2 flow control holds the feed, whose
+        consumer then leaves the backlog in the OUTPUT stream.
+        """
+        feed = live.Feed(self.bus, require_id("id", message.id), message.after_seq)
+        frames = feed.frames()
+        try:
+            async for frame in frames:
+                if isinstance(frame, OutputLine):
+                    yield v1.ScanEvent(line=convert.line_to_pb(frame))
+                else:
+                    yield v1.ScanEvent(status=convert.scan_to_pb(frame))
+        finally:
+            await frames.aclose()  # type: ignore[attr-defined]

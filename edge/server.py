@@ -57,12 +57,15 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
         await grpc_server.start(settings.grpc_addr.host, settings.grpc_addr.port)
         http = _HttpServer(
             uvicorn.Config(
-                create_app(readiness, str(settings.grpc_addr)),
+                create_app(readiness, str(settings.grpc_addr), bus, tokens),
                 host=settings.http_addr.host,
                 port=settings.http_addr.port,
                 log_config=None,
                 lifespan="off",
                 ws_per_message_deflate=False,
+                # Console WebSockets run until their scan ends: on stop they are told
+                # (1012) and given this long before their tasks are cancelled.
+                timeout_graceful_shutdown=3,
             )
         )
         http_task = asyncio.create_task(http.serve(), name="edge-http")

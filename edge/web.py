@@ -1,4 +1,5 @@
-"""The Starlette app: health routes for probes and the admin UI's entry page."""
+"""The Starlette app: health routes for probes, the admin UI's entry page and the live
+console WebSocket (`edge/ws.py`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from html import escape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from contracts import VERSION
+from edge.auth import TokenCache
+from edge.bus import Bus
 from edge.health import Readiness
+from edge.ws import ConsoleSocket
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>jetscan</title>
@@ -23,7 +27,7 @@ td,th{{padding:.2rem .8rem;text-align:left}}</style></head>
 </body></html>"""
 
 
-def create_app(readiness: Readiness, grpc_addr: str) -> Starlette:
+def create_app(readiness: Readiness, grpc_addr: str, bus: Bus, tokens: TokenCache) -> Starlette:
     def health_rows() -> dict[str, dict[str, object]]:
         return {
             name: {"serving": bool(status.__status__()), "reason": readiness.reasons.get(name, "")}
@@ -51,5 +55,6 @@ def create_app(readiness: Readiness, grpc_addr: str) -> Starlette:
             Route("/", index),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            WebSocketRoute("/ws/scans/{id}", ConsoleSocket(bus, tokens).handle),
         ]
     )

@@ -12,7 +12,7 @@ import asyncpg
 import msgspec
 
 from contracts.findings import Finding
-from contracts.output import OutputLine
+from contracts.output import OutputLine, Stream
 from contracts.results import ScanResult
 from contracts.scans import (
     FindingCounts,
@@ -327,6 +327,29 @@ async def insert_output(conn: asyncpg.Connection, lines: list[OutputLine]) -> No
         [ln.stream.value for ln in lines],
         [ln.text for ln in lines],
     )
+
+
+async def list_output(
+    pool: asyncpg.Pool, scan_id: str, after_seq: int, limit: int
+) -> list[OutputLine]:
+    """A scan's stored console lines with `seq > after_seq`, in order, at most `limit`."""
+    rows = await pool.fetch(
+        "SELECT seq, time, stream, text FROM scan_output"
+        " WHERE scan_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        scan_id,
+        after_seq,
+        limit,
+    )
+    return [
+        OutputLine(
+            scan_id=scan_id,
+            seq=r["seq"],
+            time=r["time"],
+            stream=Stream(r["stream"]),
+            text=r["text"],
+        )
+        for r in rows
+    ]
 
 
 async def active_scans(pool: asyncpg.Pool, quiet_for: float) -> list[tuple[str, str, datetime]]:

@@ -21,11 +21,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         service = await bus.register(
             nc,
             "queries",
-            "Answers read requests for scans, findings, reports and schedules.",
+            "Answers read requests for scans, findings, console output, reports and schedules.",
             {
                 "scan-get": (subjects.query("scan", "get"), q.get_scan),
                 "scan-list": (subjects.query("scan", "list"), q.list_scans),
                 "finding-list": (subjects.query("finding", "list"), q.list_findings),
+                "output-list": (subjects.query("output", "list"), q.list_output),
             },
         )
         await stop.wait()

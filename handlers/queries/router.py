@@ -13,12 +13,14 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.micro.request import Request
 
-from contracts import scans, subjects, wire
+from contracts import output, scans, subjects, wire
 from handlers import store
 from handlers.queries import paging
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+MAX_OUTPUT_PAGE = 5000
 
 
 class QueryError(Exception):
@@ -130,5 +132,23 @@ class Queries:
                 rows = rows[:size]
                 token = paging.encode_token(fhash, rows[-1].created_at, rows[-1].id)
             return scans.ScanPage(scans=rows, next_page_token=token)
+
+        await _answer(req, work)
+
+    async def list_output(self, req: Request) -> None:
+        async def work() -> output.OutputPage:
+            q = _decode(req.data, output.ListOutput)
+            if q.after_seq < 0 or q.limit < 0:
+                raise QueryError(400, "after_seq and limit must not be negative")
+            limit = min(q.limit or MAX_OUTPUT_PAGE, MAX_OUTPUT_PAGE)
+            lines = await store.list_output(self.pool, q.scan_id, q.after_seq, limit)
+            # Only an empty page pays for telling "no lines yet" from "no such scan".
+            if (
+                not lines
+                and not await store.scan_exists(self.pool, q.scan_id)
+                and await self._command(q.scan_id) is None
+            ):
+                raise QueryError(404, f"scan {q.scan_id!r} not found")
+            return output.OutputPage(lines=lines)
 
         await _answer(req, work)

@@ -1,0 +1,180 @@
+"""The WebSocket console: `GET /ws/scans/{id}` streams a scan's `Feed` as JSON text frames.
+
+Frames: `{"type":"line","seq":N,"time":...,"stream":"stdout"|"stderr","text":...}`,
+`{"type":"status","scan":{...}}` on every lifecycle change (the last frame is the terminal
+one), and `{"type":"behind","after_seq":N,...}` before a close for falling behind.
+
+Close codes:
+- 1000 the scan ended and every line and the final status were sent
+- 1011 jetscan failed inside (the client may retry)
+- 1013 the client fell behind (or a service the console needs is down): reconnect with
+  `?after_seq=N` to resume after the last line received
+- 4400 bad request: an invalid scan id or `after_seq`
+- 4401 no token, or an unknown or revoked one
+- 4403 the token's role may not watch scans
+- 4404 no such scan
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from grpclib import GRPCError
+from grpclib.const import Status
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from contracts import subjects
+from contracts.auth import Role
+from contracts.output import OutputLine, Stream
+from contracts.scans import ScanView
+from edge.auth import TokenCache, bearer
+from edge.bus import Bus
+from edge.live import Feed, Frame
+
+log = logging.getLogger(__name__)
+
+NORMAL = 1000
+INTERNAL = 1011
+TRY_AGAIN = 1013
+BAD_REQUEST = 4400
+UNAUTHENTICATED = 4401
+FORBIDDEN = 4403
+NOT_FOUND = 4404
+
+_CLOSE = {
+    Status.NOT_FOUND: NOT_FOUND,
+    Status.INVALID_ARGUMENT: BAD_REQUEST,
+    Status.UNAVAILABLE: TRY_AGAIN,
+}
+# Seconds a socket may refuse a frame before its viewer counts as fallen behind.
+STALL_TIMEOUT = 10.0
+# Seconds the last frames (a "behind" frame, the close) may wait for a client to read.
+GOODBYE_TIMEOUT = 30.0
+
+
+class LineFrame(msgspec.Struct, frozen=True, tag="line", tag_field="type"):
+    seq: int
+    time: datetime
+    stream: Stream
+    text: str
+
+
+class StatusFrame(msgspec.Struct, frozen=True, tag="status", tag_field="type"):
+    scan: ScanView
+
+
+class BehindFrame(msgspec.Struct, frozen=True, tag="behind", tag_field="type"):
+    after_seq: int
+    message: str
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(frame: Frame) -> str:
+    if isinstance(frame, OutputLine):
+        out: Any = LineFrame(frame.seq, frame.time, frame.stream, frame.text)
+    else:
+        out = StatusFrame(frame)
+    return _encoder.encode(out).decode()
+
+
+class ConsoleSocket:
+    """The endpoint, with what it needs passed in (see the module docstring)."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        tokens: TokenCache,
+        *,
+        stall_timeout: float = STALL_TIMEOUT,
+        max_buffered: int | None = None,
+    ) -> None:
+        self.bus = bus
+        self.tokens = tokens
+        self.stall_timeout = stall_timeout
+        self.feed_options: dict[str, Any] = (
+            {} if max_buffered is None else {"max_buffered": max_buffered}
+        )
+
+    def _refusal(self, ws: WebSocket) -> tuple[int, str] | None:
+        token = bearer(ws.headers.get("authorization")) or ws.query_params.get("token")
+        record = self.tokens.lookup(token) if token else None
+        if record is None:
+            return UNAUTHENTICATED, "missing, unknown or revoked token"
+        if not record.role.allows(Role.VIEWER):
+            return FORBIDDEN, f"role {record.role.value} may not watch scans"
+        return None
+
+    async def handle(self, ws: WebSocket) -> None:
+        # Close codes can only be sent on an accepted socket.
+        await ws.accept()
+        refusal = self._refusal(ws)
+        if refusal is None:
+            refusal = await self._serve(ws)
+        code, reason = refusal
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+            await asyncio.wait_for(ws.close(code, reason[:120]), GOODBYE_TIMEOUT)
+
+    async def _serve(self, ws: WebSocket) -> tuple[int, str]:
+        try:
+            scan_id = subjects.token(ws.path_params["id"])
+            after = int(ws.query_params.get("after_seq", "0"))
+            if after < 0:
+                raise ValueError(after)
+        except ValueError:
+            return BAD_REQUEST, "bad scan id or after_seq"
+        feed = Feed(self.bus, scan_id, after, **self.feed_options)
+        closed = asyncio.create_task(_until_closed(ws))
+        sending = asyncio.create_task(self._send(ws, feed, after))
+        try:
+            done, _ = await asyncio.wait({closed, sending}, return_when=asyncio.FIRST_COMPLETED)
+            if sending in done:
+                return sending.result()
+            return NORMAL, "client went away"
+        except GRPCError as exc:
+            return _CLOSE.get(exc.status, INTERNAL), exc.message or exc.status.name
+        except Exception:
+            log.exception("console of scan %s failed", scan_id)
+            return INTERNAL, "internal error"
+        finally:
+            for task in (closed, sending):
+                task.cancel()
+            await asyncio.wait({closed, sending})
+            for task in (closed, sending):
+                if not task.cancelled():
+                    task.exception()  # retrieved: a client that left mid-send is normal
+
+    async def _send(self, ws: WebSocket, feed: Feed, after: int) -> tuple[int, str]:
+        last = after
+        frames = feed.frames()
+        try:
+            async for frame in frames:
+                try:
+                    await asyncio.wait_for(ws.send_text(encode(frame)), self.stall_timeout)
+                except TimeoutError:
+                    message = f"fell behind; reconnect with ?after_seq={last} to resume"
+                    behind = BehindFrame(after_seq=last, message=message)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            ws.send_text(_encoder.encode(behind).decode()), GOODBYE_TIMEOUT
+                        )
+                    return TRY_AGAIN, "fell behind"
+                if isinstance(frame, OutputLine):
+                    last = frame.seq
+        finally:
+            await frames.aclose()  # type: ignore[attr-defined]
+        return NORMAL, "scan ended"
+
+
+async def _until_closed(ws: WebSocket) -> None:
+    """Read (and ignore) what the client sends until it closes."""
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
