@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -43,11 +42,11 @@ from grpclib.client import Channel
 from grpclib.exceptions import StreamTerminatedError
 from grpclib.server import Server
 
+from bench.processes import REPO, free_port, run_role
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from contracts.settings import Address, Settings
 
-_REPO = Path(__file__).resolve().parents[1]
 SIDES = ("echo", "jetscan")
 TARGET_RATIO = 0.5
 _CALL_TIMEOUT = 10.0
@@ -224,7 +223,7 @@ async def _server(side: str, home: Path) -> AsyncIterator[tuple[Address, str]]:
             side,
             "--dir",
             str(home),
-            cwd=_REPO,
+            cwd=REPO,
             stdout=asyncio.subprocess.PIPE,
             stderr=log_file,
         )
@@ -293,7 +292,7 @@ def _serve(side: str, home: Path) -> int:
 
 async def _serve_echo(stop: asyncio.Event) -> None:
     server = Server([EchoScans()])
-    address = Address("127.0.0.1", _free_port())
+    address = Address("127.0.0.1", free_port())
     await server.start(address.host, address.port)
     try:
         _announce(address, "echo-accepts-any-token")
@@ -314,8 +313,8 @@ async def _serve_jetscan(home: Path, stop: asyncio.Event) -> None:
     try:
         settings = Settings(
             home=home,
-            grpc_addr=Address("127.0.0.1", _free_port()),
-            http_addr=Address("127.0.0.1", _free_port()),
+            grpc_addr=Address("127.0.0.1", free_port()),
+            http_addr=Address("127.0.0.1", free_port()),
             nats_url=await nats_server.start(),
             database_url=await postgres.start(),
         )
@@ -323,7 +322,7 @@ async def _serve_jetscan(home: Path, stop: asyncio.Event) -> None:
         await prepare(settings)
         # As a cluster runs them: the edge in this process, ingest and queries in their own
         # (`jetscan run ROLE`). No launcher: nothing starts jobs, so no scan ever runs.
-        helpers = [await _run_role(role, settings) for role in ("ingest", "queries")]
+        helpers = [await run_role(role, settings) for role in ("ingest", "queries")]
         roles = asyncio.create_task(supervise(settings, ["edge"], stop))
         listening = asyncio.create_task(wait_listening(settings.grpc_addr, timeout=60))
         await asyncio.wait({roles, listening}, return_when=asyncio.FIRST_COMPLETED)
@@ -341,28 +340,10 @@ async def _serve_jetscan(home: Path, stop: asyncio.Event) -> None:
         await nats_server.stop()
 
 
-async def _run_role(role: str, settings: Settings) -> asyncio.subprocess.Process:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "JETSCAN_NATS_URL": settings.nats_url,
-        "JETSCAN_DATABASE_URL": settings.database_url,
-        "JETSCAN_HOME": str(settings.home),
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.cli", "run", role, cwd=_REPO, env=env
-    )
-
-
 def _announce(address: Address, token: str) -> None:
     sys.stdout.write(json.dumps({"host": address.host, "port": address.port, "token": token}))
     sys.stdout.write("\n")
     sys.stdout.flush()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":

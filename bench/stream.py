@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -38,9 +37,9 @@ import asyncpg
 import msgspec
 import nats
 
+from bench.processes import REPO, free_port, run_role
 from contracts.settings import Address, Settings
 
-_REPO = Path(__file__).resolve().parents[1]
 TARGETS = {"lines_per_s": 50_000, "p99_ms_at_2000": 50.0, "fan_out_ratio": 0.5}
 _FILLER = "x" * 60
 
@@ -134,7 +133,7 @@ async def _worker(url: str, side: str, scan_id: str, count: int, rate: int) -> d
         scan_id,
         str(count),
         str(rate),
-        cwd=_REPO,
+        cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await proc.communicate()
@@ -320,14 +319,14 @@ async def _bench(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     try:
         settings = Settings(
             home=home,
-            grpc_addr=Address("127.0.0.1", _free_port()),
-            http_addr=Address("127.0.0.1", _free_port()),
+            grpc_addr=Address("127.0.0.1", free_port()),
+            http_addr=Address("127.0.0.1", free_port()),
             nats_url=await nats_server.start(),
             database_url=await postgres.start(),
         )
         await prepare(settings)
         names = ["edge", "queries", *(["ingest"] if args.with_ingest else [])]
-        roles = [await _run_role(role, settings) for role in names]
+        roles = [await run_role(role, settings, log_level="WARNING") for role in names]
         await wait_listening(settings.http_addr, timeout=60)
         env = _Env(settings, settings.admin_token_path.read_text().strip())
         results: dict[str, Any] = {}
@@ -372,27 +371,6 @@ async def _bench(args: argparse.Namespace, home: Path) -> dict[str, Any]:
                 await proc.wait()
         await postgres.stop()
         await nats_server.stop()
-
-
-async def _run_role(role: str, settings: Settings) -> asyncio.subprocess.Process:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "JETSCAN_NATS_URL": settings.nats_url,
-        "JETSCAN_DATABASE_URL": settings.database_url,
-        "JETSCAN_HOME": str(settings.home),
-        "JETSCAN_HTTP_ADDR": str(settings.http_addr),
-        "JETSCAN_GRPC_ADDR": str(settings.grpc_addr),
-        "JETSCAN_LOG_LEVEL": "WARNING",
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.cli", "run", role, cwd=_REPO, env=env
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":
