@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -35,3 +36,48 @@ async def run_role(
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "workers.cli", "run", role, cwd=REPO, env=env
     )
+
+
+class EmbeddedStack:
+    """nats-server and PostgreSQL in `home`, prepared as `jetscan up` prepares them, plus
+    the role processes started with `role()`; all stopped on leaving the `async with`."""
+
+    def __init__(self, home: Path) -> None:
+        from workers.embedded import NatsServer, Postgres
+
+        self._nats = NatsServer(home / "nats", port=0)
+        self._postgres = Postgres(home / "postgres")
+        self._home = home
+        self._roles: list[asyncio.subprocess.Process] = []
+        self.settings: Settings | None = None
+
+    async def __aenter__(self) -> Settings:
+        from contracts.settings import Address
+        from workers.stack import prepare
+
+        try:
+            self.settings = Settings(
+                home=self._home,
+                grpc_addr=Address("127.0.0.1", free_port()),
+                http_addr=Address("127.0.0.1", free_port()),
+                nats_url=await self._nats.start(),
+                database_url=await self._postgres.start(),
+            )
+            # Streams, migrations and the admin token, as `jetscan up` applies them.
+            await prepare(self.settings)
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self.settings
+
+    async def role(self, name: str, *, log_level: str = "INFO") -> None:
+        assert self.settings is not None
+        self._roles.append(await run_role(name, self.settings, log_level=log_level))
+
+    async def __aexit__(self, *exc: object) -> None:
+        for proc in self._roles:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await proc.wait()
+        await self._postgres.stop()
+        await self._nats.stop()

@@ -42,10 +42,10 @@ from grpclib.client import Channel
 from grpclib.exceptions import StreamTerminatedError
 from grpclib.server import Server
 
-from bench.processes import REPO, free_port, run_role
+from bench.processes import REPO, EmbeddedStack, free_port
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
-from contracts.settings import Address, Settings
+from contracts.settings import Address
 
 SIDES = ("echo", "jetscan")
 TARGET_RATIO = 0.5
@@ -303,26 +303,15 @@ async def _serve_echo(stop: asyncio.Event) -> None:
 
 
 async def _serve_jetscan(home: Path, stop: asyncio.Event) -> None:
-    from workers.embedded import NatsServer, Postgres
     from workers.roles import supervise
-    from workers.stack import prepare, wait_listening
+    from workers.stack import wait_listening
 
-    nats_server = NatsServer(home / "nats", port=0)
-    postgres = Postgres(home / "postgres")
-    helpers: list[asyncio.subprocess.Process] = []
-    try:
-        settings = Settings(
-            home=home,
-            grpc_addr=Address("127.0.0.1", free_port()),
-            http_addr=Address("127.0.0.1", free_port()),
-            nats_url=await nats_server.start(),
-            database_url=await postgres.start(),
-        )
-        # Streams, migrations and the admin token, as `jetscan up` applies them.
-        await prepare(settings)
+    stack = EmbeddedStack(home)
+    async with stack as settings:
         # As a cluster runs them: the edge in this process, ingest and queries in their own
         # (`jetscan run ROLE`). No launcher: nothing starts jobs, so no scan ever runs.
-        helpers = [await run_role(role, settings) for role in ("ingest", "queries")]
+        for name in ("ingest", "queries"):
+            await stack.role(name)
         roles = asyncio.create_task(supervise(settings, ["edge"], stop))
         listening = asyncio.create_task(wait_listening(settings.grpc_addr, timeout=60))
         await asyncio.wait({roles, listening}, return_when=asyncio.FIRST_COMPLETED)
@@ -331,13 +320,6 @@ async def _serve_jetscan(home: Path, stop: asyncio.Event) -> None:
         else:
             listening.cancel()
         await roles
-    finally:
-        for proc in helpers:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                await proc.wait()
-        await postgres.stop()
-        await nats_server.stop()
 
 
 def _announce(address: Address, token: str) -> None:

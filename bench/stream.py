@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -37,8 +36,8 @@ import asyncpg
 import msgspec
 import nats
 
-from bench.processes import REPO, free_port, run_role
-from contracts.settings import Address, Settings
+from bench.processes import REPO, EmbeddedStack
+from contracts.settings import Settings
 
 TARGETS = {"lines_per_s": 50_000, "p99_ms_at_2000": 50.0, "fan_out_ratio": 0.5}
 _FILLER = "x" * 60
@@ -310,23 +309,13 @@ class _Env:
 
 
 async def _bench(args: argparse.Namespace, home: Path) -> dict[str, Any]:
-    from workers.embedded import NatsServer, Postgres
-    from workers.stack import prepare, wait_listening
+    from workers.stack import wait_listening
 
-    nats_server = NatsServer(home / "nats", port=0)
-    postgres = Postgres(home / "postgres")
-    roles: list[asyncio.subprocess.Process] = []
-    try:
-        settings = Settings(
-            home=home,
-            grpc_addr=Address("127.0.0.1", free_port()),
-            http_addr=Address("127.0.0.1", free_port()),
-            nats_url=await nats_server.start(),
-            database_url=await postgres.start(),
-        )
-        await prepare(settings)
+    stack = EmbeddedStack(home)
+    async with stack as settings:
         names = ["edge", "queries", *(["ingest"] if args.with_ingest else [])]
-        roles = [await run_role(role, settings, log_level="WARNING") for role in names]
+        for name in names:
+            await stack.role(name, log_level="WARNING")
         await wait_listening(settings.http_addr, timeout=60)
         env = _Env(settings, settings.admin_token_path.read_text().strip())
         results: dict[str, Any] = {}
@@ -364,13 +353,6 @@ async def _bench(args: argparse.Namespace, home: Path) -> dict[str, Any]:
                 3,
             ),
         }
-    finally:
-        for proc in roles:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                await proc.wait()
-        await postgres.stop()
-        await nats_server.stop()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 from contracts.output import OutputLine, Stream
 from contracts.scans import ScanEvent, ScanStatus, ScanView
 from edge import ws
-from edge.live import Sequencer, applied
+from edge.console import Sequencer, applied
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
