@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh Debian machine with Python 3.11:
 #   make up     installs what is needed into .venv, then runs `jetscan up`
-#   make test   the same install, then ruff, ruff format --check, mypy --strict and pytest
+#   make test   the same install, then ruff, ruff format --check, hadolint, mypy --strict and pytest
+# (--inexact keeps the uv that installed the venv: an exact sync would remove it.)
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -24,7 +25,7 @@ $(UV):
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(STAMP): $(UV) pyproject.toml uv.lock
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(BIN)/python --quiet
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --python $(BIN)/python --quiet
 	touch $(STAMP)
 
 # Debian's nmap runs the nmap scans; installed when missing (as root or with sudo).
@@ -38,6 +39,7 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint scanners/*/Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
