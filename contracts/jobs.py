@@ -7,6 +7,8 @@ container, the local executor on a subprocess, so one code path runs in both. Th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 from contracts.scans import StartScan
@@ -19,11 +21,19 @@ NATS_URL = "JETSCAN_NATS_URL"
 NATS_CREDS = "JETSCAN_NATS_CREDS"
 DEADLINE_SECONDS = "JETSCAN_DEADLINE_SECONDS"
 WORKDIR = "JETSCAN_WORKDIR"
+PROGRAMS = "JETSCAN_PROGRAMS"
+SCOPE = "JETSCAN_SCOPE"
 PREFIX = "JETSCAN_"
 
 
 def job_environ(
-    cmd: StartScan, nats_url: str, *, nats_creds: str = "", workdir: str = ""
+    cmd: StartScan,
+    nats_url: str,
+    *,
+    nats_creds: str = "",
+    workdir: str = "",
+    programs: Mapping[str, str] | None = None,
+    scope: str = "",
 ) -> dict[str, str]:
     """The variables of the job that runs `cmd`; optional ones only when set."""
     environ = {
@@ -38,4 +48,13 @@ def job_environ(
         environ[NATS_CREDS] = nats_creds
     if workdir:
         environ[WORKDIR] = workdir
+    if programs:
+        environ[PROGRAMS] = format_programs(programs)
+    if scope:
+        environ[SCOPE] = scope
     return environ
+
+
+def format_programs(programs: Mapping[str, str]) -> str:
+    """`name=/path,...`: the same form as the `JETSCAN_PROGRAMS` setting."""
+    return ",".join(f"{name}={path}" for name, path in sorted(programs.items()))

@@ -55,6 +55,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     launch_timeout: float = 120.0
     # The non-jetscan variables a scan job inherits (PATH, locale, TMPDIR, HOME).
     passthrough: dict[str, str] = {}
+    # Where the scan jobs find external programs (`zap.sh`, `subfinder`, `dnsx`, `nmap`),
+    # from `JETSCAN_PROGRAMS=name=/path,name=/path`; a program not named is found on PATH.
+    programs: dict[str, str] = {}
 
     def __repr__(self) -> str:
         redacted = {
@@ -128,6 +131,22 @@ def _url(variable: str, text: str, schemes: tuple[str, ...]) -> str:
     return text
 
 
+_PROGRAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def programs(variable: str, text: str) -> dict[str, str]:
+    """`name=/path,...` as a dict; SettingsError(variable, ...) naming the bad item."""
+    programs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, path = (x.strip() for x in item.partition("="))
+        if not sep or not _PROGRAM_NAME.match(name) or not path.startswith("/"):
+            raise SettingsError(
+                variable, f"expected NAME=/absolute/path[,NAME=/absolute/path...], got {item!r}"
+            )
+        programs[name] = path
+    return programs
+
+
 def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
     """Build settings from `environ`; raise SettingsError naming the first bad variable."""
 
@@ -152,4 +171,5 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         heartbeat_timeout=_seconds("JETSCAN_HEARTBEAT_TIMEOUT", get("HEARTBEAT_TIMEOUT", "15")),
         launch_timeout=_seconds("JETSCAN_LAUNCH_TIMEOUT", get("LAUNCH_TIMEOUT", "120")),
         passthrough={k: environ[k] for k in PASSTHROUGH if k in environ},
+        programs=programs("JETSCAN_PROGRAMS", get("PROGRAMS")),
     )

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import IO, Any, Generic, TypeVar
 
 import msgspec
 
+from scanners.context import JobContext, no_files
 from scanners.errors import ConfigError
 from scanners.nmap import command as nmap_command
 from scanners.nmap import parse as nmap_parse
@@ -28,14 +28,15 @@ ConfigT = TypeVar("ConfigT", bound=msgspec.Struct)
 class ToolSpec(Generic[ConfigT]):
     """How to drive one tool.
 
-    `output_file` is the file, relative to the work directory handed to `build_argv`, where the
-    tool writes the output `parse`/`parse_stream` read; console output goes to stdout.
-    `parse_stream` reads that file without loading it whole.
+    `output_file` is the file, relative to the job's work directory, where the tool writes the
+    output `parse`/`parse_stream` read; console output goes to stdout. `parse_stream` reads
+    that file without loading it whole. `prepare` names files (relative path -> content) the
+    job writes into the work directory before running the argv, such as a ZAP plan.
     """
 
     name: str
     config_type: type[ConfigT]
-    build_argv: Callable[[ConfigT, Target, PurePath], list[str]]
+    build_argv: Callable[[ConfigT, Target, JobContext], list[str]]
     parse: Callable[[bytes], ToolOutput]
     parse_stream: Callable[[IO[bytes]], ToolOutput]
     output_file: str
@@ -43,6 +44,7 @@ class ToolSpec(Generic[ConfigT]):
     default_deadline_seconds: int
     max_deadline_seconds: int
     target_kinds: frozenset[TargetKind]
+    prepare: Callable[[ConfigT, Target, JobContext], dict[str, bytes]] = no_files
 
 
 TOOLS: dict[str, ToolSpec[Any]] = {

@@ -49,6 +49,7 @@ from contracts.output import Stream
 from contracts.results import Heartbeat, ScanResult, ToolData, split
 from contracts.scans import ScanEvent, ScanStatus
 from scanners import ToolSpec
+from scanners.context import JobContext
 from scanners.errors import ParseError
 from scanners.output import ToolOutput
 from workers import jobenv
@@ -249,7 +250,14 @@ async def _supervise(
     stop: asyncio.Event,
     grace: float,
 ) -> Scanned:
-    argv = env.spec.build_argv(env.config, env.target, workdir)
+    job = JobContext(workdir=workdir, programs=env.programs, scope=env.scope)
+    for relative, content in env.spec.prepare(env.config, env.target, job).items():
+        path = workdir / relative
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            raise RuntimeError(f"{env.tool}: prepared file {relative!r} leaves the work directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    argv = env.spec.build_argv(env.config, env.target, job)
     log.info("scan %s: running %s", env.scan_id, argv)
     try:
         proc = await asyncio.create_subprocess_exec(

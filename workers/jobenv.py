@@ -13,6 +13,8 @@ this module trusts nothing it is handed and validates every variable again here.
 | `JETSCAN_NATS_CREDS` | path to a NATS `.creds` file; default none |
 | `JETSCAN_DEADLINE_SECONDS` | 1 to the tool's maximum; default the tool's default deadline |
 | `JETSCAN_WORKDIR` | absolute path of a writable directory; default the system temp dir |
+| `JETSCAN_PROGRAMS` | `name=/path,...`: where the tool's external programs are; default PATH |
+| `JETSCAN_SCOPE` | the deployment's scope (domains, CIDRs), for tools that discover names |
 
 The scanner runs in a fresh directory made inside `JETSCAN_WORKDIR` and removed at the end,
 and sees the job's environment minus every `JETSCAN_*` variable.
@@ -32,13 +34,19 @@ from contracts.jobs import (
     NATS_CREDS,
     NATS_URL,
     PREFIX,
+    PROGRAMS,
     SCAN_ID,
+    SCOPE,
     TARGET,
     TOOL,
     WORKDIR,
+    format_programs,
 )
+from contracts.settings import SettingsError
+from contracts.settings import programs as parse_programs
 from scanners import TOOLS, ToolSpec, decode_config
 from scanners.errors import ConfigError, TargetError
+from scanners.scope import Scope
 from scanners.targets import Target, parse_target
 
 _NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
@@ -67,6 +75,8 @@ class JobEnv(msgspec.Struct, frozen=True, kw_only=True):
     deadline_seconds: int
     nats_creds: str = ""
     workdir: str = ""
+    programs: dict[str, str] = {}
+    scope: str = ""
 
     @property
     def spec(self) -> ToolSpec[Any]:
@@ -95,6 +105,8 @@ def parse(environ: Mapping[str, str]) -> JobEnv:
         nats_creds=environ.get(NATS_CREDS, ""),
         deadline_seconds=_deadline(environ.get(DEADLINE_SECONDS), spec),
         workdir=_workdir(environ.get(WORKDIR, "")),
+        programs=_programs(environ.get(PROGRAMS, "")),
+        scope=_scope(environ.get(SCOPE, "")),
     )
 
 
@@ -112,6 +124,10 @@ def to_environ(env: JobEnv) -> dict[str, str]:
         environ[NATS_CREDS] = env.nats_creds
     if env.workdir:
         environ[WORKDIR] = env.workdir
+    if env.programs:
+        environ[PROGRAMS] = format_programs(env.programs)
+    if env.scope:
+        environ[SCOPE] = env.scope
     return environ
 
 
@@ -169,4 +185,19 @@ def _deadline(text: str | None, spec: ToolSpec[Any]) -> int:
 def _workdir(text: str) -> str:
     if text and not text.startswith("/"):
         raise JobEnvError(WORKDIR, f"must be an absolute path, got {text!r}")
+    return text
+
+
+def _programs(text: str) -> dict[str, str]:
+    try:
+        return parse_programs(PROGRAMS, text)
+    except SettingsError as exc:
+        raise JobEnvError(PROGRAMS, exc.reason) from exc
+
+
+def _scope(text: str) -> str:
+    try:
+        Scope.parse(text)
+    except ValueError as exc:
+        raise JobEnvError(SCOPE, str(exc)) from exc
     return text

@@ -60,7 +60,12 @@ class Launcher:
         self.launches = launches
         # The job gives its scanner 5 s after SIGTERM; give the job longer than that.
         self.executor = LocalExecutor(
-            settings.nats_url, self.on_exit, environ=settings.passthrough, grace=10.0
+            settings.nats_url,
+            self.on_exit,
+            environ=settings.passthrough,
+            grace=10.0,
+            programs=settings.programs,
+            scope=settings.scope,
         )
         self._stopping: set[asyncio.Task[bool]] = set()
 

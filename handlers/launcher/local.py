@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from contracts.jobs import job_environ
@@ -49,19 +49,25 @@ class LocalExecutor:
         environ: dict[str, str],  # what the job inherits: PATH, locale, TMPDIR
         grace: float = 5.0,
         python: str = sys.executable,
+        programs: Mapping[str, str] | None = None,
+        scope: str = "",
     ) -> None:
         self.nats_url = nats_url
         self.on_exit = on_exit
         self.grace = grace
         self.python = python
         self.base_env = dict(environ)
+        self.programs = dict(programs or {})
+        self.scope = scope
         self.jobs: dict[str, _Job] = {}
 
     def running(self, scan_id: str) -> bool:
         return scan_id in self.jobs
 
     async def start(self, cmd: StartScan) -> None:
-        env = self.base_env | job_environ(cmd, self.nats_url)
+        env = self.base_env | job_environ(
+            cmd, self.nats_url, programs=self.programs, scope=self.scope
+        )
         proc = await asyncio.create_subprocess_exec(
             self.python,
             "-m",

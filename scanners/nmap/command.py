@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import PurePath
-
+from scanners.context import JobContext
 from scanners.errors import TargetError
 from scanners.nmap.config import NmapConfig
 from scanners.targets import Target, TargetKind, parse_target
@@ -12,7 +11,7 @@ XML_OUTPUT = "nmap.xml"
 TARGET_KINDS = frozenset({TargetKind.HOST, TargetKind.IP, TargetKind.CIDR})
 
 
-def build_argv(config: NmapConfig, target: Target, workdir: PurePath) -> list[str]:
+def build_argv(config: NmapConfig, target: Target, job: JobContext) -> list[str]:
     """nmap's argv: XML to `workdir/nmap.xml`, a verbose human console on stdout.
 
     Choices that are not config:
@@ -31,9 +30,9 @@ def build_argv(config: NmapConfig, target: Target, workdir: PurePath) -> list[st
     """
     checked = _recheck(target)
     argv = [
-        "nmap",
+        job.program("nmap"),
         "-oX",
-        str(workdir / XML_OUTPUT),
+        str(job.workdir / XML_OUTPUT),
         "--no-stylesheet",
         "-v",
         "--noninteractive",

@@ -46,6 +46,8 @@ def test_values_are_read_and_ipv6_addresses_parse() -> None:
         ("JETSCAN_NATS_PORT", "-1"),
         ("JETSCAN_EXECUTOR", "docker"),
         ("JETSCAN_LOG_LEVEL", "loud"),
+        ("JETSCAN_PROGRAMS", "zap.sh"),
+        ("JETSCAN_PROGRAMS", "zap.sh=relative/zap.sh"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
@@ -53,6 +55,12 @@ def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
         load({variable: value})
     assert err.value.variable == variable
     assert str(err.value).startswith(variable + ": ")
+
+
+def test_programs_are_read_by_name() -> None:
+    settings = load({"JETSCAN_PROGRAMS": " zap.sh=/opt/zap/zap.sh, dnsx=/usr/bin/dnsx ,"})
+    assert settings.programs == {"zap.sh": "/opt/zap/zap.sh", "dnsx": "/usr/bin/dnsx"}
+    assert load({}).programs == {}
 
 
 def test_secrets_are_redacted_in_repr() -> None:

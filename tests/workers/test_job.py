@@ -295,6 +295,21 @@ async def test_a_scanner_that_cannot_start_exits_3_with_an_error_result(
     assert result.data == NmapRun()
 
 
+async def test_a_configured_program_path_is_the_one_run(applied: str, nc: Client) -> None:
+    js = nc.jetstream()
+    scan_id, env = job_env(
+        applied, {"ports": "22"}, JETSCAN_PROGRAMS="nmap=/nonexistent/bin/nmap-7.93"
+    )
+    code, stderr = await finish(await start_job(env))
+
+    assert code == job.EXIT_SCANNER_FAILED, stderr
+    [line, _] = await messages.output(js, scan_id)
+    assert isinstance(line, OutputLine)
+    assert line.text == (
+        "[jetscan] could not start /nonexistent/bin/nmap-7.93: No such file or directory"
+    )
+
+
 async def test_an_unreachable_bus_exits_5_before_running_anything() -> None:
     env = jobenv.parse(job_env(f"nats://127.0.0.1:{free_port()}", {"ports": "22"})[1])
     assert await job.run(env, {}, connect_attempts=1) == job.EXIT_NATS

@@ -125,6 +125,19 @@ def test_the_job_refuses_a_bad_command_the_launcher_passed_on(
     assert caught.value.variable == variable
 
 
+def test_programs_and_scope_reach_the_job() -> None:
+    programs = {"zap.sh": "/opt/zap/zap.sh", "subfinder": "/usr/local/bin/subfinder"}
+    environ = job_environ(
+        start_scan(), "nats://127.0.0.1:4222", programs=programs, scope="example.com,10.0.0.0/8"
+    )
+    assert environ["JETSCAN_PROGRAMS"] == (
+        "subfinder=/usr/local/bin/subfinder,zap.sh=/opt/zap/zap.sh"
+    )
+    env = jobenv.parse(environ)
+    assert (env.programs, env.scope) == (programs, "example.com,10.0.0.0/8")
+    assert jobenv.parse(jobenv.to_environ(env)) == env
+
+
 @pytest.mark.parametrize(
     ("changes", "variable", "reason"),
     [
@@ -151,6 +164,11 @@ def test_the_job_refuses_a_bad_command_the_launcher_passed_on(
         ({"deadline_seconds": "86401"}, "JETSCAN_DEADLINE_SECONDS", "got '86401'"),
         ({"deadline_seconds": "١٢"}, "JETSCAN_DEADLINE_SECONDS", "whole seconds"),
         ({"workdir": "relative/dir"}, "JETSCAN_WORKDIR", "must be an absolute path"),
+        ({"programs": "zap.sh"}, "JETSCAN_PROGRAMS", "expected NAME=/absolute/path"),
+        ({"programs": "zap.sh=zap"}, "JETSCAN_PROGRAMS", "'zap.sh=zap'"),
+        ({"programs": "../x=/bin/x"}, "JETSCAN_PROGRAMS", "expected NAME"),
+        ({"scope": "*.example.com"}, "JETSCAN_SCOPE", "covers its subdomains"),
+        ({"scope": "10.0.0.1/8"}, "JETSCAN_SCOPE", "host bits set"),
     ],
 )
 def test_a_bad_variable_is_named_with_a_reason(

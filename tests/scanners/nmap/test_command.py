@@ -7,12 +7,13 @@ from pathlib import Path, PurePath
 import pytest
 
 from scanners import TOOLS, decode_config
+from scanners.context import JobContext
 from scanners.errors import TargetError
 from scanners.nmap.command import build_argv
 from scanners.nmap.config import NmapConfig
 from scanners.targets import Target, TargetKind, parse_target
 
-WORKDIR = PurePath("/work")
+WORKDIR = JobContext(workdir=PurePath("/work"))
 HEAD = [
     "nmap",
     "-oX",
@@ -109,7 +110,7 @@ async def test_real_nmap_connect_scan_reports_a_listening_port(tmp_path: Path) -
     spec = TOOLS["nmap"]
     # reverse_dns off: the scan of 127.0.0.1 then sends nothing anywhere but 127.0.0.1.
     config = decode_config("nmap", {"ports": str(port), "reverse_dns": False, "timing": 4})
-    argv = spec.build_argv(config, _target("127.0.0.1"), tmp_path)
+    argv = spec.build_argv(config, _target("127.0.0.1"), JobContext(workdir=tmp_path))
     async with server:
         process = await asyncio.create_subprocess_exec(
             *argv,
