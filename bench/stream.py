@@ -49,12 +49,22 @@ class _Line(msgspec.Struct):
     text: str = ""
 
 
+class _Msg(msgspec.Struct):
+    """An OUTPUT message as a replaying reader sees it: a line, a batch of lines, the end."""
+
+    type: str
+    seq: int = 0
+    text: str = ""
+    lines: list[_Line] = []
+
+
 class _Raw(msgspec.Struct):
     seq: int
     text: str
 
 
 _frame = msgspec.json.Decoder(_Line)
+_message = msgspec.json.Decoder(_Msg)
 _raw = msgspec.json.Decoder(_Raw)
 
 
@@ -258,8 +268,10 @@ async def _replay(side: str, env: _Env, scan_id: str, count: int, viewers: int) 
             for viewer in watchers:
 
                 async def on_msg(msg: Any, viewer: _Viewer = viewer) -> None:
-                    line = _frame.decode(msg.data)
-                    if line.type == "line":
+                    message = _message.decode(msg.data)
+                    if message.type == "line":
+                        viewer.take(message.seq, message.text, False)
+                    for line in message.lines:
                         viewer.take(line.seq, line.text, False)
 
                 await js.subscribe(

@@ -32,7 +32,29 @@ class EndOfOutput(msgspec.Struct, frozen=True, kw_only=True, tag="end"):
     exit_code: int | None = None
 
 
-OutputMessage = OutputLine | EndOfOutput
+class OutputLines(msgspec.Struct, frozen=True, kw_only=True, tag="lines"):
+    """Several consecutive console lines in one message: `lines[i].seq == seq + i`.
+
+    A worker sends whatever lines queued up while its previous message was on the way, so
+    a fast scanner costs one JetStream message per batch rather than per line, and a slow
+    one still sends each line as soon as it is read.
+    """
+
+    scan_id: str
+    seq: int
+    lines: tuple[OutputLine, ...]
+
+
+OutputMessage = OutputLine | OutputLines | EndOfOutput
+
+
+def lines_of(message: OutputMessage) -> tuple[OutputLine, ...]:
+    """The console lines a message carries (none for `EndOfOutput`)."""
+    if isinstance(message, OutputLine):
+        return (message,)
+    if isinstance(message, OutputLines):
+        return message.lines
+    return ()
 
 
 class ListOutput(msgspec.Struct, frozen=True, kw_only=True):

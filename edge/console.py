@@ -6,7 +6,7 @@ import heapq
 
 import msgspec
 
-from contracts.output import OutputLine, OutputMessage
+from contracts.output import EndOfOutput, OutputLine, OutputMessage, lines_of
 from contracts.scans import ScanEvent, ScanStatus, ScanView, advance
 
 # Lines asked of the durable copy at a time.
@@ -93,10 +93,10 @@ class Console:
 
     def delivered(self, stream_seq: int, message: OutputMessage) -> None:
         self.live_at = max(self.live_at, stream_seq)
-        if isinstance(message, OutputLine):
-            self.seq.add(message)
-        else:
+        if isinstance(message, EndOfOutput):
             self.end = message.seq
+        for line in lines_of(message):
+            self.seq.add(line)
 
     def progressed(self) -> None:
         self.stuck_since = None

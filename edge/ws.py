@@ -156,7 +156,9 @@ class ConsoleSocket:
         try:
             async for frame in frames:
                 try:
-                    await asyncio.wait_for(ws.send_text(encode(frame)), self.stall_timeout)
+                    # asyncio.timeout, not wait_for: no task per frame on the hot path.
+                    async with asyncio.timeout(self.stall_timeout):
+                        await ws.send_text(encode(frame))
                 except TimeoutError:
                     message = f"fell behind; reconnect with ?after_seq={last} to resume"
                     behind = BehindFrame(after_seq=last, message=message)

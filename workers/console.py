@@ -13,10 +13,15 @@ Rules, in the order a byte meets them:
   the loss is visible where it happened. The pipes are never blocked: a scanner stalled on a
   full pipe would change its timing, and a full pipe can deadlock a tool writing both streams.
 - A sender task publishes with JetStream `publish_async`, at most `MAX_IN_FLIGHT` unacked.
-  Every message carries `Nats-Msg-Id` `output:<scan_id>:<seq>`, so a resend after a lost ack
-  is dropped by the server. A publish not acked within `ack_timeout` or refused is resent up
-  to `max_attempts` times; a resent line can land in the stream after later lines, which is
-  why readers order by `seq`, not by stream sequence.
+  Each message takes every line queued behind it, up to `MAX_BATCH_LINES` lines and
+  `MAX_BATCH_BYTES`: one line alone goes as an `OutputLine`, several as one `OutputLines`. A
+  slow scanner's lines therefore go out one by one the moment they are read, and a fast
+  scanner's in batches, at one JetStream round trip per batch instead of per line.
+  Every message carries `Nats-Msg-Id` `output:<scan_id>:<first seq>[-<last seq>]`, so a
+  resend after a lost ack (the same bytes: batches are cut once) is dropped by the server.
+  A publish not acked within `ack_timeout` or refused is resent up to `max_attempts` times;
+  a resent message can land in the stream after later ones, which is why readers order by
+  `seq`, not by stream sequence.
 - `close` appends `EndOfOutput` (`seq` = last line + 1) and lets the sender drain.
 - A piece whose JSON would exceed `MAX_TEXT_JSON_BYTES` (only possible when it is mostly
   control characters, which JSON escapes to six bytes each) is truncated, as it could not be
@@ -42,7 +47,13 @@ log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_TEXT_JSON_BYTES = 192 * 1024
-MAX_IN_FLIGHT = 512
+MAX_IN_FLIGHT = 128
+# A few hundred typical lines: enough to make a message's cost per line small, while a
+# replaying viewer's pull (bounded in bytes, see edge.live) still takes several messages.
+MAX_BATCH_BYTES = 32 * 1024
+MAX_BATCH_LINES = 1024
+# `OutputLines` around its head and lines: the seq's digits, `"lines":[`, `]}`.
+_ENVELOPE_BYTES = 32
 MAX_QUEUED_BYTES = 16 * 1024 * 1024
 _READ_SIZE = 64 * 1024
 _TRUNCATED = " [jetscan: line truncated]"
@@ -114,6 +125,12 @@ class _Pending:
     seq: int
     payload: bytes
     attempts: int = 0
+    last: int = 0  # the last line's seq when `payload` carries several (else 0)
+    is_line: bool = True
+
+    @property
+    def msg_id(self) -> str:
+        return f"{self.seq}-{self.last}" if self.last else str(self.seq)
 
 
 class Console:
@@ -136,6 +153,8 @@ class Console:
         self._js = js
         self._scan_id = scan_id
         self._subject = subjects.scan_output(scan_id)
+        # `OutputLines` up to its first seq, spelled the way msgspec would encode it.
+        self._batch_head = b'{"type":"lines","scan_id":%s,"seq":' % wire.encode(scan_id)
         self._max_queued = max_queued_bytes
         self._ack_timeout = ack_timeout
         self._max_attempts = max_attempts
@@ -172,7 +191,7 @@ class Console:
         if self._unreported_drops:
             self._report_drops()
         end = EndOfOutput(scan_id=self._scan_id, seq=self.seq + 1, time=_now(), exit_code=exit_code)
-        self._enqueue(wire.encode(end))
+        self._enqueue(wire.encode(end), is_line=False)
         self._closing = True
 
     async def pump(self, reader: asyncio.StreamReader, stream: Stream) -> None:
@@ -186,10 +205,7 @@ class Console:
 
     async def run(self) -> None:
         while True:
-            pending = self._retry.popleft() if self._retry else None
-            if pending is None and self._queue:
-                pending = self._queue.popleft()
-                self._queued_bytes -= len(pending.payload)
+            pending = self._retry.popleft() if self._retry else self._take()
             if pending is None:
                 if self._closing and self._in_flight == 0:
                     return
@@ -197,6 +213,31 @@ class Console:
                 await self._wakeup.wait()
                 continue
             await self._send(pending)
+
+    def _take(self) -> _Pending | None:
+        """The next message: the first queued entry and the lines right behind it."""
+        if not self._queue:
+            return None
+        first = self._queue.popleft()
+        self._queued_bytes -= len(first.payload)
+        if not first.is_line:
+            return first
+        batch = [first.payload]
+        size = _ENVELOPE_BYTES + len(self._batch_head) + len(first.payload)
+        while (
+            self._queue
+            and self._queue[0].is_line
+            and len(batch) < MAX_BATCH_LINES
+            and size + len(self._queue[0].payload) < MAX_BATCH_BYTES
+        ):
+            nxt = self._queue.popleft()
+            self._queued_bytes -= len(nxt.payload)
+            batch.append(nxt.payload)
+            size += len(nxt.payload) + 1
+        if len(batch) == 1:
+            return first
+        payload = b"%s%d,%s%s]}" % (self._batch_head, first.seq, b'"lines":[', b",".join(batch))
+        return _Pending(first.seq, payload, last=first.seq + len(batch) - 1)
 
     def _encode_line(self, seq: int, stream: Stream, text: str) -> bytes:
         line = OutputLine(scan_id=self._scan_id, seq=seq, time=_now(), stream=stream, text=text)
@@ -211,14 +252,14 @@ class Console:
         self._unreported_drops = 0
         self._enqueue(self._encode_line(self.seq + 1, Stream.STDERR, text))
 
-    def _enqueue(self, payload: bytes) -> None:
+    def _enqueue(self, payload: bytes, *, is_line: bool = True) -> None:
         self.seq += 1
-        self._queue.append(_Pending(self.seq, payload))
+        self._queue.append(_Pending(self.seq, payload, is_line=is_line))
         self._queued_bytes += len(payload)
         self._wakeup.set()
 
     async def _send(self, pending: _Pending) -> None:
-        headers = {api.Header.MSG_ID: subjects.msg_id("output", self._scan_id, str(pending.seq))}
+        headers = {api.Header.MSG_ID: subjects.msg_id("output", self._scan_id, pending.msg_id)}
         self._in_flight += 1
         try:
             future = await self._js.publish_async(

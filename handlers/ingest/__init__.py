@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 
 from contracts import subjects, wire
-from contracts.output import OutputLine, OutputMessage
+from contracts.output import OutputMessage, lines_of
 from contracts.results import Heartbeat, ScanResult
 from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan
 from contracts.settings import Settings
@@ -120,7 +120,7 @@ async def consume_bursts(js: JetStreamContext, pool: asyncpg.Pool, topo: topolog
                 await store.insert_scans(conn, starts)
 
     async def insert_lines(items: list[OutputMessage]) -> None:
-        lines = [i for i in items if isinstance(i, OutputLine)]
+        lines = [line for item in items for line in lines_of(item)]
         if lines:
             async with pool.acquire() as conn:
                 await store.insert_output(conn, lines)

@@ -9,7 +9,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
-from contracts.output import OutputMessage
+from contracts.output import EndOfOutput, OutputLine, OutputLines, OutputMessage, lines_of
 from contracts.results import ScanResult
 
 T = TypeVar("T")
@@ -34,9 +34,22 @@ def decode(msg: RawStreamMsg, kind: type[T]) -> T:
     return msgspec.json.decode(msg.data, type=kind)
 
 
-async def output(js: JetStreamContext, scan_id: str) -> list[OutputMessage]:
+async def output_messages(js: JetStreamContext, scan_id: str) -> list[OutputMessage]:
+    """The scan's OUTPUT messages as sent: lines, batches of lines, the end."""
     msgs = await stored(js, "OUTPUT", f"scan.output.{scan_id}")
     return [msgspec.json.decode(m.data or b"", type=OutputMessage) for m in msgs]
+
+
+async def output(js: JetStreamContext, scan_id: str) -> list[OutputLine | EndOfOutput]:
+    """The scan's console as a reader sees it: batches opened into their lines."""
+    flat: list[OutputLine | EndOfOutput] = []
+    for message in await output_messages(js, scan_id):
+        if isinstance(message, OutputLines):
+            assert [ln.seq for ln in message.lines] == list(
+                range(message.seq, message.seq + len(message.lines))
+            )
+        flat.extend(lines_of(message) if not isinstance(message, EndOfOutput) else (message,))
+    return flat
 
 
 async def results(js: JetStreamContext, tool: str, scan_id: str) -> list[ScanResult]:

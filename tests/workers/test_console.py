@@ -1,15 +1,24 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 
 import msgspec
 import pytest
 from nats.aio.client import Client
 
-from contracts.output import EndOfOutput, OutputLine, OutputMessage, Stream
+from contracts.output import EndOfOutput, OutputLine, OutputLines, Stream
 from tests.workers import messages
-from workers.console import MAX_IN_FLIGHT, MAX_TEXT_JSON_BYTES, Console, LineSplitter, decode
+from workers.console import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_LINES,
+    MAX_IN_FLIGHT,
+    MAX_TEXT_JSON_BYTES,
+    Console,
+    LineSplitter,
+    decode,
+)
 
 
 def split(chunks: list[bytes], max_line: int = 8) -> list[bytes]:
@@ -74,7 +83,7 @@ async def run_console(console: Console, feed: list[tuple[Stream, bytes]]) -> Non
     await asyncio.wait_for(sender, 30)
 
 
-def lines_of(msgs: list[OutputMessage]) -> list[OutputLine]:
+def lines_of(msgs: list[OutputLine | EndOfOutput]) -> list[OutputLine]:
     return [m for m in msgs if isinstance(m, OutputLine)]
 
 
@@ -94,6 +103,50 @@ async def test_lines_of_both_streams_share_one_gapless_sequence(nc: Client) -> N
     assert isinstance(end, EndOfOutput)
     assert (end.scan_id, end.exit_code) == (scan_id, 0)
     assert (console.seq, console.dropped, console.lost) == (1001, 0, 0)
+
+
+async def test_queued_lines_go_out_in_batches_under_the_size_limits(nc: Client) -> None:
+    scan_id = uuid.uuid4().hex
+    feed = [(Stream.STDOUT, f"line {i}".encode()) for i in range(2500)]
+    feed += [(Stream.STDERR, b"y" * 10_000) for _ in range(5)]
+    feed += [(Stream.STDERR, b"z" * 40_000)]
+    await run_console(Console(nc.jetstream(), scan_id), feed)
+
+    sent = await messages.output_messages(nc.jetstream(), scan_id)
+    # Everything was queued before the sender ran, so every message but the last of a kind
+    # is as full as the limits allow: the next line would have passed one of them.
+    *batches, long_line, end = sent
+    assert all(isinstance(b, OutputLines) for b in batches)
+    sizes = [len(b.lines) for b in batches if isinstance(b, OutputLines)]
+    assert sum(sizes) == 2505
+    assert sizes[-1] <= 3  # 10 kB lines: three fit in MAX_BATCH_BYTES, four would not
+    for batch, following in itertools.pairwise(batches):
+        assert isinstance(batch, OutputLines) and isinstance(following, OutputLines)
+        size = len(msgspec.json.encode(batch))
+        assert size < MAX_BATCH_BYTES
+        grown = size + len(msgspec.json.encode(following.lines[0]))
+        assert grown >= MAX_BATCH_BYTES or len(batch.lines) == MAX_BATCH_LINES
+    # A line over the batch limit goes alone.
+    assert isinstance(long_line, OutputLine) and long_line.seq == 2506
+    assert isinstance(end, EndOfOutput) and end.seq == 2507
+    flat = await messages.output(nc.jetstream(), scan_id)
+    assert [m.seq for m in flat] == list(range(1, 2508))
+
+
+async def test_a_line_that_finds_the_queue_empty_goes_alone(nc: Client) -> None:
+    scan_id = uuid.uuid4().hex
+    console = Console(nc.jetstream(), scan_id)
+    sender = asyncio.create_task(console.run())
+    for i in range(3):
+        console.line(Stream.STDOUT, f"slow {i}".encode())
+        for _ in range(50):  # until the sender has taken it
+            await asyncio.sleep(0.01)
+            if not console._queue:
+                break
+    console.close(0)
+    await asyncio.wait_for(sender, 30)
+    sent = await messages.output_messages(nc.jetstream(), scan_id)
+    assert [type(m) for m in sent] == [OutputLine, OutputLine, OutputLine, EndOfOutput]
 
 
 async def test_a_resent_console_does_not_duplicate_lines(nc: Client) -> None:
