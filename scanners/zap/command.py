@@ -7,8 +7,6 @@ when the plan is done: 0 clean, 1 a job reported an error, 2 warnings only.
 
 from __future__ import annotations
 
-import yaml
-
 from scanners.context import JobContext
 from scanners.errors import TargetError
 from scanners.targets import Target, TargetKind, parse_target
@@ -32,6 +30,9 @@ def build_argv(config: ZapConfig, target: Target, job: JobContext) -> list[str]:
 
 
 def prepare(config: ZapConfig, target: Target, job: JobContext) -> dict[str, bytes]:
+    # Imported here: the registry imports every tool, and only the ZAP image installs PyYAML.
+    import yaml
+
     plan = build_plan(config, _recheck(target), job, REPORT_FILE)
     # safe_dump writes plain YAML (no Python tags) in the plan's own key order.
     text = yaml.safe_dump(plan, sort_keys=False, allow_unicode=False, default_flow_style=False)
