@@ -125,8 +125,11 @@ LIMITS = {
 ORDER = ["passiveScan-config", "spider", "spiderAjax", "passiveScan-wait", "activeScan", "report"]
 
 
-def check_plan(plan: Any) -> list[str]:
-    """Every way `plan` departs from the documented structure; empty when it is valid."""
+def check_plan(plan: Any, *, running: bool = True) -> list[str]:
+    """Every way `plan` departs from the documented structure; empty when it is valid.
+
+    `running`: the plan is about to run, so the report directory must exist.
+    """
     if not isinstance(plan, dict) or set(plan) != {"env", "jobs"}:
         return [f"a plan is a mapping of env and jobs, got {plan!r:.80}"]
     errors, contexts = _check_env(plan["env"])
@@ -134,7 +137,7 @@ def check_plan(plan: Any) -> list[str]:
     if not isinstance(jobs, list) or not jobs:
         return [*errors, "jobs: a non-empty list"]
     for i, job in enumerate(jobs):
-        errors += _check_job(f"jobs[{i}]", job, contexts)
+        errors += _check_job(f"jobs[{i}]", job, contexts, running)
     types = [job.get("type") for job in jobs if isinstance(job, dict)]
     if types != sorted(types, key=lambda t: ORDER.index(t) if t in ORDER else -1):
         errors.append(f"jobs run in the order {types}, not {ORDER}")
@@ -207,7 +210,7 @@ def _check_env(env: Any) -> tuple[list[str], set[str]]:
     return errors, contexts
 
 
-def _check_job(where: str, job: Any, contexts: set[str]) -> list[str]:
+def _check_job(where: str, job: Any, contexts: set[str], running: bool) -> list[str]:
     if not isinstance(job, dict):
         return [f"{where}: a mapping"]
     kind = job.get("type")
@@ -229,18 +232,18 @@ def _check_job(where: str, job: Any, contexts: set[str]) -> list[str]:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             errors.append(f"{where}.parameters.{LIMITS[kind]}: whole minutes, at least 1")
     if kind == "report":
-        errors += _check_report(where, parameters)
+        errors += _check_report(where, parameters, running)
     return errors
 
 
-def _check_report(where: str, parameters: dict[str, Any]) -> list[str]:
+def _check_report(where: str, parameters: dict[str, Any], running: bool) -> list[str]:
     errors = []
     if parameters.get("template") != "traditional-json":
         errors.append(f"{where}.parameters.template: jetscan reads traditional-json")
     directory = parameters.get("reportDir")
     if not isinstance(directory, str) or not Path(directory).is_absolute():
         errors.append(f"{where}.parameters.reportDir: an absolute path")
-    elif not Path(directory).is_dir():
+    elif running and not Path(directory).is_dir():
         errors.append(f"{where}.parameters.reportDir: {directory} does not exist")
     name = parameters.get("reportFile")
     if not isinstance(name, str) or not name or "/" in name:
