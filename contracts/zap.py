@@ -18,7 +18,7 @@ class _Data(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=Fa
     pass
 
 
-class Instance(_Data, frozen=True):
+class ZapInstance(_Data, frozen=True):
     """One place an alert was raised: a URI, and for most rules a method and parameter."""
 
     uri: str = ""
@@ -30,14 +30,14 @@ class Instance(_Data, frozen=True):
     node_name: str = ""
 
 
-class AlertTag(_Data, frozen=True):
+class ZapTag(_Data, frozen=True):
     """A classification ZAP attaches to a rule (`OWASP_2021_A05`), with its reference page."""
 
     tag: str = ""
     link: str = ""
 
 
-class Alert(_Data, frozen=True):
+class ZapAlert(_Data, frozen=True):
     """One rule's alert on one site, with every instance of it.
 
     `risk_code` is 0 (informational) to 3 (high); `confidence` 0 (false positive) to 4 (user
@@ -61,18 +61,18 @@ class Alert(_Data, frozen=True):
     source_id: str = ""
     count: int | None = None
     systemic: bool | None = None
-    tags: tuple[AlertTag, ...] = ()
-    instances: tuple[Instance, ...] = ()
+    tags: tuple[ZapTag, ...] = ()
+    instances: tuple[ZapInstance, ...] = ()
 
 
-class Site(_Data, frozen=True):
+class ZapSite(_Data, frozen=True):
     """A site as ZAP groups alerts: `name` is its origin (`https://example.com`)."""
 
     name: str = ""
     host: str = ""
     port: int | None = None
     ssl: bool | None = None
-    alerts: tuple[Alert, ...] = ()
+    alerts: tuple[ZapAlert, ...] = ()
 
 
 class ZapReport(_Data, frozen=True, tag="zap", tag_field="kind"):
@@ -89,4 +89,4 @@ class ZapReport(_Data, frozen=True, tag="zap", tag_field="kind"):
     version: str = ""
     generated: str = ""
     created: str = ""
-    sites: tuple[Site, ...] = ()
+    sites: tuple[ZapSite, ...] = ()

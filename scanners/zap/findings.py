@@ -12,7 +12,7 @@ Decisions:
   before ZAP 2.10 give, so base variants keep their identity across those versions.
 - Instances that share a location fold into one finding; its evidence lists them (the first
   `MAX_INSTANCES`, with the total). An alert with no instance (site-wide, such as "HTTP Only
-  Site") is located at its site.
+  ZapSite") is located at its site.
 - Confidence 0 means a person or an alert filter marked the alert a false positive: such an
   alert stays in the report data and yields no finding.
 - ZAP's risk is the severity: 0 info, 1 low, 2 medium, 3 high; ZAP has no critical.
@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from contracts.findings import Finding, Severity, fingerprint
-from contracts.zap import Alert, Instance, Site, ZapReport
+from contracts.zap import ZapAlert, ZapInstance, ZapReport, ZapSite
 
 MAX_TEXT = 2000
 MAX_INSTANCES = 20
@@ -50,11 +50,11 @@ _SPACES = re.compile(r"[ \t\r\f\v]+")
 class _Group:
     """The instances of one alert that share a location: the makings of one finding."""
 
-    site: Site
-    alert: Alert
+    site: ZapSite
+    alert: ZapAlert
     method: str
     param: str
-    instances: list[Instance] = field(default_factory=list)
+    instances: list[ZapInstance] = field(default_factory=list)
 
 
 def report_findings(report: ZapReport) -> list[Finding]:
@@ -64,7 +64,7 @@ def report_findings(report: ZapReport) -> list[Finding]:
             if alert.confidence == 0:
                 continue
             rule = alert.alert_ref or alert.plugin_id
-            for instance in alert.instances or (Instance(uri=site.name),):
+            for instance in alert.instances or (ZapInstance(uri=site.name),):
                 method = instance.method.strip().upper()
                 param = instance.param
                 key = fingerprint(_TOOL, rule, method, location(instance.uri), param)
@@ -126,7 +126,7 @@ def _finding(key: str, group: _Group) -> Finding:
     )
 
 
-def _endpoint(uri: str, site: Site) -> tuple[str, int | None]:
+def _endpoint(uri: str, site: ZapSite) -> tuple[str, int | None]:
     """Host and port the instance was found on; the site's when the URI does not say."""
     try:
         parts = urlsplit(uri.strip())
@@ -155,7 +155,7 @@ def _evidence(group: _Group) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value not in ("", None, [])}
 
 
-def _instance(instance: Instance) -> dict[str, str]:
+def _instance(instance: ZapInstance) -> dict[str, str]:
     fields = {
         "uri": instance.uri,
         "attack": cut(instance.attack),
@@ -165,7 +165,7 @@ def _instance(instance: Instance) -> dict[str, str]:
     return {name: value for name, value in fields.items() if value}
 
 
-def _references(alert: Alert) -> tuple[str, ...]:
+def _references(alert: ZapAlert) -> tuple[str, ...]:
     urls = [
         word
         for word in html_text(alert.reference).split()

@@ -34,7 +34,7 @@ import msgspec
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from contracts.zap import Alert, AlertTag, Instance, Site, ZapReport
+from contracts.zap import ZapAlert, ZapInstance, ZapReport, ZapSite, ZapTag
 from scanners.errors import ParseError
 from scanners.output import ToolOutput
 from scanners.zap.findings import report_findings
@@ -130,7 +130,7 @@ def _from_json(data: bytes) -> ZapReport:
     except msgspec.DecodeError as exc:
         raise ParseError(_TOOL, f"not a ZAP JSON report: {exc}") from exc
     sites = tuple(
-        Site(
+        ZapSite(
             name=_str(site.name),
             host=_str(site.host),
             port=_int(site.port),
@@ -152,7 +152,7 @@ def _from_json(data: bytes) -> ZapReport:
     )
 
 
-def _json_alert(raw: _JsonAlert, where: str) -> Alert:
+def _json_alert(raw: _JsonAlert, where: str) -> ZapAlert:
     return _alert(
         where,
         {
@@ -172,9 +172,9 @@ def _json_alert(raw: _JsonAlert, where: str) -> Alert:
             "count": _str(raw.count),
         },
         systemic=raw.systemic,
-        tags=tuple(AlertTag(tag=_str(t.tag), link=_str(t.link)) for t in raw.tags or ()),
+        tags=tuple(ZapTag(tag=_str(t.tag), link=_str(t.link)) for t in raw.tags or ()),
         instances=tuple(
-            Instance(
+            ZapInstance(
                 uri=_str(i.uri),
                 method=_str(i.method),
                 param=_str(i.param),
@@ -208,9 +208,9 @@ def _from_xml(data: bytes) -> ZapReport:
     )
 
 
-def _xml_site(elem: Element, index: int) -> Site:
+def _xml_site(elem: Element, index: int) -> ZapSite:
     items = elem.findall("alerts/alertitem")
-    return Site(
+    return ZapSite(
         name=elem.get("name", ""),
         host=elem.get("host", ""),
         port=_int(elem.get("port")),
@@ -219,17 +219,17 @@ def _xml_site(elem: Element, index: int) -> Site:
     )
 
 
-def _xml_alert(elem: Element, where: str) -> Alert:
+def _xml_alert(elem: Element, where: str) -> ZapAlert:
     texts: dict[str, str] = {}
-    tags: list[AlertTag] = []
-    instances: list[Instance] = []
+    tags: list[ZapTag] = []
+    instances: list[ZapInstance] = []
     for child in elem:
         match child.tag:
             case "instances":
                 instances += (_xml_instance(i) for i in child if i.tag == "instance")
             case "tags":
                 tags += (
-                    AlertTag(tag=_child_text(tag, "tag"), link=_child_text(tag, "link"))
+                    ZapTag(tag=_child_text(tag, "tag"), link=_child_text(tag, "link"))
                     for tag in child
                     if tag.tag == "tag"
                 )
@@ -249,8 +249,8 @@ def _xml_alert(elem: Element, where: str) -> Alert:
     )
 
 
-def _xml_instance(elem: Element) -> Instance:
-    return Instance(
+def _xml_instance(elem: Element) -> ZapInstance:
+    return ZapInstance(
         uri=_child_text(elem, "uri"),
         method=_child_text(elem, "method"),
         param=_child_text(elem, "param"),
@@ -266,9 +266,9 @@ def _alert(
     texts: dict[str, str],
     *,
     systemic: bool | None,
-    tags: tuple[AlertTag, ...],
-    instances: tuple[Instance, ...],
-) -> Alert:
+    tags: tuple[ZapTag, ...],
+    instances: tuple[ZapInstance, ...],
+) -> ZapAlert:
     """An alert from its texts as ZAP names them (`pluginid`, `riskcode`...), checked."""
     plugin_id = texts.get("pluginid", "").strip()
     title = texts.get("alert") or texts.get("name") or ""
@@ -282,7 +282,7 @@ def _alert(
     confidence = _int(confidence_text)
     if confidence_text and (confidence is None or not 0 <= confidence <= 4):
         raise ParseError(_TOOL, f"{label}: confidence {confidence_text!r} is not 0-4")
-    return Alert(
+    return ZapAlert(
         plugin_id=plugin_id,
         alert_ref=texts.get("alertRef", "").strip(),
         alert=texts.get("alert", ""),

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from contracts.findings import Finding, Severity
-from contracts.zap import Alert, Instance, Site, ZapReport
+from contracts.zap import ZapAlert, ZapInstance, ZapReport, ZapSite
 from scanners.zap.findings import MAX_INSTANCES, MAX_TEXT, cut, html_text, location, report_findings
 
 
@@ -50,7 +50,7 @@ def test_long_texts_are_cut_with_a_note() -> None:
     assert cut("x" * (MAX_TEXT + 5)) == "x" * MAX_TEXT + "… [5 more characters in the raw report]"
 
 
-def alert(**fields: object) -> Alert:
+def alert(**fields: object) -> ZapAlert:
     defaults: dict[str, object] = {
         "plugin_id": "10020",
         "alert_ref": "10020-1",
@@ -62,14 +62,16 @@ def alert(**fields: object) -> Alert:
         "reference": "<p>https://example.org/xfo</p><p>see also https://example.org/csp</p>",
         "cwe_id": 1021,
         "wasc_id": 15,
-        "instances": (Instance(uri="http://a.test/x?id=1", method="GET", param="x-frame-options"),),
+        "instances": (
+            ZapInstance(uri="http://a.test/x?id=1", method="GET", param="x-frame-options"),
+        ),
     }
-    return Alert(**(defaults | fields))  # type: ignore[arg-type]
+    return ZapAlert(**(defaults | fields))  # type: ignore[arg-type]
 
 
-def findings_of(*alerts: Alert, site: str = "http://a.test") -> list[Finding]:
+def findings_of(*alerts: ZapAlert, site: str = "http://a.test") -> list[Finding]:
     return report_findings(
-        ZapReport(sites=(Site(name=site, host="a.test", port=80, alerts=alerts),))
+        ZapReport(sites=(ZapSite(name=site, host="a.test", port=80, alerts=alerts),))
     )
 
 
@@ -115,7 +117,7 @@ def test_the_fingerprint_survives_a_rescan_that_changes_only_volatile_things() -
             confidence=3,
             description="<p>new text</p>",
             instances=(
-                Instance(
+                ZapInstance(
                     uri="HTTP://A.test:80/x?id=2#frag",
                     method="get",
                     param="x-frame-options",
@@ -135,23 +137,23 @@ def test_the_fingerprint_survives_a_rescan_that_changes_only_volatile_things() -
         {"alert_ref": "10020-2"},
         {
             "instances": (
-                Instance(uri="http://a.test/y?id=1", method="GET", param="x-frame-options"),
+                ZapInstance(uri="http://a.test/y?id=1", method="GET", param="x-frame-options"),
             )
         },
         {
             "instances": (
-                Instance(uri="http://a.test/x?id=1", method="POST", param="x-frame-options"),
+                ZapInstance(uri="http://a.test/x?id=1", method="POST", param="x-frame-options"),
             )
         },
-        {"instances": (Instance(uri="http://a.test/x?id=1", method="GET", param="csp"),)},
+        {"instances": (ZapInstance(uri="http://a.test/x?id=1", method="GET", param="csp"),)},
         {
             "instances": (
-                Instance(uri="http://a.test/x?page=1", method="GET", param="x-frame-options"),
+                ZapInstance(uri="http://a.test/x?page=1", method="GET", param="x-frame-options"),
             )
         },
         {
             "instances": (
-                Instance(uri="https://a.test/x?id=1", method="GET", param="x-frame-options"),
+                ZapInstance(uri="https://a.test/x?id=1", method="GET", param="x-frame-options"),
             )
         },
     ],
@@ -170,7 +172,7 @@ def test_without_alert_ref_the_plugin_id_names_the_rule() -> None:
 
 def test_instances_at_one_place_fold_into_one_finding() -> None:
     instances = tuple(
-        Instance(uri=f"http://a.test/x?id={n}", method="GET", param="p", evidence=f"e{n}")
+        ZapInstance(uri=f"http://a.test/x?id={n}", method="GET", param="p", evidence=f"e{n}")
         for n in range(MAX_INSTANCES + 5)
     )
     [finding] = findings_of(alert(instances=instances))
@@ -200,7 +202,7 @@ def test_false_positives_are_no_findings_and_unknown_confidence_is_kept() -> Non
 
 
 def test_an_unparseable_uri_keeps_the_sites_host_and_port() -> None:
-    [finding] = findings_of(alert(instances=(Instance(uri="http://[bad/x", method="GET"),)))
+    [finding] = findings_of(alert(instances=(ZapInstance(uri="http://[bad/x", method="GET"),)))
     assert (finding.host, finding.port) == ("a.test", 80)
     assert finding.url == "http://[bad/x"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from contracts.zap import Alert, AlertTag, Instance, Site, ZapReport
+from contracts.zap import ZapAlert, ZapInstance, ZapReport, ZapSite, ZapTag
 from scanners.errors import ParseError
 from scanners.zap.parse import parse, parse_stream, read_report
 
@@ -30,7 +30,7 @@ ALERT: dict[str, Any] = {
     "wascid": "9",
     "sourceid": "3",
 }
-EXPECTED_ALERT = Alert(
+EXPECTED_ALERT = ZapAlert(
     plugin_id="10202",
     alert_ref="10202",
     alert="Absence of Anti-CSRF Tokens",
@@ -44,7 +44,7 @@ EXPECTED_ALERT = Alert(
     wasc_id=9,
     source_id="3",
     count=1,
-    instances=(Instance(uri="http://a.test/form", method="POST", evidence="<form>"),),
+    instances=(ZapInstance(uri="http://a.test/form", method="POST", evidence="<form>"),),
 )
 
 
@@ -89,7 +89,9 @@ def test_a_json_report_reads_into_data_and_findings() -> None:
         version="2.16.1",
         generated="Mon, 1 Jan 2024 10:00:00",
         sites=(
-            Site(name="http://a.test", host="a.test", port=80, ssl=False, alerts=(EXPECTED_ALERT,)),
+            ZapSite(
+                name="http://a.test", host="a.test", port=80, ssl=False, alerts=(EXPECTED_ALERT,)
+            ),
         ),
     )
     [finding] = output.findings
@@ -128,7 +130,7 @@ def test_zap_2_7_single_site_object_nulls_and_numbers_are_read() -> None:
     assert site.port == 80
     [read] = site.alerts
     assert (read.risk_code, read.cwe_id, read.wasc_id, read.other_info) == (1, None, None, "")
-    assert read.instances == (Instance(uri="http://a.test/", method="GET"),)
+    assert read.instances == (ZapInstance(uri="http://a.test/", method="GET"),)
 
 
 def test_new_zap_fields_are_kept_or_ignored() -> None:
@@ -142,7 +144,7 @@ def test_new_zap_fields_are_kept_or_ignored() -> None:
     assert data.created == "2025-10-29T10:53:54Z"
     [read] = data.sites[0].alerts
     assert read.systemic is True
-    assert read.tags == (AlertTag(tag="OWASP_2021_A01", link="https://owasp.org/Top10/A01"),)
+    assert read.tags == (ZapTag(tag="OWASP_2021_A01", link="https://owasp.org/Top10/A01"),)
     assert read.instances == EXPECTED_ALERT.instances
 
 
@@ -155,10 +157,10 @@ def test_xml_tags_systemic_and_the_unmerged_layout() -> None:
     <solution>s</solution><reference>r</reference><cweid>693</cweid></alertitem>"""
     [alert] = read_report(xml(unmerged)).sites[0].alerts
     assert alert.instances == (
-        Instance(uri="http://a.test/x", param="p", attack="a", evidence="e"),
+        ZapInstance(uri="http://a.test/x", param="p", attack="a", evidence="e"),
     )
     assert (alert.other_info, alert.systemic) == ("why", False)
-    assert alert.tags == (AlertTag(tag="CWE-693", link="https://cwe.mitre.org/693"),)
+    assert alert.tags == (ZapTag(tag="CWE-693", link="https://cwe.mitre.org/693"),)
 
 
 def test_comments_before_the_xml_declaration_are_skipped() -> None:
