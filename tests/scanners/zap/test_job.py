@@ -20,8 +20,9 @@ from contracts.output import EndOfOutput, OutputLine
 from contracts.scans import StartScan
 from contracts.zap import ZapReport
 from scanners import TOOLS
+from scanners.zap.config import OVERHEAD_SECONDS
 from tests.conftest import ROOT
-from tests.scanners.zap.afplan import check_plan
+from tests.scanners.zap.afplan import LIMITS, check_plan, plan_minutes
 from tests.scanners.zap.corpus import corpus_file
 from tests.scanners.zap.standin import write_standin
 from tests.workers import messages
@@ -74,7 +75,7 @@ async def test_the_job_writes_the_plan_runs_zap_and_publishes_the_report(
     report = corpus_file(REPORT)
     standin = write_standin(tmp_path, report)
     config = {"spider_minutes": 2, "active_scan_minutes": 3}
-    scan_id, env = zap_job_env(applied, standin, "http://127.0.0.1:8080/app/", config)
+    scan_id, env = zap_job_env(applied, standin, "http://127.0.0.1:8080/app/", config, deadline=600)
     code, stderr = await run_job(env)
     assert code == job.EXIT_OK, stderr
 
@@ -82,13 +83,16 @@ async def test_the_job_writes_the_plan_runs_zap_and_publishes_the_report(
     plan = yaml.safe_load(plan_file.read_text())
     assert check_plan(plan, running=False) == []  # the job has removed its work directory
     assert plan["env"]["contexts"][0]["urls"] == ["http://127.0.0.1:8080/app/"]
-    assert [j["type"] for j in plan["jobs"]] == [
-        "passiveScan-config",
-        "spider",
-        "passiveScan-wait",
-        "activeScan",
-        "report",
-    ]
+    # 2 + 5 + 3 minutes do not fit the 600 s deadline with ZAP's start-up and report: the
+    # job handed the deadline to the plan, which shortened every phase in proportion.
+    assert {j["type"]: j["parameters"].get(LIMITS.get(j["type"], "")) for j in plan["jobs"]} == {
+        "passiveScan-config": None,
+        "spider": 1,
+        "passiveScan-wait": 4,
+        "activeScan": 2,
+        "report": None,
+    }
+    assert plan_minutes(plan) * 60 + OVERHEAD_SECONDS <= 600
 
     js = nc.jetstream()
     output = await messages.output(js, scan_id)
