@@ -190,7 +190,8 @@ def _json_alert(raw: _JsonAlert, where: str) -> ZapAlert:
 
 def _from_xml(data: bytes) -> ZapReport:
     try:
-        root = fromstring(_LEADING_COMMENTS.sub(b"", data, count=1))
+        comments = _LEADING_COMMENTS.match(data)
+        root = fromstring(data[comments.end() :] if comments else data)
     except XMLParseError as exc:
         raise ParseError(_TOOL, f"not well-formed XML: {exc}") from exc
     except DefusedXmlException as exc:
