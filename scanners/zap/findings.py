@@ -12,7 +12,7 @@ Decisions:
   before ZAP 2.10 give, so base variants keep their identity across those versions.
 - Instances that share a location fold into one finding; its evidence lists them (the first
   `MAX_INSTANCES`, with the total). An alert with no instance (site-wide, such as "HTTP Only
-  ZapSite") is located at its site.
+  Site") is located at its site.
 - Confidence 0 means a person or an alert filter marked the alert a false positive: such an
   alert stays in the report data and yields no finding.
 - ZAP's risk is the severity: 0 info, 1 low, 2 medium, 3 high; ZAP has no critical.
