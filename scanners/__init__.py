@@ -20,6 +20,10 @@ from scanners.nmap import parse as nmap_parse
 from scanners.nmap.config import NmapConfig
 from scanners.output import ToolOutput
 from scanners.targets import Target, TargetKind
+from scanners.zap import command as zap_command
+from scanners.zap import parse as zap_parse
+from scanners.zap.config import MAX_DEADLINE_SECONDS as ZAP_MAX_DEADLINE_SECONDS
+from scanners.zap.config import ZapConfig
 
 ConfigT = TypeVar("ConfigT", bound=msgspec.Struct)
 
@@ -61,6 +65,22 @@ TOOLS: dict[str, ToolSpec[Any]] = {
         # Matches the longest host_timeout_seconds a config may ask for.
         max_deadline_seconds=86400,
         target_kinds=nmap_command.TARGET_KINDS,
+    ),
+    "zap": ToolSpec(
+        name="zap",
+        config_type=ZapConfig,
+        build_argv=zap_command.build_argv,
+        parse=zap_parse.parse,
+        parse_stream=zap_parse.parse_stream,
+        output_file=zap_command.REPORT_FILE,
+        # The Automation Framework's exit codes: 0 clean, 2 warnings only (the report is
+        # whole), 1 a job failed (the report, if written, is kept as a partial result).
+        accepted_exit_codes=frozenset({0, 2}),
+        default_deadline_seconds=3600,
+        # The config's phases are validated to fit this, with ZAP's start-up and report.
+        max_deadline_seconds=ZAP_MAX_DEADLINE_SECONDS,
+        target_kinds=zap_command.TARGET_KINDS,
+        prepare=zap_command.prepare,
     ),
 }
 

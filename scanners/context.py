@@ -1,4 +1,4 @@
-"""What a job hands a tool's pure argv builder: its work directory, programs and scope."""
+"""What a job hands a tool's pure argv builder: its work directory, programs, scope, deadline."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ class JobContext:
     """Where and with what a job runs its tool: the fresh work directory (the tool's output
     file and any prepared files live there), the configured path of each external program
     (`JETSCAN_PROGRAMS`, e.g. `zap.sh` or `subfinder`; a program not listed is looked up on
-    PATH by its name) and the deployment's scope (`JETSCAN_SCOPE`), for tools that discover
-    names and must flag those outside it.
+    PATH by its name), the deployment's scope (`JETSCAN_SCOPE`), for tools that discover
+    names and must flag those outside it, and the scan's deadline in seconds, for tools with
+    time limits of their own that must end before the job stops them (None: not known).
     """
 
     workdir: PurePath
     programs: Mapping[str, str] = field(default_factory=dict)
     scope: str = ""
+    deadline_seconds: int | None = None
 
     def program(self, name: str) -> str:
         return self.programs.get(name) or name

@@ -124,7 +124,8 @@ def judge(
 
 
 def empty_data(tool: str) -> ToolData:
-    return msgspec.convert({"kind": tool}, ToolData)
+    data: ToolData = msgspec.convert({"kind": tool}, ToolData)
+    return data
 
 
 def main() -> int:
@@ -250,7 +251,12 @@ async def _supervise(
     stop: asyncio.Event,
     grace: float,
 ) -> Scanned:
-    job = JobContext(workdir=workdir, programs=env.programs, scope=env.scope)
+    job = JobContext(
+        workdir=workdir,
+        programs=env.programs,
+        scope=env.scope,
+        deadline_seconds=env.deadline_seconds,
+    )
     for relative, content in env.spec.prepare(env.config, env.target, job).items():
         path = workdir / relative
         if Path(relative).is_absolute() or ".." in Path(relative).parts:

@@ -1,0 +1,173 @@
+"""StartScan → a ZAP job → findings through ListFindings: the whole pipeline, with the
+`zap.sh` stand-in as the configured ZAP.
+
+The session `stack` runs with no programs configured, and its launcher is the only consumer
+of the scan commands (a second launcher on the same durable consumer would take half of
+them). So for this module the stack's launcher is stopped and one started in its place whose
+Settings name the stand-in as `zap.sh`, against the same NATS and PostgreSQL, through the
+same `workers.roles.supervise` the stack uses; the stack's own launcher comes back after.
+Every other role (edge, ingest, queries) is the session's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import msgspec
+import pytest
+from grpclib.client import Channel
+
+from contracts.gen.google.protobuf import Struct
+from contracts.gen.jetscan import v1
+from scanners import TOOLS
+from tests.conftest import Stack
+from tests.scanners.zap.corpus import corpus_file
+from tests.scanners.zap.standin import write_standin
+from workers.roles import supervise
+
+pytestmark = pytest.mark.slow
+REPORT = "bcgov-pt-2.14.0__report_json.json"
+# workers.job's grace between SIGTERM and SIGKILL of the scanner.
+JOB_GRACE_SECONDS = 5
+TERMINAL = {
+    v1.ScanStatus.SUCCEEDED,
+    v1.ScanStatus.FAILED,
+    v1.ScanStatus.CANCELLED,
+    v1.ScanStatus.TIMED_OUT,
+}
+
+
+@pytest.fixture(scope="module")
+async def zap_home(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Path]:
+    """The stand-in's folder, while a launcher that knows it as `zap.sh` runs."""
+    home = tmp_path_factory.mktemp("zap-standin")
+    standin = write_standin(home, corpus_file(REPORT))
+    settings = msgspec.structs.replace(
+        stack.settings, programs={**stack.settings.programs, "zap.sh": str(standin)}
+    )
+    await stack.stop_role("launcher")
+    stop = asyncio.Event()
+    launcher = asyncio.create_task(supervise(settings, ["launcher"], stop))
+    try:
+        yield home
+    finally:
+        stop.set()
+        await asyncio.wait_for(launcher, 30)
+        await stack.start_role("launcher")
+
+
+@pytest.fixture
+async def scans(stack: Stack) -> AsyncIterator[v1.ScanServiceStub]:
+    addr = stack.settings.grpc_addr
+    channel = Channel(addr.host, addr.port)
+    try:
+        yield v1.ScanServiceStub(
+            channel, metadata={"authorization": f"Bearer {stack.admin_token}"}, timeout=15
+        )
+    finally:
+        channel.close()
+
+
+def zap_request(target: str, deadline: int = 0, **config: object) -> v1.StartScanRequest:
+    return v1.StartScanRequest(
+        target=target, tool="zap", config=Struct.from_dict(config), deadline_seconds=deadline
+    )
+
+
+async def wait_status(
+    scans: v1.ScanServiceStub, scan_id: str, want: v1.ScanStatus, within: float = 60
+) -> v1.Scan:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        scan = await scans.get_scan(v1.GetScanRequest(id=scan_id))
+        if scan.status == want:
+            return scan
+        assert scan.status not in TERMINAL, f"scan ended {scan.status}: {scan.error}"
+        assert loop.time() < deadline, f"scan still {scan.status} after {within}s"
+        await asyncio.sleep(0.1)
+
+
+async def listed(scans: v1.ScanServiceStub, scan_id: str) -> list[v1.Finding]:
+    findings: list[v1.Finding] = []
+    token = ""
+    while True:
+        page = await scans.list_findings(
+            v1.ListFindingsRequest(scan_id=scan_id, page_size=100, page_token=token)
+        )
+        findings += page.findings
+        token = page.next_page_token
+        if not token:
+            return findings
+
+
+async def test_a_zap_scan_succeeds_and_its_findings_are_listed(
+    scans: v1.ScanServiceStub, zap_home: Path
+) -> None:
+    started = await scans.start_scan(
+        zap_request("http://127.0.0.1:8080/", spider_minutes=1, passive_wait_minutes=1)
+    )
+    assert (started.status, started.tool) == (v1.ScanStatus.QUEUED, "zap")
+    done = await wait_status(scans, started.id, v1.ScanStatus.SUCCEEDED)
+    assert done.exit_code == 0
+
+    expected = TOOLS["zap"].parse(corpus_file(REPORT).read_bytes()).findings
+    found = {f.fingerprint: f for f in await listed(scans, started.id)}
+    assert sorted(found) == sorted(f.fingerprint for f in expected)
+    assert done.finding_counts.medium == sum(f.severity.value == "medium" for f in expected)
+    for finding in expected:
+        row = found[finding.fingerprint]
+        assert (row.tool, row.title, row.url, row.host, row.port) == (
+            "zap",
+            finding.title,
+            finding.url,
+            finding.host,
+            finding.port,
+        )
+        assert tuple(row.references) == finding.references
+
+
+async def test_a_rescan_moves_last_seen_instead_of_adding_findings(
+    scans: v1.ScanServiceStub, zap_home: Path, stack: Stack
+) -> None:
+    request = zap_request("http://127.0.0.1:8080/again/", spider_minutes=1)
+    first = await scans.start_scan(request)
+    await wait_status(scans, first.id, v1.ScanStatus.SUCCEEDED)
+    before = {f.fingerprint: f for f in await listed(scans, first.id)}
+    second = await scans.start_scan(request)
+    await wait_status(scans, second.id, v1.ScanStatus.SUCCEEDED)
+    after = {f.fingerprint: f for f in await listed(scans, second.id)}
+
+    assert after.keys() == before.keys()
+    for key, finding in after.items():
+        assert finding.id == before[key].id
+        assert finding.first_seen == before[key].first_seen
+        assert finding.last_seen > before[key].last_seen
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        rows = await conn.fetchval(
+            "SELECT count(*) FROM findings WHERE tool = 'zap' AND fingerprint = ANY($1)",
+            list(after),
+        )
+    finally:
+        await conn.close()
+    assert rows == len(after)
+
+
+async def test_a_zap_that_hangs_is_timed_out_within_the_deadline_and_grace(
+    scans: v1.ScanServiceStub, zap_home: Path
+) -> None:
+    deadline = 3
+    started = await scans.start_scan(zap_request("http://127.0.0.1:8080/hang/", deadline))
+    done = await wait_status(scans, started.id, v1.ScanStatus.TIMED_OUT)
+    assert "deadline" in done.error
+    # The stand-in ignores SIGTERM: the job's SIGKILL after its grace is what ended it. The
+    # bound leaves room for a loaded machine, and is still well before the launcher's own
+    # backstop (deadline + 20 s), so the job's deadline is the one that fired.
+    elapsed = (done.finished_at - done.started_at).total_seconds()
+    assert deadline <= elapsed < deadline + JOB_GRACE_SECONDS + 10
+    hung = int((zap_home / "hung.pid").read_text())
+    assert not Path(f"/proc/{hung}").exists()
