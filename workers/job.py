@@ -124,7 +124,8 @@ def judge(
 
 
 def empty_data(tool: str) -> ToolData:
-    return msgspec.convert({"kind": tool}, ToolData)
+    data: ToolData = msgspec.convert({"kind": tool}, ToolData)
+    return data
 
 
 def main() -> int:

@@ -1,0 +1,111 @@
+"""Stand-ins for subfinder and dnsx, which cannot be installed here: small scripts that speak
+the part of each program's command line the recon runner uses, and log how they were called.
+
+- subfinder (`-d DOMAIN -oJ -o FILE ...`) writes real corpus lines (for example.com, so out of
+  scope for a `localhost` scan) and lines naming subdomains of DOMAIN to FILE, echoes them to
+  stdout as subfinder does, and exits with the code it was made with.
+- dnsx (`-json -r RESOLVERS -rcode CODES -a -aaaa ...`) reads names on stdin and asks the
+  resolver given with -r (the tests' DNS server) with dnspython, printing dnsx's JSON lines:
+  only for answers whose code is listed in -rcode and that carry a selected record, as
+  dnsx 1.2 does.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+from pathlib import Path
+
+SUBFINDER = '''
+import json, sys
+args = sys.argv[1:]
+with open(LOG, "a") as log:
+    log.write(json.dumps({"argv": args}) + "\\n")
+domain = args[args.index("-d") + 1]
+output = args[args.index("-o") + 1]
+lines = open(CORPUS, encoding="utf-8").read().splitlines() if CORPUS else []
+lines += [json.dumps({"host": h.format(domain=domain), "input": domain, "source": s}) for h, s in HOSTS]
+lines += EXTRA
+with open(output, "w", encoding="utf-8") as out:
+    out.write("".join(line + "\\n" for line in lines))
+sys.stdout.write("".join(line + "\\n" for line in lines))
+sys.exit(EXIT)
+'''
+
+DNSX = '''
+import json, sys
+from datetime import datetime, timezone
+import dns.nameserver, dns.rdatatype, dns.resolver
+args = sys.argv[1:]
+names = [line.strip() for line in sys.stdin if line.strip()]
+with open(LOG, "a") as log:
+    log.write(json.dumps({"argv": args, "stdin": names}) + "\\n")
+host, _, port = args[args.index("-r") + 1].split(",")[0].rpartition(":")
+codes = {c.upper() for c in args[args.index("-rcode") + 1].split(",")} if "-rcode" in args else {"NOERROR"}
+types = [t for t in ("a", "aaaa", "cname", "mx", "ns", "txt") if "-" + t in args]
+resolver = dns.resolver.Resolver(configure=False)
+resolver.nameservers = [dns.nameserver.Do53Nameserver(host.strip("[]"), int(port))]
+resolver.lifetime = 5
+for name in names:
+    record = {"host": name, "resolver": [f"{host}:{port}"]}
+    status = "NOERROR"
+    for t in types:
+        try:
+            response = resolver.resolve(name, t.upper(), raise_on_no_answer=False, search=False).response
+        except dns.resolver.NXDOMAIN as exc:
+            status, response = "NXDOMAIN", list(exc.kwargs["responses"].values())[0]
+        for rrset in response.answer:
+            key = dns.rdatatype.to_text(rrset.rdtype).lower()
+            for rd in rrset:
+                if key in ("a", "aaaa"):
+                    value = rd.address
+                elif key == "mx":
+                    value = rd.exchange.to_text(omit_final_dot=True)
+                elif key == "txt":
+                    value = b"".join(rd.strings).decode()
+                else:
+                    value = rd.target.to_text(omit_final_dot=True)
+                if value not in record.setdefault(key, []):
+                    record[key].append(value)
+    record.update(has_internal_ips=False, status_code=status, timestamp=datetime.now(timezone.utc).isoformat())
+    if status in codes and any(record.get(t) for t in types):
+        print(json.dumps(record), flush=True)
+'''
+
+
+def _write(path: Path, body: str, constants: dict[str, object]) -> Path:
+    header = "".join(f"{name} = {json.dumps(value)}\n" for name, value in constants.items())
+    path.write_text(f"#!{sys.executable}\n{header}{body}")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def subfinder(
+    folder: Path,
+    *,
+    corpus: Path | None = None,
+    hosts: tuple[tuple[str, str], ...] = (),
+    extra: tuple[str, ...] = (),
+    exit_code: int = 0,
+) -> Path:
+    """`hosts` are (name template with {domain}, source) pairs; `extra` raw lines to append."""
+    constants = {
+        "LOG": str(folder / "subfinder.log"),
+        "CORPUS": str(corpus) if corpus else "",
+        "HOSTS": [list(pair) for pair in hosts],
+        "EXTRA": list(extra),
+        "EXIT": exit_code,
+    }
+    return _write(folder / "subfinder", SUBFINDER, constants)
+
+
+def dnsx(folder: Path) -> Path:
+    return _write(folder / "dnsx", DNSX, {"LOG": str(folder / "dnsx.log")})
+
+
+def calls(program: Path) -> list[dict[str, list[str]]]:
+    log = program.with_name(f"{program.name}.log")
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]
