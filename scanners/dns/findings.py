@@ -31,7 +31,7 @@ def recon_findings(recon: DnsRecon) -> list[Finding]:
         if sub.out_of_scope:
             findings.append(_out_of_scope(sub, recon.domain))
             continue
-        findings.append(_name(sub, recon.domain))
+        findings.append(_name(sub, recon))
         if is_dangling(sub):
             findings.append(_dangling(sub))
     return findings
@@ -41,7 +41,7 @@ def is_dangling(sub: Subdomain) -> bool:
     return bool(sub.cname) and sub.status == "NXDOMAIN"
 
 
-def _name(sub: Subdomain, domain: str) -> Finding:
+def _name(sub: Subdomain, recon: DnsRecon) -> Finding:
     evidence: dict[str, Any] = {"sources": sub.sources} if sub.sources else {}
     if sub.resolved:
         evidence["status"] = sub.status
@@ -50,19 +50,19 @@ def _name(sub: Subdomain, domain: str) -> Finding:
             evidence[record] = values
     if sub.addresses_outside_scope:
         evidence["addresses_outside_scope"] = sub.addresses_outside_scope
-    kind = "Domain" if sub.name == domain else "Subdomain"
+    kind = "Domain" if sub.name == recon.domain else "Subdomain"
     return Finding(
         tool=_TOOL,
         severity=Severity.INFO,
         title=f"{kind} {sub.name}",
         fingerprint=fingerprint(_TOOL, "name", sub.name),
-        description=_describe(sub),
+        description=_describe(sub, recon.resolver),
         host=sub.name,
         evidence=evidence,
     )
 
 
-def _describe(sub: Subdomain) -> str:
+def _describe(sub: Subdomain, resolver: str) -> str:
     parts = [f"Found by {', '.join(sub.sources)}."] if sub.sources else []
     addresses = sub.a + sub.aaaa
     via = f" via {' -> '.join(sub.cname)}" if sub.cname else ""
@@ -70,8 +70,11 @@ def _describe(sub: Subdomain) -> str:
         parts.append(f"Resolves{via} to {', '.join(addresses)}.")
     elif sub.resolved:
         parts.append(f"No address{via} ({sub.status or 'no status'}).")
+    elif resolver:
+        # dnsx prints nothing for a name without records of the types asked for.
+        parts.append(f"No answer from {resolver} with records.")
     else:
-        parts.append("No resolver answer.")
+        parts.append("Not resolved.")
     if sub.addresses_outside_scope:
         outside = ", ".join(sub.addresses_outside_scope)
         parts.append(f"Outside the scope's networks: {outside}; they cannot be scanned.")

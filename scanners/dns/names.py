@@ -25,7 +25,7 @@ def judge(text: str, domain: str, scope: Scope | None) -> tuple[str, str]:
     parsed on its own has no scan around it.
     """
     try:
-        name = normalize_hostname(text)
+        name = _dns_name(text)
     except TargetError as exc:
         return text, f"not a valid hostname: {exc.reason}"
     if domain and name != domain and not name.endswith(f".{domain}"):
@@ -35,6 +35,14 @@ def judge(text: str, domain: str, scope: Scope | None) -> tuple[str, str]:
         if not in_scope(target, scope):
             return name, OUTSIDE_SCOPE
     return name, ""
+
+
+def _dns_name(text: str) -> str:
+    """A hostname, normalised; DNS names may also hold "_" (`_dmarc`, `_sip._tcp`)."""
+    if "_" in text and text.isascii():
+        normalize_hostname(text.replace("_", "a"))
+        return text.lower().removesuffix(".")
+    return normalize_hostname(text)
 
 
 def addresses_outside(addresses: tuple[str, ...], scope: Scope | None) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import stat
 import sys
 from pathlib import Path
 
-SUBFINDER = '''
+SUBFINDER = """
 import json, sys
 args = sys.argv[1:]
 with open(LOG, "a") as log:
@@ -25,15 +25,17 @@ with open(LOG, "a") as log:
 domain = args[args.index("-d") + 1]
 output = args[args.index("-o") + 1]
 lines = open(CORPUS, encoding="utf-8").read().splitlines() if CORPUS else []
-lines += [json.dumps({"host": h.format(domain=domain), "input": domain, "source": s}) for h, s in HOSTS]
+for template, source in HOSTS:
+    host = template.format(domain=domain)
+    lines.append(json.dumps({"host": host, "input": domain, "source": source}))
 lines += EXTRA
 with open(output, "w", encoding="utf-8") as out:
     out.write("".join(line + "\\n" for line in lines))
 sys.stdout.write("".join(line + "\\n" for line in lines))
 sys.exit(EXIT)
-'''
+"""
 
-DNSX = '''
+DNSX = """
 import json, sys
 from datetime import datetime, timezone
 import dns.nameserver, dns.rdatatype, dns.resolver
@@ -42,7 +44,9 @@ names = [line.strip() for line in sys.stdin if line.strip()]
 with open(LOG, "a") as log:
     log.write(json.dumps({"argv": args, "stdin": names}) + "\\n")
 host, _, port = args[args.index("-r") + 1].split(",")[0].rpartition(":")
-codes = {c.upper() for c in args[args.index("-rcode") + 1].split(",")} if "-rcode" in args else {"NOERROR"}
+codes = {"NOERROR"}
+if "-rcode" in args:
+    codes = {code.upper() for code in args[args.index("-rcode") + 1].split(",")}
 types = [t for t in ("a", "aaaa", "cname", "mx", "ns", "txt") if "-" + t in args]
 resolver = dns.resolver.Resolver(configure=False)
 resolver.nameservers = [dns.nameserver.Do53Nameserver(host.strip("[]"), int(port))]
@@ -52,7 +56,8 @@ for name in names:
     status = "NOERROR"
     for t in types:
         try:
-            response = resolver.resolve(name, t.upper(), raise_on_no_answer=False, search=False).response
+            answer = resolver.resolve(name, t.upper(), raise_on_no_answer=False, search=False)
+            response = answer.response
         except dns.resolver.NXDOMAIN as exc:
             status, response = "NXDOMAIN", list(exc.kwargs["responses"].values())[0]
         for rrset in response.answer:
@@ -68,10 +73,11 @@ for name in names:
                     value = rd.target.to_text(omit_final_dot=True)
                 if value not in record.setdefault(key, []):
                     record[key].append(value)
-    record.update(has_internal_ips=False, status_code=status, timestamp=datetime.now(timezone.utc).isoformat())
+    now = datetime.now(timezone.utc).isoformat()
+    record.update(has_internal_ips=False, status_code=status, timestamp=now)
     if status in codes and any(record.get(t) for t in types):
         print(json.dumps(record), flush=True)
-'''
+"""
 
 
 def _write(path: Path, body: str, constants: dict[str, object]) -> Path:

@@ -77,7 +77,10 @@ class ZoneServer:
     def __init__(self) -> None:
         self.zone = Zone()
         self.server = DNSServer(
-            self.zone, address="127.0.0.1", port=0, logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
+            self.zone,
+            address="127.0.0.1",
+            port=0,
+            logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False),
         )
         self.port: int = self.server.server.server_address[1]
 
