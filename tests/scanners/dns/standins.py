@@ -18,10 +18,11 @@ import sys
 from pathlib import Path
 
 SUBFINDER = """
-import json, sys
+import json, sys, time
 args = sys.argv[1:]
 with open(LOG, "a") as log:
     log.write(json.dumps({"argv": args}) + "\\n")
+time.sleep(SLEEP)
 domain = args[args.index("-d") + 1]
 output = args[args.index("-o") + 1]
 lines = open(CORPUS, encoding="utf-8").read().splitlines() if CORPUS else []
@@ -94,14 +95,17 @@ def subfinder(
     hosts: tuple[tuple[str, str], ...] = (),
     extra: tuple[str, ...] = (),
     exit_code: int = 0,
+    sleep: float = 0,
 ) -> Path:
-    """`hosts` are (name template with {domain}, source) pairs; `extra` raw lines to append."""
+    """`hosts` are (name template with {domain}, source) pairs; `extra` raw lines to append;
+    nothing is written for `sleep` seconds."""
     constants = {
         "LOG": str(folder / "subfinder.log"),
         "CORPUS": str(corpus) if corpus else "",
         "HOSTS": [list(pair) for pair in hosts],
         "EXTRA": list(extra),
         "EXIT": exit_code,
+        "SLEEP": sleep,
     }
     return _write(folder / "subfinder", SUBFINDER, constants)
 
