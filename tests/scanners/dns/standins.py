@@ -17,6 +17,29 @@ import stat
 import sys
 from pathlib import Path
 
+# What the stand-in subfinder reports for a scan of `localhost` (zone.py's zone), besides
+# real corpus lines for example.com: a name twice (once in another spelling), an alias whose
+# target is gone, a name that does not exist, one resolving outside 127.0.0.0/8, and one that
+# only looks like it belongs.
+HOSTS = (
+    ("www.{domain}", "crtsh"),
+    ("mail.{domain}", "crtsh"),
+    ("dangling.{domain}", "alienvault"),
+    ("nx.{domain}", "alienvault"),
+    ("external.{domain}", "crtsh"),
+    ("WWW.{domain}.", "alienvault"),
+    ("{domain}.evil.example", "alienvault"),
+)
+# The names of a `localhost` scan that may be resolved, in the order they are first seen.
+IN_SCOPE = [
+    "localhost",
+    "www.localhost",
+    "mail.localhost",
+    "dangling.localhost",
+    "nx.localhost",
+    "external.localhost",
+]
+
 SUBFINDER = """
 import json, sys, time
 args = sys.argv[1:]

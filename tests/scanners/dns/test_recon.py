@@ -23,28 +23,11 @@ from scanners.output import ToolOutput
 from scanners.targets import TargetKind, parse_target
 from tests.scanners.dns import standins
 from tests.scanners.dns.conftest import corpus_file
+from tests.scanners.dns.standins import HOSTS, IN_SCOPE
 from tests.scanners.dns.zone import ZoneServer
 
 SCOPE = "localhost,127.0.0.0/8"
-# What the stand-in subfinder reports for DOMAIN, besides real corpus lines for example.com.
-HOSTS = (
-    ("www.{domain}", "crtsh"),
-    ("mail.{domain}", "crtsh"),
-    ("dangling.{domain}", "alienvault"),
-    ("nx.{domain}", "alienvault"),
-    ("external.{domain}", "crtsh"),
-    ("WWW.{domain}.", "alienvault"),
-    ("{domain}.evil.example", "alienvault"),
-)
 Asked = Callable[[], set[str]]
-IN_SCOPE = [
-    "localhost",
-    "www.localhost",
-    "mail.localhost",
-    "dangling.localhost",
-    "nx.localhost",
-    "external.localhost",
-]
 
 
 @dataclass
