@@ -81,11 +81,13 @@ def parse_stream(fp: IO[bytes]) -> ToolOutput:
     if first is None:
         raise ParseError("dns", "empty: the recon runner wrote nothing")
     if not isinstance(first, transcript.Start):
-        raise ParseError("dns", f"line 1: expected the start record, got {type(first).__name__}")
+        raise ParseError("dns", f"expected the start record first, got {type(first).__name__}")
+    if reason := judge(first.domain, "", None)[1]:
+        raise ParseError("dns", f"start record: domain {first.domain!r} is {reason}")
     try:
         scope = Scope.parse(first.scope)
     except ValueError as exc:
-        raise ParseError("dns", f"line 1: scope: {exc}") from exc
+        raise ParseError("dns", f"start record: scope: {exc}") from exc
     names = _Names(first.domain, scope)
     names.add(first.domain)
     errors: list[str] = []

@@ -161,14 +161,18 @@ def test_a_tool_line_that_does_not_decode_is_an_error_in_the_data() -> None:
     [
         (b"", "empty: the recon runner wrote nothing"),
         (b"\n\n", "empty: the recon runner wrote nothing"),
-        (transcript.encode(transcript.End()), "line 1: expected the start record, got End"),
+        (transcript.encode(transcript.End()), "expected the start record first, got End"),
+        (
+            transcript.encode(transcript.Start(domain="-d")),
+            "start record: domain '-d' is not a valid hostname",
+        ),
         (recon() + recon(), "a second start record"),
         (recon(end=False) + b'{"type": "bogus"}\n', "line 2: Invalid value 'bogus' - at `$.type`"),
         (
             recon(end=False) + b"{not json\n" + transcript.encode(transcript.End()),
             "line 2: not JSON",
         ),
-        (recon(scope="*.example.com"), "line 1: scope: scope entry '*.example.com'"),
+        (recon(scope="*.example.com"), "start record: scope: scope entry '*.example.com'"),
         (b"<?xml version='1.0'?><nmaprun/>\n", "line 1: not JSON"),
     ],
 )
