@@ -35,12 +35,19 @@ import dns.resolver
 import msgspec
 
 from scanners.dns import transcript
-from scanners.dns.command import SUBFINDER_OUTPUT, dnsx_argv, resolver_addresses, subfinder_argv
+from scanners.dns.command import (
+    SUBFINDER_OUTPUT,
+    TARGET_KINDS,
+    dnsx_argv,
+    resolver_addresses,
+    subfinder_argv,
+)
 from scanners.dns.config import DNS_PORT, DnsConfig
 from scanners.dns.names import judge
 from scanners.dns.parse import DnsxRecord, decode_dnsx, decode_subfinder
-from scanners.errors import ConfigError
+from scanners.errors import ConfigError, TargetError
 from scanners.scope import Scope
+from scanners.targets import parse_target
 
 log = logging.getLogger("dns")
 
@@ -72,7 +79,7 @@ class Plan:
         return tuple(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.nameservers)
 
 
-class Transcript:
+class TranscriptWriter:
     """The output file, one flushed line per entry."""
 
     def __init__(self, fp: IO[bytes]) -> None:
@@ -93,16 +100,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[dns] %(message)s", stream=sys.stdout)
     try:
         plan = _plan(_arguments().parse_args(argv))
-    except (ConfigError, ValueError, msgspec.DecodeError) as exc:
+    except (ConfigError, TargetError, ValueError, msgspec.DecodeError) as exc:
         log.error("unusable arguments: %s", exc)
         return EXIT_USAGE
     with plan.output.open("wb") as fp:
-        out = Transcript(fp)
+        out = TranscriptWriter(fp)
         run(plan, out)
     return EXIT_STEP_FAILED if out.failed else EXIT_OK
 
 
-def run(plan: Plan, out: Transcript) -> None:
+def run(plan: Plan, out: TranscriptWriter) -> None:
     out.write(
         transcript.Start(
             domain=plan.domain,
@@ -111,6 +118,8 @@ def run(plan: Plan, out: Transcript) -> None:
             resolvers=plan.servers,
         )
     )
+    if not plan.scope.domains:
+        log.warning("the deployment scope names no domain: every name is out of scope")
     reported = [plan.domain, *_enumerate(plan, out)]
     names = _in_scope(plan, reported)
     out.write(transcript.Resolve(tuple(names)))
@@ -149,7 +158,7 @@ def _plan(args: argparse.Namespace) -> Plan:
     else:
         resolver = "dnsx" if found else ""
     return Plan(
-        domain=args.domain,
+        domain=parse_target(args.domain, allowed_kinds=TARGET_KINDS).value,
         config=config,
         scope=Scope.parse(args.scope),
         scope_text=args.scope,
@@ -177,7 +186,7 @@ def _split(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _enumerate(plan: Plan, out: Transcript) -> list[str]:
+def _enumerate(plan: Plan, out: TranscriptWriter) -> list[str]:
     """Run subfinder; copy its lines into the transcript; return the names it reported."""
     path = plan.output.with_name(SUBFINDER_OUTPUT)
     argv = subfinder_argv(plan.config, plan.domain, plan.subfinder, str(path))
@@ -223,7 +232,7 @@ def _in_scope(plan: Plan, reported: Iterable[str]) -> list[str]:
     return list(keep)
 
 
-def _resolve_with_dnsx(plan: Plan, names: list[str], out: Transcript) -> None:
+def _resolve_with_dnsx(plan: Plan, names: list[str], out: TranscriptWriter) -> None:
     argv = dnsx_argv(plan.config, plan.dnsx, plan.servers)
     log.info("$ %s  (%d names on stdin)", shlex.join(argv), len(names))
     try:
@@ -272,7 +281,7 @@ def _summary(record: DnsxRecord) -> str:
     return " ".join(parts)
 
 
-async def _resolve_with_dnspython(plan: Plan, names: list[str], out: Transcript) -> None:
+async def _resolve_with_dnspython(plan: Plan, names: list[str], out: TranscriptWriter) -> None:
     """dnsx's role in-process: the same queries, written as dnsx's JSON lines."""
     resolver = dns.asyncresolver.Resolver(configure=False)
     resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in plan.nameservers]

@@ -235,14 +235,22 @@ def test_lines_subfinder_garbles_are_reported_not_fatal(
 
 
 @pytest.mark.parametrize(
-    "config",
-    ['{"resolvers": "127.0.0.1"}', '{"bogus": 1}', "not json"],
+    "replaced",
+    [
+        '--config={"resolvers": "127.0.0.1"}',
+        '--config={"bogus": 1}',
+        "--config=not json",
+        "--domain=-d",
+        "--domain=http://localhost/",
+        "--scope=*.localhost",
+    ],
 )
 def test_unusable_arguments_exit_2_writing_nothing(
-    tmp_path: Path, subfinder: Path, config: str
+    tmp_path: Path, subfinder: Path, replaced: str
 ) -> None:
+    option = replaced.partition("=")[0]
     argv = [
-        arg if not arg.startswith("--config=") else f"--config={config}"
+        replaced if arg.startswith(f"{option}=") else arg
         for arg in argv_for(tmp_path, {}, {"subfinder": subfinder})
     ]
     proc = subprocess.run(
