@@ -281,3 +281,13 @@ def test_a_run_stopped_mid_way_leaves_a_partial_result(
     parsed = TOOLS["dns"].parse(output.read_bytes())
     assert parsed.partial
     assert [f.title for f in parsed.findings] == ["Domain localhost"]
+
+
+def test_an_empty_scope_fails_closed(
+    tmp_path: Path, zone: ZoneServer, subfinder: Path, asked: Asked
+) -> None:
+    recon = run(tmp_path, {"resolvers": [zone.address]}, {"subfinder": subfinder}, scope="")
+    assert recon.code == 0
+    assert "the deployment scope names no domain" in recon.console
+    assert all(s.out_of_scope for s in recon.data.subdomains)
+    assert asked() == set()
