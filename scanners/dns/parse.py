@@ -206,19 +206,27 @@ class _Name:
 
 
 class _Names:
-    """Names in first-seen order, each judged once against the domain and scope."""
+    """Names in first-seen order, each judged once against the domain and scope.
+
+    A name comes up three times in a run (subfinder, the resolver's input, its answer);
+    judging is most of the parse's cost, so each spelling is judged only once.
+    """
 
     def __init__(self, domain: str, scope: Scope | None) -> None:
         self.domain = domain
         self.scope = scope
         self.names: dict[str, _Name] = {}
+        self._judged: dict[tuple[str, str], str] = {}
 
     def add(self, text: str, domain: str = "") -> _Name:
-        name, reason = judge(text, domain or self.domain, self.scope)
-        found = self.names.get(name)
-        if found is None:
-            found = self.names[name] = _Name(out_of_scope=reason)
-        return found
+        domain = domain or self.domain
+        name = self._judged.get((text, domain))
+        if name is None:
+            name, reason = judge(text, domain, self.scope)
+            self._judged[text, domain] = name
+            if name not in self.names:
+                self.names[name] = _Name(out_of_scope=reason)
+        return self.names[name]
 
     def add_subfinder(self, record: SubfinderRecord) -> None:
         # With no scan domain (a bare file), the line's own input is the domain it was for.
