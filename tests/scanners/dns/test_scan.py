@@ -108,6 +108,24 @@ async def dns_finding_rows(stack: Stack) -> int:
         await conn.close()
 
 
+async def console_lines(stack: Stack, scan_id: str, wanted: str, within: float = 20) -> list[str]:
+    """The scan's stored console once a line containing `wanted` has arrived."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        while True:
+            rows = await conn.fetch(
+                "SELECT text FROM scan_output WHERE scan_id = $1 ORDER BY seq", scan_id
+            )
+            lines = [row["text"] for row in rows]
+            if any(wanted in line for line in lines) or loop.time() > deadline:
+                return lines
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
 async def test_a_recon_scan_succeeds_with_readable_findings_and_rescans_update_them(
     scans: v1.ScanServiceStub, stack: Stack, programs: Programs, zone: ZoneServer
 ) -> None:
@@ -132,6 +150,12 @@ async def test_a_recon_scan_succeeds_with_readable_findings_and_rescans_update_t
             "not localhost or one of its subdomains"
         )
     assert {name for name, _ in zone.zone.queries[before:]} == set(IN_SCOPE)
+    # The runner's progress is the scan's live console.
+    console = await console_lines(stack, first.id, "[dns] done")
+    assert "[dns] not resolving localhost.evil.example: not localhost or one of its subdomains" in (
+        console
+    )
+    assert "[dns] dangling.localhost NXDOMAIN cname=gone.localhost" in console
 
     rows = await dns_finding_rows(stack)
     second = await succeeded(scans, (await scans.start_scan(request)).id)
