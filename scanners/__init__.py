@@ -14,6 +14,9 @@ from typing import IO, Any, Generic, TypeVar
 import msgspec
 
 from scanners.context import JobContext, no_files
+from scanners.dns import command as dns_command
+from scanners.dns import parse as dns_parse
+from scanners.dns.config import DnsConfig
 from scanners.errors import ConfigError
 from scanners.nmap import command as nmap_command
 from scanners.nmap import parse as nmap_parse
@@ -82,6 +85,29 @@ TOOLS: dict[str, ToolSpec[Any]] = {
         target_kinds=zap_command.TARGET_KINDS,
         prepare=zap_command.prepare,
     ),
+    "dns": ToolSpec(
+        name="dns",
+        config_type=DnsConfig,
+        build_argv=dns_command.build_argv,
+        parse=dns_parse.parse,
+        parse_stream=dns_parse.parse_stream,
+        output_file=dns_command.OUTPUT,
+        # The recon runner exits 1 when subfinder or the resolver failed (what was found is
+        # still in its output) and 2 on unusable arguments.
+        accepted_exit_codes=frozenset({0}),
+        default_deadline_seconds=1800,
+        # subfinder alone may take max_enumeration_minutes (up to 12 h), then resolving.
+        max_deadline_seconds=86400,
+        target_kinds=dns_command.TARGET_KINDS,
+    ),
+}
+
+# What `jetscan parse NAME FILE` reads: every tool's own output file, plus the files of
+# programs that run inside a tool (subfinder's `-oJ` and dnsx's `-json` lines, for dns).
+PARSERS: dict[str, Callable[[IO[bytes]], ToolOutput]] = {
+    **{name: spec.parse_stream for name, spec in TOOLS.items()},
+    "subfinder": dns_parse.parse_subfinder_stream,
+    "dnsx": dns_parse.parse_dnsx_stream,
 }
 
 # msgspec reports where a value failed as a JSONPath suffix: "... - at `$.scripts[0]`".

@@ -24,7 +24,7 @@ from contracts.gen.jetscan import v1
 from contracts.settings import Settings
 from edge.client import EdgeClient, EdgeUnreachableError, TokenMissingError
 from edge.convert import plain
-from scanners import TOOLS
+from scanners import PARSERS, TOOLS
 from scanners.errors import ParseError
 from workers.tables import Rows, finding_rows, scan_details, scan_rows, status_name, table
 
@@ -84,7 +84,7 @@ def add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     findings.add_argument("--min-severity", choices=list(_SEVERITIES))
 
     parse = sub.add_parser("parse", help="print the findings of a tool's output file as JSON")
-    parse.add_argument("tool", choices=sorted(TOOLS))
+    parse.add_argument("tool", choices=sorted(PARSERS))
     parse.add_argument("file", help="the tool's output file (- for stdin)")
 
 
@@ -203,7 +203,7 @@ def exit_status(scan: v1.Scan) -> int:
 
 
 def parse_file(tool: str, path: str) -> int:
-    spec = TOOLS[tool]
+    parse_stream = PARSERS[tool]
     try:
         # Streamed, never read whole: nmap files of hundreds of MB are normal.
         fp = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
@@ -211,7 +211,7 @@ def parse_file(tool: str, path: str) -> int:
         return _fail(f"{path}: {exc.strerror or exc}")
     try:
         with fp:
-            output = spec.parse_stream(fp)
+            output = parse_stream(fp)
     except ParseError as exc:
         return _fail(f"{path}: not valid {exc}")
     except OSError as exc:  # a directory, or a read error half-way

@@ -31,7 +31,7 @@ def test_decode_config_returns_the_tools_struct() -> None:
 @pytest.mark.parametrize(
     ("tool", "raw", "field", "reason"),
     [
-        ("nope", {}, "tool", "unknown tool 'nope'; known: nmap"),
+        ("nope", {}, "tool", "unknown tool 'nope'; known: "),
         ("nmap", {"timming": 3}, "timming", "is not a known option"),
         ("nmap", {"args": "-sU"}, "args", "is not a known option"),
         ("nmap", {"timing": 9}, "timing", "Expected `int` <= 5"),

@@ -146,7 +146,7 @@ def test_programs_and_scope_reach_the_job() -> None:
         ({"scan_id": "a.*"}, "JETSCAN_SCAN_ID", "'a.*' is not 1-128 letters"),
         ({"scan_id": "x" * 129}, "JETSCAN_SCAN_ID", "is not 1-128 letters"),
         ({"tool": None}, "JETSCAN_TOOL", "is not set"),
-        ({"tool": "zmap"}, "JETSCAN_TOOL", "unknown tool 'zmap'; known: nmap"),
+        ({"tool": "zmap"}, "JETSCAN_TOOL", "unknown tool 'zmap'; known: "),
         ({"target": None}, "JETSCAN_TARGET", "is not set"),
         ({"target": "http://example.com/"}, "JETSCAN_TARGET", "url targets are not accepted"),
         ({"target": "a;b"}, "JETSCAN_TARGET", "shell metacharacter"),
