@@ -5,6 +5,7 @@ Nothing reaches the bus unless all of it passes.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ def options_set(config: msgspec.Struct) -> dict[str, Any]:
     equal configs; the job fills in the defaults of the version that runs it.
     """
     out: dict[str, Any] = {}
-    for field in msgspec.structs.fields(config):
+    for field in _fields(type(config)):
         value = getattr(config, field.name)
         default = (
             field.default
@@ -83,6 +84,12 @@ def options_set(config: msgspec.Struct) -> dict[str, Any]:
         if value != default:
             out[field.encode_name] = msgspec.json.decode(msgspec.json.encode(value))
     return out
+
+
+@functools.cache
+def _fields(config_type: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, ...]:
+    # msgspec.structs.fields evaluates the type annotations on every call (~0.1 ms).
+    return msgspec.structs.fields(config_type)
 
 
 def request_id(value: str) -> str:
