@@ -38,6 +38,7 @@ from typing import Final
 import msgspec
 import nats.errors
 from grpclib import GRPCError
+from grpclib.const import Status
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
@@ -320,7 +321,15 @@ class Feed:
             wait = None
             want = c.wants_stored(loop.time())
             if want is not None:
-                found = await self._stored(c.seq.last, want)
+                try:
+                    found = await self._stored(c.seq.last, want)
+                except GRPCError as exc:
+                    if exc.status is not Status.UNAVAILABLE:
+                        raise
+                    # Queries is away (restarting, or NATS reconnecting): ask again later,
+                    # as for lines the durable copy does not have yet.
+                    log.debug("scan %s: durable copy unavailable: %s", self.scan_id, exc.message)
+                    found = []
                 if not c.stored(found, loop.time()):
                     log.warning(
                         "scan %s: console lines after %d never arrived; skipping them",
