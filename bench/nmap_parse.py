@@ -139,7 +139,7 @@ def _parser(name: str) -> Callable[[Path], dict[str, int]]:
             return {"hosts": len(nmap_parser.parse_fromfile(str(path)).hosts)}
 
         return libnmap
-    from contracts.nmap import Host
+    from contracts.nmap import Host, NmapRun
     from scanners.nmap.findings import host_findings
     from scanners.nmap.parse import iter_run, parse_stream
 
@@ -155,6 +155,7 @@ def _parser(name: str) -> Callable[[Path], dict[str, int]]:
     def jetscan_parse_stream(path: Path) -> dict[str, int]:
         with path.open("rb") as stream:
             output = parse_stream(stream)
+        assert isinstance(output.data, NmapRun)
         return {"hosts": len(output.data.hosts), "findings": len(output.findings)}
 
     return jetscan_streaming if name == "jetscan_streaming" else jetscan_parse_stream

@@ -9,11 +9,12 @@ import msgspec
 
 from contracts.findings import Finding
 from contracts.nmap import NmapRun
+from contracts.sslyze import SslyzeRun
 
 # Grows into a tagged union (`NmapRun | ZapReport | ...`, tag field "kind") as tools are added,
 # so one decoder reads any tool's result and `match`es on its type. Every member keeps a default
 # for each field, so `{"kind": <tool>}` alone decodes to that tool's empty data.
-ToolData: TypeAlias = NmapRun
+ToolData: TypeAlias = NmapRun | SslyzeRun
 
 
 class ScanResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -124,7 +124,9 @@ def judge(
 
 
 def empty_data(tool: str) -> ToolData:
-    return msgspec.convert({"kind": tool}, ToolData)
+    # Annotated: convert() is typed Any for a union type.
+    data: ToolData = msgspec.convert({"kind": tool}, ToolData)
+    return data
 
 
 def main() -> int:
