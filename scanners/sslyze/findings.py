@@ -32,7 +32,9 @@ Decisions:
 - sslyze 6 validates the name and the dates inside path validation, so a wrong-host or expired
   certificate also fails every trust store. A trust failure whose every store error is the
   name or validity problem already reported adds no "not trusted" finding: one cause, one
-  finding. Any other error (unknown issuer, self-signed...) is reported.
+  finding. Any other error (unknown issuer, missing extension...) is reported. sslyze 6 names
+  only the first error, so a self-signed certificate (one certificate, its own issuer) that
+  also has the wrong name is reported as not trusted either way.
 - A cipher-suite finding is one per protocol version, listing each offending suite and why;
   its severity is the worst suite's. TLS 1.3's suites are all sound and never listed.
 - Heartbleed, CCS injection, ROBOT and the rest are reported when sslyze says so; a check
@@ -163,16 +165,17 @@ def _certificate_findings(
                 f"No name in the certificate covers {server.server_name or server.hostname!r}.",
             )
         )
-    untrusted = _unexplained_trust_errors(deployment, mismatch, expired or early)
+    self_signed = leaf.subject == leaf.issuer and len(deployment.received_chain) == 1
+    untrusted = _untrusted_reason(deployment, mismatch, expired or early, self_signed)
     if untrusted is not None:
-        self_signed = leaf.subject == leaf.issuer and len(deployment.received_chain) == 1
         found.append(
             finding(
                 "certificate-untrusted",
                 Severity.HIGH,
                 "Certificate not trusted",
                 "No trust store sslyze bundles validates the chain"
-                f"{' (self-signed)' if self_signed else ''}: {untrusted}",
+                + (" (self-signed)" if self_signed else "")
+                + (f": {untrusted}" if untrusted else "."),
             )
         )
     if deployment.ocsp_status == "REVOKED":
@@ -206,11 +209,12 @@ def _certificate_findings(
     return found
 
 
-def _unexplained_trust_errors(
-    deployment: CertificateDeployment, mismatch: bool, invalid_dates: bool
+def _untrusted_reason(
+    deployment: CertificateDeployment, mismatch: bool, invalid_dates: bool, self_signed: bool
 ) -> str | None:
-    """The first trust error no other finding explains, or None when some store trusts the
-    chain, none was checked, or every error is the name or validity problem already reported.
+    """Why no store trusts the chain ("" for a self-signed one whose errors say nothing
+    more), unless another finding says it already; None when some store trusts the chain or
+    none was checked.
     """
     if not deployment.trust or any(check.trusted for check in deployment.trust):
         return None
@@ -221,7 +225,7 @@ def _unexplained_trust_errors(
         if invalid_dates and any(text in error for text in _VALIDITY_ERRORS):
             continue
         return check.error or f"rejected by the {check.store} store"
-    return None
+    return "" if self_signed else None
 
 
 def _certificate_evidence(leaf: Certificate, deployment: CertificateDeployment) -> dict[str, Any]:
