@@ -273,7 +273,9 @@ def _protocol_findings(server: Server, protocol: ProtocolSupport) -> list[Findin
                 ("cipher-suites", protocol.version),
                 worst,
                 f"{kind} cipher suites accepted over {protocol.version}",
-                f"{len(flagged)} accepted suites are insecure or weak.",
+                f"{len(flagged)} of the {len(protocol.accepted)} accepted suites"
+                f" {'is' if len(flagged) == 1 else 'are'} insecure or weak:"
+                f" {', '.join(dict.fromkeys(why for _, (_, why) in flagged))}.",
                 {
                     "version": protocol.version,
                     "suites": [{"name": s.name, "why": why} for s, (_, why) in flagged],
