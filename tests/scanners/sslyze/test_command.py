@@ -135,3 +135,13 @@ def test_real_sslyze_finds_a_self_signed_certificate_with_the_wrong_name(tmp_pat
     assert titles["Certificate not trusted"].severity is Severity.HIGH
     assert titles["Certificate does not match the server name"].severity is Severity.HIGH
     assert all(f.host == "127.0.0.1" and f.port == port for f in output.findings)
+
+
+def test_sslyze_is_registered_with_its_pieces() -> None:
+    spec = TOOLS["sslyze"]
+    assert spec.config_type is SslyzeConfig
+    assert spec.output_file == "sslyze.json"
+    # Only 0: the Mozilla check, the one source of exit 1 besides a crash, is disabled.
+    assert spec.accepted_exit_codes == frozenset({0})
+    assert spec.target_kinds == {TargetKind.HOST, TargetKind.IP, TargetKind.ENDPOINT}
+    assert 0 < spec.default_deadline_seconds <= spec.max_deadline_seconds
