@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path, PurePath
@@ -145,3 +146,24 @@ def test_sslyze_is_registered_with_its_pieces() -> None:
     assert spec.accepted_exit_codes == frozenset({0})
     assert spec.target_kinds == {TargetKind.HOST, TargetKind.IP, TargetKind.ENDPOINT}
     assert 0 < spec.default_deadline_seconds <= spec.max_deadline_seconds
+
+
+@pytest.mark.slow
+def test_real_sslyze_against_a_closed_port_is_a_partial_run_without_findings(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # A free port nothing listens on: connections are refused at once.
+    spec = TOOLS["sslyze"]
+    config = SslyzeConfig(scan_commands=("certificate_info",))
+    argv = spec.build_argv(config, _target(f"127.0.0.1:{port}"), JobContext(tmp_path))
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, timeout=120, check=False)
+    assert done.returncode in spec.accepted_exit_codes, done.stderr.decode()
+    output = spec.parse((tmp_path / spec.output_file).read_bytes())
+    assert output.partial and output.findings == ()
+    assert isinstance(output.data, SslyzeRun)
+    [server] = output.data.servers
+    assert not server.connected
+    assert "rejected" in server.error.lower()
