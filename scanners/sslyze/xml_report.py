@@ -72,6 +72,8 @@ def read(data: bytes) -> SslyzeRun:
 def _server(target: Element) -> Server:
     if target.tag != "target":
         raise ParseError(_TOOL, f"<results> holds <{target.tag}>, not <target>")
+    if not target.get("host"):
+        raise ParseError(_TOOL, "<target> has no host: a server without a name has no findings")
     port_text = target.get("port", "")
     if not port_text.isdigit():
         raise ParseError(_TOOL, f"<target> port={port_text!r} is not a port number")

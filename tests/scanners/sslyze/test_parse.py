@@ -79,6 +79,10 @@ def done(result: dict[str, Any]) -> dict[str, Any]:
             "port='x' is not a port number",
         ),
         (
+            b'<document SSLyzeVersion="1.4.3"><results><target port="443"/></results></document>',
+            "<target> has no host",
+        ),
+        (
             b'<document SSLyzeVersion="1.4.3"><results><server/></results></document>',
             "<results> holds <server>, not <target>",
         ),
