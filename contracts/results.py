@@ -10,12 +10,13 @@ import msgspec
 from contracts.dns import DnsRecon
 from contracts.findings import Finding
 from contracts.nmap import NmapRun
+from contracts.sslyze import SslyzeRun
 from contracts.zap import ZapReport
 
 # Grows into a tagged union (`NmapRun | ZapReport | ...`, tag field "kind") as tools are added,
 # so one decoder reads any tool's result and `match`es on its type. Every member keeps a default
 # for each field, so `{"kind": <tool>}` alone decodes to that tool's empty data.
-ToolData: TypeAlias = NmapRun | ZapReport | DnsRecon
+ToolData: TypeAlias = NmapRun | ZapReport | DnsRecon | SslyzeRun
 
 
 class ScanResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,6 +22,9 @@ from scanners.nmap import command as nmap_command
 from scanners.nmap import parse as nmap_parse
 from scanners.nmap.config import NmapConfig
 from scanners.output import ToolOutput
+from scanners.sslyze import command as sslyze_command
+from scanners.sslyze import parse as sslyze_parse
+from scanners.sslyze.config import SslyzeConfig
 from scanners.targets import Target, TargetKind
 from scanners.zap import command as zap_command
 from scanners.zap import parse as zap_parse
@@ -99,6 +102,22 @@ TOOLS: dict[str, ToolSpec[Any]] = {
         # subfinder alone may take max_enumeration_minutes (up to 12 h), then resolving.
         max_deadline_seconds=86400,
         target_kinds=dns_command.TARGET_KINDS,
+    ),
+    "sslyze": ToolSpec(
+        name="sslyze",
+        config_type=SslyzeConfig,
+        build_argv=sslyze_command.build_argv,
+        parse=sslyze_parse.parse,
+        parse_stream=sslyze_parse.parse_stream,
+        output_file=sslyze_command.JSON_OUTPUT,
+        # With the Mozilla profile check disabled (see build_argv) sslyze exits 0 whenever it
+        # ran, reachable servers or not; 1 is a crash (a Python traceback).
+        accepted_exit_codes=frozenset({0}),
+        # A full scan of one server takes seconds to a couple of minutes (ROBOT over a slow
+        # link is the long pole); a stuck handshake is cut off well before an hour.
+        default_deadline_seconds=600,
+        max_deadline_seconds=3600,
+        target_kinds=sslyze_command.TARGET_KINDS,
     ),
 }
 

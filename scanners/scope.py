@@ -63,7 +63,7 @@ def in_scope(target: Target, scope: Scope) -> bool:
             return _address_in(target.host, scope)
         case TargetKind.HOST:
             return _name_in(target.host, scope)
-        case TargetKind.URL:
+        case TargetKind.URL | TargetKind.ENDPOINT:
             if _is_address(target.host):
                 return _address_in(target.host, scope)
             return _name_in(target.host, scope)

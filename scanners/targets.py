@@ -3,8 +3,8 @@
 Commands are argv lists, never shell strings, so the shell-metacharacter and leading-dash rules
 are defence in depth: a target is data, and a value that could read as an option or as shell
 syntax is refused rather than escaped. Targets are allow-listed, not sanitised: text is either
-a valid hostname, IP address, bounded CIDR or http(s) URL, or it is rejected with a reason a
-person can act on.
+a valid hostname, IP address, bounded CIDR, http(s) URL or `HOST:PORT` endpoint, or it is
+rejected with a reason a person can act on.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class TargetKind(enum.StrEnum):
     IP = "ip"
     CIDR = "cidr"
     URL = "url"
+    # One service: `HOST:PORT`, `IP:PORT` or `[IPv6]:PORT`, for tools that connect to one port.
+    ENDPOINT = "endpoint"
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,6 +38,7 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
 
     `value` is the normalised text handed to the tool. `host` is what gets connected to: the
     hostname, the IP address (IPv6 without brackets) or, for a CIDR, the network itself.
+    `port` is set for URLs that name one and for endpoints.
     `domain` groups targets for reports: a registrable-ish domain for names, the network
     string for addresses.
     """
@@ -51,12 +54,16 @@ _FIELD = "target"
 _MAX_LENGTH = 2048
 _MAX_HOSTNAME = 253
 # Besides the usual shell syntax: `#` starts a comment and `?`/`*`/`[` glob. Brackets are
-# allowed only around an IPv6 host in a URL, handled before this check.
+# allowed only around an IPv6 host in a URL or before an endpoint's port, handled before this
+# check.
 _SHELL_METACHARACTERS = frozenset(";|&$`<>(){}[]!*?'\"\\#^")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # What inet_aton accepts as a number ("127.1", "0x7f000001"): getaddrinfo would treat such a
 # "hostname" as an address and slip past name-based scope checks.
 _NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+")
+# An IPv6 host in brackets: a URL's (`http://[::1]/`) or an endpoint's (`[::1]:443`).
+_URL_BRACKETED = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\[([^\]/]*)\]")
+_ENDPOINT_BRACKETED = re.compile(r"\[([^\]/]*)\]:")
 _URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/]*)(?P<path>/.*)?", re.S)
 _URL_PATH = re.compile(r"(?:[A-Za-z0-9._~+,=:@/-]|%[0-9A-Fa-f]{2})*")
 _DEFAULT_PATH = "/"
@@ -91,7 +98,9 @@ def parse_target(
 
     CIDR size limits are minimum prefix lengths (the default refuses anything larger than a
     /24 or an IPv6 /120). A CIDR with host bits set (`10.0.0.7/24`) is normalised to its
-    network. Ports are accepted only inside URLs; tools that scan ports take them in config.
+    network. A port outside a URL makes an endpoint (`HOST:PORT`, `[IPv6]:PORT`), a kind of
+    its own for tools that connect to one service; a tool that scans ports takes them in its
+    config instead, and is told so.
     """
     bracketed = _check_characters(text)
     if "://" in text:
@@ -102,7 +111,11 @@ def parse_target(
         value = str(address)
         target = Target(kind=TargetKind.IP, value=value, host=value, domain=_net(address))
     elif ":" in text:
-        raise TargetError(_FIELD, "a port belongs in the tool config or a URL, not a host target")
+        if TargetKind.ENDPOINT not in allowed_kinds:
+            raise TargetError(
+                _FIELD, "a port belongs in the tool config or a URL, not a host target"
+            )
+        target = _endpoint_target(text, bracketed)
     else:
         name = normalize_hostname(text)
         target = Target(kind=TargetKind.HOST, value=name, host=name, domain=_domain_of(name))
@@ -159,7 +172,8 @@ def _check_characters(text: str) -> str:
         raise TargetError(_FIELD, "starts with '-', which a tool would read as an option")
     bracketed = ""
     checked = text
-    if (match := re.match(r"[A-Za-z][A-Za-z0-9+.-]*://\[([^\]/]*)\]", text)) is not None:
+    match = _URL_BRACKETED.match(text) or _ENDPOINT_BRACKETED.match(text)
+    if match is not None:
         bracketed = match.group(1)
         checked = text[: match.start(1) - 1] + text[match.end(1) + 1 :]
     for char in checked:
@@ -213,6 +227,31 @@ def _url_target(text: str, bracketed: str) -> Target:
         host=host,
         domain=domain,
         port=port_number,
+    )
+
+
+def _endpoint_target(text: str, bracketed: str) -> Target:
+    if bracketed:
+        if ":" not in bracketed or _ip_address(bracketed) is None:
+            raise TargetError(_FIELD, f"[{bracketed}] is not a valid IPv6 address")
+        host_text, port_text = bracketed, text[len(bracketed) + 3 :]
+    else:
+        if text.count(":") > 1:
+            raise TargetError(_FIELD, "an IPv6 address with a port must be in brackets: [::1]:443")
+        host_text, _, port_text = text.partition(":")
+    if not host_text:
+        raise TargetError(_FIELD, f"{text!r} has no host before the port")
+    port = _port(port_text)
+    address = _ip_address(host_text)
+    if address is None:
+        host = normalize_hostname(host_text)
+        shown, domain = host, _domain_of(host)
+    else:
+        host = str(address)
+        shown = f"[{host}]" if address.version == 6 else host
+        domain = _net(address)
+    return Target(
+        kind=TargetKind.ENDPOINT, value=f"{shown}:{port}", host=host, domain=domain, port=port
     )
 
 

@@ -124,6 +124,7 @@ def judge(
 
 
 def empty_data(tool: str) -> ToolData:
+    # Annotated: convert() is typed Any for a union type.
     data: ToolData = msgspec.convert({"kind": tool}, ToolData)
     return data
 

@@ -83,6 +83,14 @@ def test_parse_names_the_bad_entry(text: str, reason: str) -> None:
         ("http://127.0.0.1:3000/", True),
         ("http://[::1]:8080/", True),
         ("http://[::2]/", False),
+        ("localhost:8443", True),
+        ("api.example.com:443", True),
+        ("example.org:443", False),
+        ("127.0.0.1:443", True),
+        ("10.1.2.4:443", False),
+        ("[::1]:443", True),
+        ("[::2]:443", False),
+        ("[::ffff:127.0.0.1]:443", True),
     ],
 )
 def test_in_scope(target: str, expected: bool) -> None:

@@ -7,6 +7,7 @@ from scanners.targets import Target, TargetKind, normalize_hostname, parse_targe
 
 ALL = frozenset(TargetKind)
 HOST, IP, CIDR, URL = TargetKind.HOST, TargetKind.IP, TargetKind.CIDR, TargetKind.URL
+ENDPOINT = TargetKind.ENDPOINT
 
 
 LONG_LABEL = "a" * 63 + ".com"
@@ -43,6 +44,12 @@ V6 = "2001:db8::1"
         ("http://[2001:DB8::1]/x", URL, f"http://[{V6}]/x", V6, f"{V6}/128", None),
         ("https://127.0.0.1:443/", URL, "https://127.0.0.1:443/", "127.0.0.1", "127.0.0.1/32", 443),
         ("https://bücher.example/", URL, f"https://{BUCHER}/", BUCHER, BUCHER, None),
+        ("example.com:8443", ENDPOINT, "example.com:8443", EX, EX, 8443),
+        ("App.Example.COM.:443", ENDPOINT, f"{APP}:443", APP, EX, 443),
+        ("127.0.0.1:443", ENDPOINT, "127.0.0.1:443", "127.0.0.1", "127.0.0.1/32", 443),
+        ("[2001:DB8::1]:8443", ENDPOINT, f"[{V6}]:8443", V6, f"{V6}/128", 8443),
+        ("[::ffff:10.0.0.1]:443", ENDPOINT, "10.0.0.1:443", "10.0.0.1", "10.0.0.1/32", 443),
+        ("localhost:65535", ENDPOINT, "localhost:65535", "localhost", "localhost", 65535),
     ],
 )  # fmt: skip
 def test_valid_targets_are_normalised(
@@ -105,8 +112,18 @@ MALFORMED = [
     ("256.1.1.1", "looks like an IP address"),
     ("010.0.0.1", "looks like an IP address"),
     ("fe80::1%eth0", "zone"),
-    ("example.com:8080", "port belongs"),
-    ("1.2.3.4:80", "port belongs"),
+    ("example.com:0", "out of range"),
+    ("example.com:", "not a number"),
+    ("example.com:https", "not a number"),
+    ("1.2.3.4:80:80", "must be in brackets"),
+    (":443", "no host"),
+    ("ex_ample.com:443", "not a valid hostname label"),
+    ("127.1:443", "looks like an IP address"),
+    ("[::1]:", "not a number"),
+    ("[::1]:70000", "out of range"),
+    ("[1.2.3.4]:443", "not a valid IPv6"),
+    ("[::1]x:443", "metacharacter '['"),
+    ("[fe80::1%eth0]:443", "zone"),
     ("10.0.0.0/16", "too large: at most a /24"),
     ("0.0.0.0/0", "too large"),
     ("2001:db8::/64", "too large: at most a /120"),
@@ -161,6 +178,12 @@ def test_kinds_a_tool_does_not_accept_are_refused(
 ) -> None:
     with pytest.raises(TargetError, match=f"{kind} targets are not accepted"):
         parse_target(text, allowed_kinds=allowed)
+
+
+@pytest.mark.parametrize("text", ["example.com:8080", "1.2.3.4:80", "[::1]:443", "a:b"])
+def test_tools_without_endpoints_are_told_where_a_port_belongs(text: str) -> None:
+    with pytest.raises(TargetError, match="port belongs in the tool config or a URL"):
+        parse_target(text, allowed_kinds={HOST, IP, CIDR, URL})
 
 
 def test_cidr_limits_are_parameters() -> None:

@@ -1,0 +1,54 @@
+"""`jetscan parse sslyze FILE` as a user runs it: a real process, no stack needed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from scanners import TOOLS
+from tests.conftest import run_jetscan
+from tests.scanners.sslyze.test_parse_corpus import CORPUS
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", ""), "JETSCAN_HOME": str(tmp_path)}
+
+
+def _corpus(name: str) -> Path:
+    if CORPUS is None:
+        pytest.skip("JETSCAN_CORPUS=''")
+    return CORPUS / "sslyze" / name
+
+
+@pytest.mark.parametrize(
+    "name", ["scb__expired.badssl.com.json", "dojo__report_two_target_many_vuln.xml"]
+)
+async def test_parse_prints_one_finding_per_line(tmp_path: Path, name: str) -> None:
+    path = _corpus(name)
+    code, out, err = await run_jetscan(_env(tmp_path), "parse", "sslyze", str(path))
+    assert (code, err) == (0, "")
+    expected = TOOLS["sslyze"].parse(path.read_bytes()).findings
+    assert expected
+    assert [json.loads(line) for line in out.splitlines()] == [
+        json.loads(msgspec.json.encode(f)) for f in expected
+    ]
+
+
+async def test_an_unreachable_host_prints_nothing_and_says_it_is_partial(tmp_path: Path) -> None:
+    path = _corpus("scb__unavailable-host.json")
+    code, out, err = await run_jetscan(_env(tmp_path), "parse", "sslyze", str(path))
+    assert (code, out) == (0, "")
+    assert err == f"jetscan: {path}: sslyze stopped early; these are the findings it got to\n"
+
+
+async def test_an_unsupported_format_is_one_line_with_the_reason(tmp_path: Path) -> None:
+    old = tmp_path / "sslyze2.json"
+    old.write_text('{"accepted_targets": [], "invalid_targets": [], "sslyze_version": "2.1.4"}')
+    code, out, err = await run_jetscan(_env(tmp_path), "parse", "sslyze", str(old))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"jetscan: {old}: not valid sslyze: sslyze 1.x/2.x JSON output")
+    assert err.count("\n") == 1

@@ -1,0 +1,180 @@
+"""The sslyze parser over every real sslyze file in the shared corpus, compared to snapshots.
+
+The corpus lives outside the repository (`JETSCAN_CORPUS`, default `../shared/corpus` from the
+repository root) and is never copied in. A missing corpus fails the run: a parser that was
+silently not tested must not look green. Set `JETSCAN_CORPUS=` (empty) to skip on purpose.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from contracts.findings import Finding, Severity
+from contracts.sslyze import SslyzeRun
+from scanners.errors import ParseError
+from scanners.output import ToolOutput
+from scanners.sslyze.parse import parse, parse_stream
+from tests.snapshots import assert_snapshot
+
+REPO = Path(__file__).resolve().parents[3]
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+CORPUS_SETTING = os.environ.get("JETSCAN_CORPUS", "../shared/corpus")
+CORPUS = (REPO / CORPUS_SETTING).resolve() if CORPUS_SETTING else None
+FILES = sorted(p for p in (CORPUS / "sslyze").glob("*") if p.is_file()) if CORPUS else []
+# The one format refused on purpose (see scanners/sslyze/parse.py); none is in the corpus.
+REFUSED = "sslyze 1.x/2.x JSON output (accepted_targets) is not supported"
+
+
+def _cases() -> list[Any]:
+    if CORPUS is None:
+        return [pytest.param(None, id="corpus", marks=pytest.mark.skip(reason="JETSCAN_CORPUS=''"))]
+    if not FILES:
+        return [pytest.param(None, id="corpus-missing")]
+    return [pytest.param(path, id=path.name) for path in FILES]
+
+
+def _require(path: Path | None) -> Path:
+    if path is None:
+        pytest.fail(
+            f"no sslyze/* under {CORPUS}: point JETSCAN_CORPUS at the corpus directory, "
+            "or set it to empty to skip the corpus tests on purpose"
+        )
+    return path
+
+
+def summary(output: ToolOutput) -> dict[str, Any]:
+    run = output.data
+    assert isinstance(run, SslyzeRun)
+    return {
+        "version": run.version,
+        "format": run.output_format,
+        "partial": output.partial,
+        "servers": [
+            {
+                "server": f"{s.hostname}:{s.port}",
+                "connected": s.connected,
+                "error": s.error,
+                "protocols": [p.version for p in s.protocols if p.supported],
+                "certificates": [
+                    [c.sha256 or c.subject for c in d.received_chain]
+                    for d in s.certificate_deployments
+                ],
+                "hostname_matches": [d.hostname_matches for d in s.certificate_deployments],
+                "trusted_by": [
+                    sorted(t.store for t in d.trust if t.trusted) for d in s.certificate_deployments
+                ],
+                "vulnerabilities": s.vulnerabilities,
+                "errors": s.errors,
+            }
+            for s in run.servers
+        ],
+        "not_scanned": run.not_scanned,
+        "severity_counts": dict(collections.Counter(f.severity.value for f in output.findings)),
+        "fingerprints": sorted(f.fingerprint for f in output.findings),
+        "findings": output.findings,
+    }
+
+
+def snapshot_bytes(document: Any) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(document, order="sorted"), indent=1) + b"\n"
+
+
+@pytest.mark.parametrize("path", _cases())
+def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
+    path = _require(path)
+    try:
+        document: dict[str, Any] = summary(parse(path.read_bytes()))
+    except ParseError as exc:
+        document = {"parse_error": exc.reason}
+    assert document.get("parse_error", REFUSED).startswith(REFUSED), document
+    assert_snapshot(SNAPSHOTS / f"{path.name}.json", snapshot_bytes(document))
+
+
+@pytest.mark.parametrize("path", _cases())
+def test_corpus_file_parses_the_same_streamed_and_survives_the_bus(path: Path | None) -> None:
+    path = _require(path)
+    with path.open("rb") as stream:
+        streamed = parse_stream(stream)
+    assert streamed == parse(path.read_bytes())
+    wire = msgspec.json.encode(streamed)
+    assert msgspec.json.encode(msgspec.json.decode(wire, type=ToolOutput)) == wire
+    for finding in msgspec.json.decode(wire, type=dict[str, Any])["findings"]:
+        msgspec.convert(finding, Finding)
+    assert len({f.fingerprint for f in streamed.findings}) == len(streamed.findings)
+
+
+def _corpus_file(name: str) -> Path:
+    if CORPUS is None:
+        pytest.skip("JETSCAN_CORPUS=''")
+    path = CORPUS / "sslyze" / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: point JETSCAN_CORPUS at the corpus directory")
+    return path
+
+
+def _titles(name: str) -> dict[str, Severity]:
+    return {f.title: f.severity for f in parse(_corpus_file(name).read_bytes()).findings}
+
+
+def test_every_generation_is_read() -> None:
+    formats = {}
+    for path in FILES:
+        data = parse(path.read_bytes()).data
+        assert isinstance(data, SslyzeRun)
+        formats[data.version] = data.output_format
+    assert formats["1.4.3"] == "xml"
+    assert formats["3.0.0"] == formats["3.0.7"] == "json-legacy"
+    assert {formats[v] for v in ("5.0.0b0", "5.0.1", "5.1.3", "6.0.0", "6.2.0")} == {"json"}
+
+
+@pytest.mark.parametrize(
+    ("name", "title"),
+    [
+        ("scb__expired.badssl.com.json", "Certificate expired"),
+        ("scb__wrong.host.badssl.com.json", "Certificate does not match the server name"),
+        ("scb-v600__self-signed.badssl.com.json", "Certificate not trusted"),
+        ("dojo__one_target_many_vuln_old.json", "OpenSSL CCS injection"),
+        ("dojo__report_two_target_many_vuln.xml", "OpenSSL CCS injection"),
+        ("scb__tls-v1-0.badssl.com_1010.json", "TLS 1.0 accepted"),
+    ],
+)
+def test_the_badssl_style_cases_find_what_they_are_named_for(name: str, title: str) -> None:
+    assert title in _titles(name)
+
+
+def test_an_expired_or_wrong_host_certificate_is_one_finding_not_two() -> None:
+    assert "Certificate not trusted" not in _titles("scb__expired.badssl.com.json")
+    assert "Certificate not trusted" not in _titles("scb__wrong.host.badssl.com.json")
+
+
+@pytest.mark.parametrize(
+    "name", ["dojo__one_target_many_vuln_old.json", "dojo__report_two_target_many_vuln.xml"]
+)
+def test_heartbleed_is_critical(name: str) -> None:
+    assert _titles(name)["Heartbleed"] is Severity.CRITICAL
+
+
+def test_unreachable_hosts_are_partial_without_findings() -> None:
+    for name in ("scb__unavailable-host.json", "scb-v500__unavailable-host.json"):
+        output = parse(_corpus_file(name).read_bytes())
+        assert output.partial and output.findings == ()
+        assert isinstance(output.data, SslyzeRun)
+        assert "timed out" in output.data.servers[0].error or "rejected" in (
+            output.data.servers[0].error
+        )
+
+
+@pytest.mark.parametrize(
+    "name", ["scb__www.securecodebox.io.json", "dojo__report_one_target_three_vuln.xml"]
+)
+def test_a_real_file_cut_anywhere_is_refused_not_crashed(name: str) -> None:
+    data = _corpus_file(name).read_bytes()
+    for fraction in (0.0001, 0.1, 0.5, 0.9, 0.999):
+        with pytest.raises(ParseError):
+            parse(data[: int(len(data) * fraction)])
