@@ -79,6 +79,8 @@ async def test_a_feed_survives_a_nats_restart(server: NatsServer) -> None:
             )
         )
 
+        await setup.flush()  # the server has the stand-in's subscriptions before any request
+
         async def follow() -> None:
             async for frame in Feed(bus, scan_id).frames():
                 frames.append(frame)
