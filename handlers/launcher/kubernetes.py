@@ -244,10 +244,13 @@ class KubernetesExecutor:
                     log.info("Job watch expired (410 Gone); listing again")
                     continue
                 log.warning(
-                    "Job watch failed (%s %s); retrying in %.0fs", exc.status, exc.reason, delay
+                    "Job watch failed (%s %s); again in %.0fs", exc.status, exc.reason, delay
                 )
             except (WatchBroken, *_NETWORK_ERRORS) as exc:
-                log.warning("Job watch failed (%r); retrying in %.0fs", exc, delay)
+                log.warning("Job watch failed (%r); again in %.0fs", exc, delay)
+            except Exception:
+                # kubernetes-asyncio raises a bare Exception for a malformed watch line.
+                log.exception("Job watch failed; again in %.0fs", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_BACKOFF)
 

@@ -62,6 +62,11 @@ _REASONS = {
 _CLOSE = object()
 
 
+def truthy(value: str | None) -> bool:
+    """A query flag as the API server parses it (Go's strconv.ParseBool)."""
+    return (value or "") in ("1", "t", "T", "true", "TRUE", "True")
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -132,7 +137,8 @@ class FakeCluster:
         self.workroot = workroot
         self.base_env = base_env
         self.token = token
-        self.version = 0
+        # etcd's revision is never 0 in a live cluster ("0" in a watch means "any version").
+        self.version = 1000
         self.compacted = 0
         self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {"jobs": {}, "pods": {}}
         self.history: list[tuple[int, str, str, dict[str, Any]]] = []
@@ -323,7 +329,7 @@ class FakeCluster:
         self, request: Request, resource: str, ns: str, kind: str, api_version: str
     ) -> Response:
         q = request.query_params
-        watching = q.get("watch") in ("true", "1")
+        watching = truthy(q.get("watch"))
         if fault := self._fault("WATCH" if watching else "LIST", resource):
             return fault
         selector = q.get("labelSelector", "")
@@ -346,7 +352,7 @@ class FakeCluster:
     def _watch(self, resource: str, ns: str, selector: str, q: Any) -> Response:
         since = q.get("resourceVersion") or "0"
         timeout = float(q.get("timeoutSeconds") or 1800)
-        bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
+        bookmarks = truthy(q.get("allowWatchBookmarks"))
         watcher = _Watcher(resource, ns, selector)
         if since == "0":
             first = [
@@ -405,6 +411,13 @@ class FakeCluster:
         except kubernetes_validate.ValidationError as exc:
             return status(422, f"Job is invalid: {exc.message}")
         name = body["metadata"]["name"]
+        # One of the API server's own checks, which the OpenAPI schema does not express.
+        if body["spec"].get("activeDeadlineSeconds", 0) < 0:
+            return status(
+                422,
+                f'Job.batch "{name}" is invalid: spec.activeDeadlineSeconds: Invalid value:'
+                f" {body['spec']['activeDeadlineSeconds']}: must be greater than or equal to 0",
+            )
         if (ns, name) in self.objects["jobs"]:
             return status(409, f'jobs.batch "{name}" already exists', name=name, kind="jobs")
         job = copy.deepcopy(body)
