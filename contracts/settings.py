@@ -58,6 +58,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Where the scan jobs find external programs (`zap.sh`, `subfinder`, `dnsx`, `nmap`),
     # from `JETSCAN_PROGRAMS=name=/path,name=/path`; a program not named is found on PATH.
     programs: dict[str, str] = {}
+    # `/healthz` and `/readyz` of a role without a web server (`jetscan run ROLE`); none: off.
+    health_addr: Address | None = None
     # The Kubernetes executor (`executor="kubernetes"`): the namespace of the scan Jobs, the
     # image per tool (a tool not named runs jetscan's published image), the Secret holding the
     # jobs' NATS credentials (key `nats.creds`; none: jobs connect without), the kubeconfig
@@ -227,6 +229,9 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         launch_timeout=_seconds("JETSCAN_LAUNCH_TIMEOUT", get("LAUNCH_TIMEOUT", "120")),
         passthrough={k: environ[k] for k in PASSTHROUGH if k in environ},
         programs=programs("JETSCAN_PROGRAMS", get("PROGRAMS")),
+        health_addr=(
+            parse_address("JETSCAN_HEALTH_ADDR", get("HEALTH_ADDR")) if get("HEALTH_ADDR") else None
+        ),
         k8s_namespace=_dns_name(
             "JETSCAN_K8S_NAMESPACE", get("K8S_NAMESPACE") or "jetscan", label=True
         ),

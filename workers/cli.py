@@ -113,6 +113,20 @@ async def _token_create(settings: Settings, role: Role, name: str) -> None:
     sys.stdout.write(token + "\n")
 
 
+async def _run_role(settings: Settings, role: str, stop: asyncio.Event) -> None:
+    from workers.roles import supervise
+
+    if settings.health_addr is None or role == "edge":
+        await supervise(settings, [role], stop)
+        return
+    from workers import health
+
+    up: set[str] = set()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(supervise(settings, [role], stop, up=up))
+        tg.create_task(health.serve(settings.health_addr, [role], up, stop))
+
+
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
     args = _parser().parse_args(argv)
     env = dict(os.environ) if environ is None else environ
@@ -130,14 +144,12 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
 
             _until_signal(lambda stop: up(settings, stop))
         elif args.command == "run":
-            from workers.roles import supervise
-
             run_settings = msgspec.structs.replace(
                 settings,
                 nats_url=_url(settings, "nats"),
                 database_url=_url(settings, "database") if args.role in DB_ROLES else "",
             )
-            _until_signal(lambda stop: supervise(run_settings, [args.role], stop))
+            _until_signal(lambda stop: _run_role(run_settings, args.role, stop))
         elif args.command == "streams":
             asyncio.run(_streams_apply(settings))
         elif args.command == "token":
