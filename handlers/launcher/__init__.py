@@ -14,7 +14,6 @@ On the last delivery it fails the scan instead, so no scan waits forever.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -145,8 +144,13 @@ class Launcher:
             return
         # Not running here: still queued, or already over (then ingest ignores the event).
         # Taking its `launches` key makes a start that is still to come a no-op.
-        with contextlib.suppress(KeyWrongLastSequenceError):
+        try:
             await self.launches.create(cmd.scan_id, b"cancelled")
+        except KeyWrongLastSequenceError:
+            # Launched already, perhaps by another launcher whose Job this one has not seen
+            # yet: a Kubernetes Job is found by its name. A local job elsewhere is not.
+            if await self.executor.stop(cmd.scan_id, Stop.CANCELLED):
+                return
         await publish_event(
             self.js, cmd.scan_id, ScanStatus.CANCELLED, reason="cancelled on request"
         )

@@ -379,3 +379,21 @@ async def test_a_job_deleted_by_someone_else_is_left_to_liveness(
     await until(lambda: not ex.running(cmd.scan_id))
     await asyncio.sleep(0.5)
     assert all(e.scan_id != cmd.scan_id for e in endings.seen)
+
+
+async def test_a_replica_that_has_not_seen_the_job_can_still_stop_it(
+    executor: tuple[KubernetesExecutor, Endings], k8s_settings: Settings, cluster: FakeCluster
+) -> None:
+    ex, _ = executor
+    cmd = slow()
+    await ex.start(cmd)
+    endings = Endings()
+    other = KubernetesExecutor(k8s_settings, endings, None)
+    await other.open()
+    try:
+        # The other replica's cancel finds the Job by name, whatever its watch has seen.
+        assert await other.stop(cmd.scan_id, Stop.CANCELLED)
+        assert (await endings.of(cmd.scan_id)).stopped is Stop.CANCELLED
+        assert cluster.deletions[manifest.job_name(cmd.scan_id)] == "Background"
+    finally:
+        await other.shutdown()
