@@ -3,8 +3,9 @@
 The one module that talks to the Kubernetes API (the library is untyped; it stays fenced in
 here). What a Job is and what its state means are pure (`manifest`, `kubestate`).
 
-- **Start** creates the Job. 409 AlreadyExists is success: the Job's name is derived from the
-  scan id, so it is this scan's Job, created by an earlier delivery of the same command.
+- **Start** creates the Job. 409 AlreadyExists is success once the existing Job is read and
+  names the same scan (its name is derived from the scan id): an earlier delivery of the
+  same command created it.
   401/403 and other refusals fail the scan with the API's reason; 5xx, 429 and connection
   errors raise `LaunchUnavailable`, which the launcher turns into a nak with backoff.
 - **Watch**: list the scan Jobs by label, then watch from the list's resourceVersion; a
@@ -141,7 +142,7 @@ class KubernetesExecutor:
             log.info("scan %s: created Job %s/%s", cmd.scan_id, self.namespace, name)
         except ApiException as exc:
             if exc.status == 409:
-                log.info("scan %s: Job %s exists already (a redelivery)", cmd.scan_id, name)
+                await self._check_existing(cmd.scan_id, name)
             elif transient(exc):
                 raise LaunchUnavailable(f"the Kubernetes API answered {exc.status}") from exc
             else:
@@ -149,6 +150,28 @@ class KubernetesExecutor:
         except _NETWORK_ERRORS as exc:
             raise LaunchUnavailable(f"the Kubernetes API is unreachable: {exc!r}") from exc
         self._created.add(cmd.scan_id)
+
+    async def _check_existing(self, scan_id: str, name: str) -> None:
+        """After 409 AlreadyExists: the Job is this scan's, from an earlier delivery of the same
+        command (success), unless it names another scan."""
+        try:
+            raw = self._plain(
+                await self._batch.read_namespaced_job(
+                    name, self.namespace, _request_timeout=self.request_timeout
+                )
+            )
+        except ApiException as exc:
+            if exc.status == 404:  # finished and collected since: nothing left to start
+                return
+            if transient(exc):
+                raise LaunchUnavailable(f"reading Job {name} failed: {exc.status}") from exc
+            raise _refusal(exc) from exc
+        except _NETWORK_ERRORS as exc:
+            raise LaunchUnavailable(f"the Kubernetes API is unreachable: {exc!r}") from exc
+        owner = kubestate.scan_id(kubestate.job(raw))
+        if owner != scan_id:
+            raise LaunchRefused("AlreadyExists", f"Job {name} runs another scan ({owner!r})")
+        log.info("scan %s: Job %s exists already (a redelivery)", scan_id, name)
 
     async def stop(self, scan_id: str, why: Stop) -> bool:
         name = manifest.job_name(scan_id)

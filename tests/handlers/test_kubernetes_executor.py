@@ -397,3 +397,19 @@ async def test_a_replica_that_has_not_seen_the_job_can_still_stop_it(
         assert cluster.deletions[manifest.job_name(cmd.scan_id)] == "Background"
     finally:
         await other.shutdown()
+
+
+async def test_a_job_of_the_same_name_for_another_scan_is_not_taken_for_this_one(
+    executor: tuple[KubernetesExecutor, Endings], k8s_settings: Settings, cluster: FakeCluster
+) -> None:
+    ex, _ = executor
+    cmd = slow()
+    squatter = manifest.build_job(
+        msgspec.structs.replace(cmd, scan_id="someone-else"), k8s_settings
+    )
+    squatter["metadata"]["name"] = manifest.job_name(cmd.scan_id)
+    cluster.put_job(NAMESPACE, squatter)
+    with pytest.raises(LaunchRefused) as err:
+        await ex.start(cmd)
+    assert err.value.cause == "AlreadyExists"
+    assert "someone-else" in err.value.detail
