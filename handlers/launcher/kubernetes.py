@@ -113,13 +113,15 @@ class KubernetesExecutor:
         # Scans whose Job this launcher created and the watch has not shown yet.
         self._created: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set by `open`. Typed loosely: the generated API takes JSON dicts as bodies too.
         self._api: Any = None
+        self._batch: Any = None
+        self._core: Any = None
 
     async def open(self) -> None:
         self._api = await api_client(self.settings)
-        # Typed loosely: the generated API takes JSON dicts as bodies as well as models.
-        self._batch: Any = k8s.BatchV1Api(self._api)
-        self._core: Any = k8s.CoreV1Api(self._api)
+        self._batch = k8s.BatchV1Api(self._api)
+        self._core = k8s.CoreV1Api(self._api)
         self._spawn(self._watch(), "watch")
         self._spawn(self._check_pods(), "pod check")
         if self.catalog is not None:
@@ -176,19 +178,22 @@ class KubernetesExecutor:
     async def stop(self, scan_id: str, why: Stop) -> bool:
         name = manifest.job_name(scan_id)
         known = self.jobs.get(name)
+        reported = name in self._ended
+        # Marked before deleting: its DELETED event must not look like someone else's doing.
+        self._ended.add(name)
         try:
             deleted = await self._delete(name)
         except (ApiException, *_NETWORK_ERRORS) as exc:
+            if not reported:
+                self._ended.discard(name)
             if transient(exc):
                 raise LaunchUnavailable(f"deleting Job {name} failed: {exc!r}") from exc
             raise
         self._created.discard(scan_id)
-        if not deleted or name in self._ended:
-            return deleted
-        self._ended.add(name)
-        deadline = (known.spec.active_deadline_seconds or 0) if known else 0
-        await self.on_exit(Ending(scan_id=scan_id, deadline_seconds=deadline, stopped=why))
-        return True
+        if deleted and not reported:
+            deadline = (known.spec.active_deadline_seconds or 0) if known else 0
+            await self.on_exit(Ending(scan_id=scan_id, deadline_seconds=deadline, stopped=why))
+        return deleted
 
     async def shutdown(self) -> None:
         """Stop watching. The Jobs keep running; the next launcher picks them up."""
@@ -384,15 +389,17 @@ class KubernetesExecutor:
 
     async def _give_up(self, job: kubestate.Job, ending: Ending) -> None:
         name = job.metadata.name
+        if name in self._ended:
+            return
+        self._ended.add(name)
         try:
             await self._delete(name)
         except (ApiException, *_NETWORK_ERRORS) as exc:
+            self._ended.discard(name)
             log.warning("deleting Job %s that cannot start failed (%r)", name, exc)
             return
-        if name not in self._ended:
-            self._ended.add(name)
-            log.info("Job %s did not start: %s", name, ending)
-            await self.on_exit(ending)
+        log.info("Job %s did not start: %s", name, ending)
+        await self.on_exit(ending)
 
     # -- reconciling on start ------------------------------------------------------------
 
