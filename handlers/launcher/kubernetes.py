@@ -144,7 +144,8 @@ class KubernetesExecutor:
             log.info("scan %s: created Job %s/%s", cmd.scan_id, self.namespace, name)
         except ApiException as exc:
             if exc.status == 409:
-                await self._check_existing(cmd.scan_id, name)
+                if not await self._exists_for(cmd.scan_id, name):
+                    return
             elif transient(exc):
                 raise LaunchUnavailable(f"the Kubernetes API answered {exc.status}") from exc
             else:
@@ -153,9 +154,9 @@ class KubernetesExecutor:
             raise LaunchUnavailable(f"the Kubernetes API is unreachable: {exc!r}") from exc
         self._created.add(cmd.scan_id)
 
-    async def _check_existing(self, scan_id: str, name: str) -> None:
+    async def _exists_for(self, scan_id: str, name: str) -> bool:
         """After 409 AlreadyExists: the Job is this scan's, from an earlier delivery of the same
-        command (success), unless it names another scan."""
+        command (success), unless it names another scan; False if it is gone by now."""
         try:
             raw = self._plain(
                 await self._batch.read_namespaced_job(
@@ -164,7 +165,7 @@ class KubernetesExecutor:
             )
         except ApiException as exc:
             if exc.status == 404:  # finished and collected since: nothing left to start
-                return
+                return False
             if transient(exc):
                 raise LaunchUnavailable(f"reading Job {name} failed: {exc.status}") from exc
             raise _refusal(exc) from exc
@@ -174,6 +175,7 @@ class KubernetesExecutor:
         if owner != scan_id:
             raise LaunchRefused("AlreadyExists", f"Job {name} runs another scan ({owner!r})")
         log.info("scan %s: Job %s exists already (a redelivery)", scan_id, name)
+        return True
 
     async def stop(self, scan_id: str, why: Stop) -> bool:
         name = manifest.job_name(scan_id)
