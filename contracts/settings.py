@@ -71,6 +71,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     k8s_kubeconfig: str = ""
     k8s_job_ttl_seconds: int = 3600
     k8s_image_pull_wait: float = 300.0
+    # Whether raw-socket scans (nmap syn) may run: their Job needs root with NET_RAW, which
+    # only a namespace at Pod Security `privileged` admits. Off: such scans fail at once.
+    k8s_raw_sockets: bool = False
 
     def __repr__(self) -> str:
         redacted = {
@@ -192,6 +195,12 @@ def images(variable: str, text: str) -> dict[str, str]:
     return out
 
 
+def _flag(variable: str, text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise SettingsError(variable, f"expected true or false, got {text!r}")
+    return text.lower() == "true"
+
+
 def _whole(variable: str, text: str, low: int, high: int) -> int:
     if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
         raise SettingsError(variable, f"expected whole seconds from {low} to {high}, got {text!r}")
@@ -247,4 +256,5 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         k8s_image_pull_wait=_seconds(
             "JETSCAN_K8S_IMAGE_PULL_WAIT", get("K8S_IMAGE_PULL_WAIT", "300")
         ),
+        k8s_raw_sockets=_flag("JETSCAN_K8S_RAW_SOCKETS", get("K8S_RAW_SOCKETS", "false")),
     )

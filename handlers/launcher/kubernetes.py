@@ -135,6 +135,14 @@ class KubernetesExecutor:
         return name not in self._ended and kubestate.finished(job) is None
 
     async def start(self, cmd: StartScan) -> None:
+        if manifest.raw_sockets(cmd) and not self.settings.k8s_raw_sockets:
+            # Admission would refuse its pod and leave the Job waiting out its deadline.
+            raise LaunchRefused(
+                "RawSocketsDisabled",
+                "this scan needs raw sockets (root with NET_RAW), which this deployment does"
+                " not allow: set JETSCAN_K8S_RAW_SOCKETS=true once the scans namespace admits"
+                " Pod Security level privileged",
+            )
         body = manifest.build_job(cmd, self.settings)
         name = body["metadata"]["name"]
         try:

@@ -11,8 +11,11 @@ ambient capabilities, so a capability added to a non-root container never reache
 effective set; the alternative, a file capability on nmap, makes every exec of nmap fail
 wherever NET_RAW is not granted (the restricted profile), connect scans included. So a syn
 scan's container runs as uid 0 with every capability dropped except NET_RAW, no privilege
-escalation, the same read-only root and seccomp profile; its namespace must therefore admit
-the `baseline` Pod Security level (deploy/namespace.yaml).
+escalation, the same read-only root and seccomp profile. NET_RAW is outside even the
+`baseline` Pod Security level's capabilities, so such a Job is admitted only in a namespace at
+`privileged`: the executor builds one only with `JETSCAN_K8S_RAW_SOCKETS=true`, which the
+operator sets after relabelling the scans namespace (deploy/namespaces.yaml). Every other Job
+passes `restricted`.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ def test_values_are_read_and_ipv6_addresses_parse() -> None:
         ("JETSCAN_K8S_JOB_TTL_SECONDS", "59"),
         ("JETSCAN_K8S_JOB_TTL_SECONDS", "1h"),
         ("JETSCAN_K8S_IMAGE_PULL_WAIT", "0"),
+        ("JETSCAN_K8S_RAW_SOCKETS", "yes"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
@@ -92,6 +93,7 @@ def test_kubernetes_settings_are_read() -> None:
             "JETSCAN_K8S_KUBECONFIG": "/etc/jetscan/kubeconfig",
             "JETSCAN_K8S_JOB_TTL_SECONDS": "600",
             "JETSCAN_K8S_IMAGE_PULL_WAIT": "90",
+            "JETSCAN_K8S_RAW_SOCKETS": "True",
             "JETSCAN_HEALTH_ADDR": "[::1]:8081",
         }
     )
@@ -104,6 +106,7 @@ def test_kubernetes_settings_are_read() -> None:
     assert s.k8s_kubeconfig == "/etc/jetscan/kubeconfig"
     assert s.k8s_job_ttl_seconds == 600
     assert s.k8s_image_pull_wait == 90.0
+    assert s.k8s_raw_sockets is True
     assert s.health_addr == Address("::1", 8081)
 
 
@@ -115,4 +118,5 @@ def test_kubernetes_defaults() -> None:
     assert s.k8s_kubeconfig == ""
     assert s.k8s_job_ttl_seconds == 3600
     assert s.k8s_image_pull_wait == 300.0
+    assert s.k8s_raw_sockets is False
     assert s.health_addr is None

@@ -414,3 +414,27 @@ async def test_a_job_of_the_same_name_for_another_scan_is_not_taken_for_this_one
         await ex.start(cmd)
     assert err.value.cause == "AlreadyExists"
     assert "someone-else" in err.value.detail
+
+
+async def test_a_syn_scan_is_refused_unless_raw_sockets_are_allowed(
+    executor: tuple[KubernetesExecutor, Endings], k8s_settings: Settings, cluster: FakeCluster
+) -> None:
+    ex, _ = executor
+    cmd = nmap("22", scan_type="syn")
+    with pytest.raises(LaunchRefused) as err:
+        await ex.start(cmd)
+    assert err.value.cause == "RawSocketsDisabled"
+    assert posts(cluster) == 0
+    allowed = KubernetesExecutor(
+        msgspec.structs.replace(k8s_settings, k8s_raw_sockets=True), Endings(), None
+    )
+    await allowed.open()
+    try:
+        await allowed.start(cmd)
+        job = cluster.job_named(manifest.job_name(cmd.scan_id), NAMESPACE)
+        assert job is not None
+        [container] = job["spec"]["template"]["spec"]["containers"]
+        assert container["securityContext"]["capabilities"]["add"] == ["NET_RAW"]
+        await allowed.stop(cmd.scan_id, Stop.CANCELLED)
+    finally:
+        await allowed.shutdown()
