@@ -39,7 +39,7 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/hadolint scanners/*/Dockerfile
+	$(BIN)/hadolint scanners/*/Dockerfile deploy/Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

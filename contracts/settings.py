@@ -58,6 +58,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Where the scan jobs find external programs (`zap.sh`, `subfinder`, `dnsx`, `nmap`),
     # from `JETSCAN_PROGRAMS=name=/path,name=/path`; a program not named is found on PATH.
     programs: dict[str, str] = {}
+    # `/healthz` and `/readyz` of a role without a web server (`jetscan run ROLE`); none: off.
+    health_addr: Address | None = None
+    # The Kubernetes executor (`executor="kubernetes"`): the namespace of the scan Jobs, the
+    # image per tool (a tool not named runs jetscan's published image), the Secret holding the
+    # jobs' NATS credentials (key `nats.creds`; none: jobs connect without), the kubeconfig
+    # (none: the in-cluster service account), how long finished Jobs are kept, and how long a
+    # Job may fail to pull its image before the scan is failed.
+    k8s_namespace: str = "jetscan"
+    k8s_images: dict[str, str] = {}
+    k8s_nats_creds_secret: str = ""
+    k8s_kubeconfig: str = ""
+    k8s_job_ttl_seconds: int = 3600
+    k8s_image_pull_wait: float = 300.0
+    # Whether raw-socket scans (nmap syn) may run: their Job needs root with NET_RAW, which
+    # only a namespace at Pod Security `privileged` admits. Off: such scans fail at once.
+    k8s_raw_sockets: bool = False
 
     def __repr__(self) -> str:
         redacted = {
@@ -147,6 +163,56 @@ def programs(variable: str, text: str) -> dict[str, str]:
     return programs
 
 
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+# registry[:port]/path[:tag][@sha256:digest], lower-case path components as OCI requires.
+_IMAGE = re.compile(
+    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+def _dns_name(variable: str, text: str, *, label: bool) -> str:
+    pattern, what = (_DNS_LABEL, "a DNS label") if label else (_DNS_SUBDOMAIN, "a DNS name")
+    if text and not pattern.match(text):
+        raise SettingsError(
+            variable, f"expected {what} (lower-case letters, digits, '-'), got {text!r}"
+        )
+    return text
+
+
+def images(variable: str, text: str) -> dict[str, str]:
+    """`tool=image,...` as a dict; SettingsError(variable, ...) naming the bad item."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        tool, sep, image = (x.strip() for x in item.partition("="))
+        if not sep or not _PROGRAM_NAME.match(tool) or not _IMAGE.match(image):
+            raise SettingsError(
+                variable,
+                f"expected TOOL=IMAGE[,TOOL=IMAGE...] (IMAGE as registry/name:tag), got {item!r}",
+            )
+        out[tool] = image
+    return out
+
+
+def _flag(variable: str, text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise SettingsError(variable, f"expected true or false, got {text!r}")
+    return text.lower() == "true"
+
+
+def _whole(variable: str, text: str, low: int, high: int) -> int:
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        raise SettingsError(variable, f"expected whole seconds from {low} to {high}, got {text!r}")
+    return int(text)
+
+
+def _absolute(variable: str, text: str) -> str:
+    if text and not text.startswith("/"):
+        raise SettingsError(variable, f"must be an absolute path, got {text!r}")
+    return text
+
+
 def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
     """Build settings from `environ`; raise SettingsError naming the first bad variable."""
 
@@ -172,4 +238,23 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         launch_timeout=_seconds("JETSCAN_LAUNCH_TIMEOUT", get("LAUNCH_TIMEOUT", "120")),
         passthrough={k: environ[k] for k in PASSTHROUGH if k in environ},
         programs=programs("JETSCAN_PROGRAMS", get("PROGRAMS")),
+        health_addr=(
+            parse_address("JETSCAN_HEALTH_ADDR", get("HEALTH_ADDR")) if get("HEALTH_ADDR") else None
+        ),
+        k8s_namespace=_dns_name(
+            "JETSCAN_K8S_NAMESPACE", get("K8S_NAMESPACE") or "jetscan", label=True
+        ),
+        k8s_images=images("JETSCAN_K8S_IMAGES", get("K8S_IMAGES")),
+        k8s_nats_creds_secret=_dns_name(
+            "JETSCAN_K8S_NATS_CREDS_SECRET", get("K8S_NATS_CREDS_SECRET"), label=False
+        ),
+        k8s_kubeconfig=_absolute("JETSCAN_K8S_KUBECONFIG", get("K8S_KUBECONFIG")),
+        # At least a minute: the launcher reads the finished Job's pod for its exit code.
+        k8s_job_ttl_seconds=_whole(
+            "JETSCAN_K8S_JOB_TTL_SECONDS", get("K8S_JOB_TTL_SECONDS", "3600"), 60, 30 * 86400
+        ),
+        k8s_image_pull_wait=_seconds(
+            "JETSCAN_K8S_IMAGE_PULL_WAIT", get("K8S_IMAGE_PULL_WAIT", "300")
+        ),
+        k8s_raw_sockets=_flag("JETSCAN_K8S_RAW_SOCKETS", get("K8S_RAW_SOCKETS", "false")),
     )

@@ -34,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("role", choices=ROLES)
     streams = sub.add_parser("streams", help="JetStream topology")
     streams.add_argument("action", choices=["apply"])
+    streams.add_argument(
+        "--replicas",
+        type=int,
+        choices=[1, 3, 5],
+        help="replicas of every stream and bucket (default: streams.yaml's; 3 on a cluster)",
+    )
+    sub.add_parser("migrate", help="apply the PostgreSQL migrations (what `up` does at start)")
     token = sub.add_parser("token", help="API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="create a token and print it once")
@@ -86,17 +93,34 @@ def _until_signal(
     asyncio.run(runner())
 
 
-async def _streams_apply(settings: Settings) -> None:
+async def _streams_apply(settings: Settings, replicas: int | None) -> None:
     import nats
 
     from handlers import topology
 
+    topo = topology.load()
+    if replicas is not None:
+        topo = msgspec.structs.replace(topo, replicas=replicas)
     nc = await nats.connect(_url(settings, "nats"), name="jetscan-cli")
     try:
-        changes = await topology.apply(nc.jetstream(), topology.load())
+        changes = await topology.apply(nc.jetstream(), topo)
     finally:
         await nc.drain()
     out = [str(c) for c in changes] or ["nothing to change"]
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+async def _migrate(settings: Settings) -> None:
+    import asyncpg
+
+    from handlers import store
+
+    conn = await asyncpg.connect(_url(settings, "database"))
+    try:
+        applied = await store.migrate(conn)
+    finally:
+        await conn.close()
+    out = [f"applied migration {m}" for m in applied] or ["nothing to migrate"]
     sys.stdout.write("\n".join(out) + "\n")
 
 
@@ -111,6 +135,20 @@ async def _token_create(settings: Settings, role: Role, name: str) -> None:
     finally:
         await nc.drain()
     sys.stdout.write(token + "\n")
+
+
+async def _run_role(settings: Settings, role: str, stop: asyncio.Event) -> None:
+    from workers.roles import supervise
+
+    if settings.health_addr is None or role == "edge":
+        await supervise(settings, [role], stop)
+        return
+    from workers import health
+
+    up: set[str] = set()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(supervise(settings, [role], stop, up=up))
+        tg.create_task(health.serve(settings.health_addr, [role], up, stop))
 
 
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
@@ -130,16 +168,16 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
 
             _until_signal(lambda stop: up(settings, stop))
         elif args.command == "run":
-            from workers.roles import supervise
-
             run_settings = msgspec.structs.replace(
                 settings,
                 nats_url=_url(settings, "nats"),
                 database_url=_url(settings, "database") if args.role in DB_ROLES else "",
             )
-            _until_signal(lambda stop: supervise(run_settings, [args.role], stop))
+            _until_signal(lambda stop: _run_role(run_settings, args.role, stop))
         elif args.command == "streams":
-            asyncio.run(_streams_apply(settings))
+            asyncio.run(_streams_apply(settings, args.replicas))
+        elif args.command == "migrate":
+            asyncio.run(_migrate(settings))
         elif args.command == "token":
             asyncio.run(_token_create(settings, Role(args.role), args.name))
     except CliError as exc:

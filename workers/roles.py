@@ -40,22 +40,35 @@ def serve_function(role: str) -> Serve:
 
 
 async def supervise(
-    settings: Settings, roles: list[str], stop: asyncio.Event, *, restart_delay: float = 1.0
+    settings: Settings,
+    roles: list[str],
+    stop: asyncio.Event,
+    *,
+    restart_delay: float = 1.0,
+    up: set[str] | None = None,
 ) -> None:
-    """Run `roles` until `stop` is set; a role that crashes is logged and restarted."""
+    """Run `roles` until `stop` is set; a role that crashes is logged and restarted.
+
+    `up`, when given, holds the roles currently serving (not waiting out a crash's backoff),
+    for a readiness probe (`workers.health`).
+    """
+    serving = up if up is not None else set()
 
     async def keep_running(role: str) -> None:
         serve = serve_function(role)
         delay = restart_delay
         while not stop.is_set():
+            serving.add(role)
             try:
                 await serve(settings, stop)
                 delay = restart_delay
             except Exception:
+                serving.discard(role)
                 log.exception("role %s crashed; restarting in %.1fs", role, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, 30.0)
+        serving.discard(role)
 
     async with asyncio.TaskGroup() as tg:
         for role in roles:

@@ -2,13 +2,18 @@
 
 Before starting a job it creates the scan's key in the `launches` bucket, which succeeds
 only once: a redelivered or replayed start command finds the key and is acknowledged
-without a second job. Terminal events carry the job's outcome.
+without a second job. Terminal events carry the job's outcome. Jobs run on an executor
+(`executor.Executor`): a local process, or a Kubernetes Job (`JETSCAN_EXECUTOR`).
+
+When the executor cannot be asked right now (`LaunchUnavailable`: the Kubernetes API
+answers 5xx or not at all), the launcher gives the scan's key back and naks the command,
+which comes back after the consumer's next `nak_delay`; the scan stays QUEUED meanwhile.
+On the last delivery it fails the scan instead, so no scan waits forever.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -23,7 +28,9 @@ from contracts import subjects, wire
 from contracts.scans import CancelScan, ScanCommand, ScanEvent, ScanStatus, StartScan
 from contracts.settings import Settings
 from handlers import bus, topology
-from handlers.delivery import durable_subscriber, settle
+from handlers.delivery import delivered, durable_subscriber, settle
+from handlers.launcher.catalog import Catalog
+from handlers.launcher.executor import Ending, Executor, LaunchRefused, LaunchUnavailable
 from handlers.launcher.lifecycle import Stop, outcome
 from handlers.launcher.local import LocalExecutor
 
@@ -53,38 +60,58 @@ async def publish_event(
     return not ack.duplicate
 
 
+def make_executor(settings: Settings, launcher: Launcher, catalog: Catalog | None) -> Executor:
+    if settings.executor == "kubernetes":
+        # Imported only here: the local executor never loads kubernetes-asyncio.
+        from handlers.launcher.kubernetes import KubernetesExecutor
+
+        return KubernetesExecutor(settings, launcher.on_exit, catalog)
+    # The job gives its scanner 5 s after SIGTERM; give the job longer than that.
+    return LocalExecutor(
+        settings.nats_url,
+        launcher.on_exit,
+        environ=settings.passthrough,
+        grace=10.0,
+        programs=settings.programs,
+        scope=settings.scope,
+    )
+
+
 class Launcher:
-    def __init__(self, js: JetStreamContext, launches: KeyValue, settings: Settings) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        launches: KeyValue,
+        settings: Settings,
+        catalog: Catalog | None = None,
+    ) -> None:
         self.js = js
         # Create-only keys: the durable guard against running one scan twice.
         self.launches = launches
-        # The job gives its scanner 5 s after SIGTERM; give the job longer than that.
-        self.executor = LocalExecutor(
-            settings.nats_url,
-            self.on_exit,
-            environ=settings.passthrough,
-            grace=10.0,
-            programs=settings.programs,
-            scope=settings.scope,
-        )
-        self._stopping: set[asyncio.Task[bool]] = set()
+        self.executor = make_executor(settings, self, catalog)
 
-    async def on_exit(self, cmd: StartScan, returncode: int, stopped: Stop | None) -> None:
-        status, reason = outcome(returncode, stopped, cmd.deadline_seconds)
+    async def on_exit(self, ending: Ending) -> None:
+        status, reason = outcome(
+            ending.returncode,
+            ending.stopped,
+            ending.deadline_seconds,
+            cause=ending.cause,
+            detail=ending.detail,
+        )
         for attempt in range(1, 6):
             try:
                 await publish_event(
-                    self.js, cmd.scan_id, status, exit_code=returncode, reason=reason
+                    self.js, ending.scan_id, status, exit_code=ending.returncode, reason=reason
                 )
                 return
             except Exception:
                 # Liveness fails the scan as lost if this never gets through.
                 log.exception(
-                    "scan %s: publishing %s failed (attempt %d)", cmd.scan_id, status, attempt
+                    "scan %s: publishing %s failed (attempt %d)", ending.scan_id, status, attempt
                 )
                 await asyncio.sleep(attempt)
 
-    async def start(self, cmd: StartScan) -> None:
+    async def start(self, cmd: StartScan, *, last_attempt: bool = False) -> None:
         if self.executor.running(cmd.scan_id):
             return
         try:
@@ -92,25 +119,38 @@ class Launcher:
         except KeyWrongLastSequenceError:
             log.info("scan %s was launched before; not starting it again", cmd.scan_id)
             return
-        await publish_event(self.js, cmd.scan_id, ScanStatus.LAUNCHING)
         try:
             await self.executor.start(cmd)
-        except OSError as exc:
-            await publish_event(
-                self.js, cmd.scan_id, ScanStatus.FAILED, reason=f"the job could not start: {exc}"
-            )
+        except LaunchUnavailable as exc:
+            if last_attempt:
+                reason = f"the job could not be started: {exc}"
+                await publish_event(self.js, cmd.scan_id, ScanStatus.FAILED, reason=reason)
+                return
+            # The redelivered command must try again; a Job that was created after all is
+            # then found by its name.
+            await self.launches.delete(cmd.scan_id)
+            raise
+        except LaunchRefused as exc:
+            await publish_event(self.js, cmd.scan_id, ScanStatus.FAILED, reason=str(exc))
+            return
+        await publish_event(self.js, cmd.scan_id, ScanStatus.LAUNCHING)
 
     async def cancel(self, cmd: CancelScan) -> None:
-        if self.executor.running(cmd.scan_id):
-            # Stopping takes up to the grace period; the next command need not wait for it.
-            task = asyncio.create_task(self.executor.stop(cmd.scan_id, Stop.CANCELLED))
-            self._stopping.add(task)
-            task.add_done_callback(self._stopping.discard)
+        # Stopping only begins here (a SIGTERM, a Job deletion): the job's end is reported
+        # by the executor, and the next command does not wait for it.
+        if self.executor.running(cmd.scan_id) and await self.executor.stop(
+            cmd.scan_id, Stop.CANCELLED
+        ):
             return
         # Not running here: still queued, or already over (then ingest ignores the event).
         # Taking its `launches` key makes a start that is still to come a no-op.
-        with contextlib.suppress(KeyWrongLastSequenceError):
+        try:
             await self.launches.create(cmd.scan_id, b"cancelled")
+        except KeyWrongLastSequenceError:
+            # Launched already, perhaps by another launcher whose Job this one has not seen
+            # yet: a Kubernetes Job is found by its name. A local job elsewhere is not.
+            if await self.executor.stop(cmd.scan_id, Stop.CANCELLED):
+                return
         await publish_event(
             self.js, cmd.scan_id, ScanStatus.CANCELLED, reason="cancelled on request"
         )
@@ -127,7 +167,7 @@ def build(broker: NatsBroker, launcher: Launcher, topo: topology.Topology) -> No
         async def work() -> None:
             match _commands.decode(body):
                 case StartScan() as start:
-                    await launcher.start(start)
+                    await launcher.start(start, last_attempt=delivered(msg) >= spec.max_deliver)
                 case CancelScan() as cancel:
                     await launcher.cancel(cancel)
 
@@ -138,9 +178,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     nc = await bus.connect(settings, "launcher")
     broker = bus.make_broker(settings, "launcher")
     js = nc.jetstream()
-    launcher = Launcher(js, await js.key_value("launches"), settings)
+    launcher = Launcher(js, await js.key_value("launches"), settings, Catalog(nc))
     build(broker, launcher, topology.load())
     try:
+        await launcher.executor.open()
         await broker.start()
         service = await bus.register(nc, "launcher", "Starts one job per scan command.")
         await stop.wait()

@@ -15,6 +15,10 @@ JOB_BAD_OUTPUT = 4
 JOB_NATS = 5
 JOB_DEADLINE = 124
 
+# What a platform reports that an exit code cannot say, in Kubernetes' own words.
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+OOM_KILLED = "OOMKilled"
+
 _REASONS = {
     JOB_BAD_ENV: "the job rejected its environment (a bug or a version mismatch)",
     JOB_SCANNER_FAILED: "the scanner failed (see the scan's console and result)",
@@ -31,23 +35,42 @@ class Stop(enum.StrEnum):
     SHUTDOWN = "shutdown"
 
 
-def outcome(returncode: int, stopped: Stop | None, deadline_seconds: int) -> tuple[ScanStatus, str]:
-    """The terminal status and reason for a job that exited with `returncode`.
+def outcome(
+    returncode: int | None,
+    stopped: Stop | None,
+    deadline_seconds: int,
+    *,
+    cause: str = "",
+    detail: str = "",
+) -> tuple[ScanStatus, str]:
+    """The terminal status and reason for a job that ended with `returncode`.
 
-    `returncode` is as asyncio reports it: negative for death by signal.
+    `returncode` is as asyncio reports it (negative for death by signal), or None when the job
+    never ran or its code is unknown. `cause` and `detail` are what the platform said about
+    the end (see `executor.Ending`); the reason keeps the platform's word so an operator can
+    search for it.
     """
     if stopped is Stop.CANCELLED:
         return ScanStatus.CANCELLED, "cancelled on request"
-    if stopped is Stop.DEADLINE or returncode == JOB_DEADLINE:
-        return ScanStatus.TIMED_OUT, f"deadline of {deadline_seconds}s passed"
+    if stopped is Stop.DEADLINE or returncode == JOB_DEADLINE or cause == DEADLINE_EXCEEDED:
+        reason = f"deadline of {deadline_seconds}s passed"
+        return ScanStatus.TIMED_OUT, f"{reason} ({cause})" if cause else reason
     if stopped is Stop.SHUTDOWN:
         return ScanStatus.FAILED, "interrupted: the launcher stopped"
+    if cause == OOM_KILLED:
+        return ScanStatus.FAILED, _joined(f"{OOM_KILLED}: the job ran out of memory", detail)
+    if returncode is None:
+        return ScanStatus.FAILED, _joined(cause or LOST, detail or "the job's exit code is unknown")
     if returncode == JOB_OK:
         return ScanStatus.SUCCEEDED, ""
     # Death by signal N shows as -N, or as 128 + N when the job caught it and exited.
     signum = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
     if signum:
         name = signal.Signals(signum).name if signum in signal.valid_signals() else ""
-        return ScanStatus.FAILED, f"{LOST}: the job was killed by signal {signum} {name}".rstrip()
-    reason = _REASONS.get(returncode, f"the job exited with code {returncode}")
-    return ScanStatus.FAILED, reason
+        reason = f"{LOST}: the job was killed by signal {signum} {name}".rstrip()
+        return ScanStatus.FAILED, _joined(reason, f"{cause}: {detail}" if cause else detail)
+    return ScanStatus.FAILED, _REASONS.get(returncode, f"the job exited with code {returncode}")
+
+
+def _joined(reason: str, detail: str) -> str:
+    return f"{reason}: {detail}" if detail else reason

@@ -13,18 +13,17 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from contracts.jobs import job_environ
 from contracts.scans import StartScan
+from handlers.launcher.executor import Ending, LaunchRefused, OnExit
 from handlers.launcher.lifecycle import Stop
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
-
-OnExit = Callable[[StartScan, int, Stop | None], Awaitable[None]]
 
 
 def _child_setup() -> None:
@@ -61,6 +60,9 @@ class LocalExecutor:
         self.scope = scope
         self.jobs: dict[str, _Job] = {}
 
+    async def open(self) -> None:
+        """Nothing to watch: a local job is this process's child, or gone."""
+
     def running(self, scan_id: str) -> bool:
         return scan_id in self.jobs
 
@@ -68,16 +70,19 @@ class LocalExecutor:
         env = self.base_env | job_environ(
             cmd, self.nats_url, programs=self.programs, scope=self.scope
         )
-        proc = await asyncio.create_subprocess_exec(
-            self.python,
-            "-m",
-            "workers.job",
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_child_setup,
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self.python,
+                "-m",
+                "workers.job",
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_child_setup,
+            )
+        except OSError as exc:
+            raise LaunchRefused("the job could not start", str(exc)) from exc
         job = _Job(cmd, proc)
         self.jobs[cmd.scan_id] = job
         log.info("scan %s: job pid %d started (%s %s)", cmd.scan_id, proc.pid, cmd.tool, cmd.target)
@@ -96,26 +101,38 @@ class LocalExecutor:
             if task is not asyncio.current_task():
                 task.cancel()
         log.info("scan %s: job exited with %d", job.cmd.scan_id, returncode)
-        await self.on_exit(job.cmd, returncode, job.stopped)
+        await self.on_exit(
+            Ending(
+                scan_id=job.cmd.scan_id,
+                deadline_seconds=job.cmd.deadline_seconds,
+                returncode=returncode,
+                stopped=job.stopped,
+            )
+        )
 
     async def stop(self, scan_id: str, why: Stop) -> bool:
-        """SIGTERM the job's process group, SIGKILL it after the grace period."""
+        """SIGTERM the job's process group now, SIGKILL it after the grace period."""
         job = self.jobs.get(scan_id)
         if job is None:
             return False
         job.stopped = job.stopped or why
-        pgid = job.proc.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(job.proc.wait()), self.grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
+        _signal_group(job.proc.pid, signal.SIGTERM)
+        job.tasks.append(asyncio.create_task(self._kill_after_grace(job)))
         return True
+
+    async def _kill_after_grace(self, job: _Job) -> None:
+        # Cancelled by `_watch` once the job has exited.
+        await asyncio.sleep(self.grace)
+        _signal_group(job.proc.pid, signal.SIGKILL)
 
     async def shutdown(self) -> None:
         jobs = list(self.jobs.values())
-        await asyncio.gather(*(self.stop(j.cmd.scan_id, Stop.SHUTDOWN) for j in jobs))
+        for job in jobs:
+            await self.stop(job.cmd.scan_id, Stop.SHUTDOWN)
         for job in jobs:
             await asyncio.gather(*job.tasks, return_exceptions=True)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)

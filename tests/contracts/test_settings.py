@@ -48,6 +48,18 @@ def test_values_are_read_and_ipv6_addresses_parse() -> None:
         ("JETSCAN_LOG_LEVEL", "loud"),
         ("JETSCAN_PROGRAMS", "zap.sh"),
         ("JETSCAN_PROGRAMS", "zap.sh=relative/zap.sh"),
+        ("JETSCAN_HEALTH_ADDR", "8081"),
+        ("JETSCAN_K8S_NAMESPACE", "Scans"),
+        ("JETSCAN_K8S_NAMESPACE", "a" * 64),
+        ("JETSCAN_K8S_IMAGES", "nmap"),
+        ("JETSCAN_K8S_IMAGES", "nmap=Registry/UPPER:1"),
+        ("JETSCAN_K8S_IMAGES", "nmap=registry/x:1 --privileged"),
+        ("JETSCAN_K8S_NATS_CREDS_SECRET", "nats_creds"),
+        ("JETSCAN_K8S_KUBECONFIG", "kubeconfig"),
+        ("JETSCAN_K8S_JOB_TTL_SECONDS", "59"),
+        ("JETSCAN_K8S_JOB_TTL_SECONDS", "1h"),
+        ("JETSCAN_K8S_IMAGE_PULL_WAIT", "0"),
+        ("JETSCAN_K8S_RAW_SOCKETS", "yes"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
@@ -68,3 +80,43 @@ def test_secrets_are_redacted_in_repr() -> None:
     assert "hunter2" not in repr(s)
     assert "jst_abc" not in repr(s)
     assert "database_url='***'" in repr(s)
+
+
+def test_kubernetes_settings_are_read() -> None:
+    s = load(
+        {
+            "JETSCAN_EXECUTOR": "kubernetes",
+            "JETSCAN_K8S_NAMESPACE": "jetscan-scans",
+            "JETSCAN_K8S_IMAGES": "nmap=registry.example:5000/jetscan-nmap:0.1.0,"
+            f" zap=ghcr.io/x/zap@sha256:{'a' * 64}",
+            "JETSCAN_K8S_NATS_CREDS_SECRET": "jetscan-nats-job",
+            "JETSCAN_K8S_KUBECONFIG": "/etc/jetscan/kubeconfig",
+            "JETSCAN_K8S_JOB_TTL_SECONDS": "600",
+            "JETSCAN_K8S_IMAGE_PULL_WAIT": "90",
+            "JETSCAN_K8S_RAW_SOCKETS": "True",
+            "JETSCAN_HEALTH_ADDR": "[::1]:8081",
+        }
+    )
+    assert s.k8s_namespace == "jetscan-scans"
+    assert s.k8s_images == {
+        "nmap": "registry.example:5000/jetscan-nmap:0.1.0",
+        "zap": "ghcr.io/x/zap@sha256:" + "a" * 64,
+    }
+    assert s.k8s_nats_creds_secret == "jetscan-nats-job"
+    assert s.k8s_kubeconfig == "/etc/jetscan/kubeconfig"
+    assert s.k8s_job_ttl_seconds == 600
+    assert s.k8s_image_pull_wait == 90.0
+    assert s.k8s_raw_sockets is True
+    assert s.health_addr == Address("::1", 8081)
+
+
+def test_kubernetes_defaults() -> None:
+    s = load({})
+    assert s.k8s_namespace == "jetscan"
+    assert s.k8s_images == {}
+    assert s.k8s_nats_creds_secret == ""
+    assert s.k8s_kubeconfig == ""
+    assert s.k8s_job_ttl_seconds == 3600
+    assert s.k8s_image_pull_wait == 300.0
+    assert s.k8s_raw_sockets is False
+    assert s.health_addr is None

@@ -1,0 +1,453 @@
+"""The Kubernetes executor: one batch/v1 Job per scan, through kubernetes-asyncio.
+
+The one module that talks to the Kubernetes API (the library is untyped; it stays fenced in
+here). What a Job is and what its state means are pure (`manifest`, `kubestate`).
+
+- **Start** creates the Job. 409 AlreadyExists is success once the existing Job is read and
+  names the same scan (its name is derived from the scan id): an earlier delivery of the
+  same command created it.
+  401/403 and other refusals fail the scan with the API's reason; 5xx, 429 and connection
+  errors raise `LaunchUnavailable`, which the launcher turns into a nak with backoff.
+- **Watch**: list the scan Jobs by label, then watch from the list's resourceVersion; a
+  watch that ends is resumed from the last version seen; 410 Gone (the version was
+  compacted away) or any error means listing again. A Job seen with a `Complete` or
+  `Failed` condition is reported once: its pod's scan container tells the exit code and
+  reason (OOMKilled); `DeadlineExceeded` on the Job is a timeout.
+- **Not starting**: a Job whose pod still waits for its image (or a missing Secret) this long
+  after its creation is deleted and the scan failed with the kubelet's reason. The launcher
+  may not watch pods, so pods are listed, once for all such Jobs, every `check_every`.
+- **Stop** deletes the Job with `propagationPolicy=Background`, so its pod goes too (the API's
+  default for Jobs orphans the pod), and reports the stop at once: a deleted Job says nothing
+  more. Jobs outlive the launcher; a new launcher finds them by listing.
+- **Reconcile** on start: a RUNNING scan with no Job failed as lost; a scan Job whose scan
+  nobody knows deleted.
+
+Several launcher replicas each watch every Job and report the same endings, computed from the
+same API objects; the launcher's events carry a `Nats-Msg-Id` per (scan, status), so JetStream
+keeps one. A Job deleted by something other than this launcher is not reported here: its
+scan stops sending heartbeats, and ingest's liveness fails it as lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio import watch as k8s_watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from contracts.scans import LOST, StartScan
+from contracts.settings import Settings
+from handlers.launcher import kubestate, manifest
+from handlers.launcher.catalog import Catalog, CatalogUnavailable
+from handlers.launcher.executor import Ending, LaunchRefused, LaunchUnavailable, OnExit
+from handlers.launcher.lifecycle import Stop
+
+log = logging.getLogger(__name__)
+
+_NETWORK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
+_MAX_BACKOFF = 30.0
+
+
+class WatchBroken(Exception):
+    """The watch stream sent something that is not an event."""
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether asking again later may succeed: 5xx, 429, no HTTP answer at all."""
+    if isinstance(exc, ApiException):
+        return not exc.status or exc.status == 429 or exc.status >= 500
+    return isinstance(exc, _NETWORK_ERRORS)
+
+
+def _refusal(exc: ApiException) -> LaunchRefused:
+    status = kubestate.api_status(exc.body, exc.status, exc.reason)
+    return LaunchRefused(status.reason, status.message)
+
+
+async def api_client(settings: Settings) -> Any:
+    """A kubernetes-asyncio ApiClient from the kubeconfig setting, else the pod's account."""
+    configuration = k8s.Configuration()
+    if settings.k8s_kubeconfig:
+        await k8s_config.load_kube_config(
+            config_file=settings.k8s_kubeconfig,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    else:
+        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
+    return k8s.ApiClient(configuration=configuration)
+
+
+class KubernetesExecutor:
+    def __init__(
+        self,
+        settings: Settings,
+        on_exit: OnExit,
+        catalog: Catalog | None,
+        *,
+        check_every: float = 10.0,
+        watch_seconds: int = 300,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.namespace = settings.k8s_namespace
+        self.on_exit = on_exit
+        self.catalog = catalog
+        self.check_every = check_every
+        self.watch_seconds = watch_seconds
+        self.request_timeout = request_timeout
+        self.pull_wait = timedelta(seconds=settings.k8s_image_pull_wait)
+        # Scan Jobs by name, as last listed or watched.
+        self.jobs: dict[str, kubestate.Job] = {}
+        # Jobs whose end this launcher has reported (or caused): never reported twice.
+        self._ended: set[str] = set()
+        # Scans whose Job this launcher created and the watch has not shown yet.
+        self._created: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Set by `open`. Typed loosely: the generated API takes JSON dicts as bodies too.
+        self._api: Any = None
+        self._batch: Any = None
+        self._core: Any = None
+
+    async def open(self) -> None:
+        self._api = await api_client(self.settings)
+        self._batch = k8s.BatchV1Api(self._api)
+        self._core = k8s.CoreV1Api(self._api)
+        self._spawn(self._watch(), "watch")
+        self._spawn(self._check_pods(), "pod check")
+        if self.catalog is not None:
+            self._spawn(self._reconcile(self.catalog), "reconcile")
+
+    def running(self, scan_id: str) -> bool:
+        name = manifest.job_name(scan_id)
+        job = self.jobs.get(name)
+        if job is None:
+            return scan_id in self._created
+        return name not in self._ended and kubestate.finished(job) is None
+
+    async def start(self, cmd: StartScan) -> None:
+        if manifest.raw_sockets(cmd) and not self.settings.k8s_raw_sockets:
+            # Admission would refuse its pod and leave the Job waiting out its deadline.
+            raise LaunchRefused(
+                "RawSocketsDisabled",
+                "this scan needs raw sockets (root with NET_RAW), which this deployment does"
+                " not allow: set JETSCAN_K8S_RAW_SOCKETS=true once the scans namespace admits"
+                " Pod Security level privileged",
+            )
+        body = manifest.build_job(cmd, self.settings)
+        name = body["metadata"]["name"]
+        try:
+            await self._batch.create_namespaced_job(
+                self.namespace, body, _request_timeout=self.request_timeout
+            )
+            log.info("scan %s: created Job %s/%s", cmd.scan_id, self.namespace, name)
+        except ApiException as exc:
+            if exc.status == 409:
+                if not await self._exists_for(cmd.scan_id, name):
+                    return
+            elif transient(exc):
+                raise LaunchUnavailable(f"the Kubernetes API answered {exc.status}") from exc
+            else:
+                raise _refusal(exc) from exc
+        except _NETWORK_ERRORS as exc:
+            raise LaunchUnavailable(f"the Kubernetes API is unreachable: {exc!r}") from exc
+        self._created.add(cmd.scan_id)
+
+    async def _exists_for(self, scan_id: str, name: str) -> bool:
+        """After 409 AlreadyExists: the Job is this scan's, from an earlier delivery of the same
+        command (success), unless it names another scan; False if it is gone by now."""
+        try:
+            raw = self._plain(
+                await self._batch.read_namespaced_job(
+                    name, self.namespace, _request_timeout=self.request_timeout
+                )
+            )
+        except ApiException as exc:
+            if exc.status == 404:  # finished and collected since: nothing left to start
+                return False
+            if transient(exc):
+                raise LaunchUnavailable(f"reading Job {name} failed: {exc.status}") from exc
+            raise _refusal(exc) from exc
+        except _NETWORK_ERRORS as exc:
+            raise LaunchUnavailable(f"the Kubernetes API is unreachable: {exc!r}") from exc
+        owner = kubestate.scan_id(kubestate.job(raw))
+        if owner != scan_id:
+            raise LaunchRefused("AlreadyExists", f"Job {name} runs another scan ({owner!r})")
+        log.info("scan %s: Job %s exists already (a redelivery)", scan_id, name)
+        return True
+
+    async def stop(self, scan_id: str, why: Stop) -> bool:
+        name = manifest.job_name(scan_id)
+        known = self.jobs.get(name)
+        reported = name in self._ended
+        # Marked before deleting: its DELETED event must not look like someone else's doing.
+        self._ended.add(name)
+        try:
+            deleted = await self._delete(name)
+        except (ApiException, *_NETWORK_ERRORS) as exc:
+            if not reported:
+                self._ended.discard(name)
+            if transient(exc):
+                raise LaunchUnavailable(f"deleting Job {name} failed: {exc!r}") from exc
+            raise
+        self._created.discard(scan_id)
+        if deleted and not reported:
+            deadline = (known.spec.active_deadline_seconds or 0) if known else 0
+            await self.on_exit(Ending(scan_id=scan_id, deadline_seconds=deadline, stopped=why))
+        return deleted
+
+    async def shutdown(self) -> None:
+        """Stop watching. The Jobs keep running; the next launcher picks them up."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._api is not None:
+            await self._api.close()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        async def logged() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("kubernetes executor: %s failed", what)
+
+        task = asyncio.create_task(logged(), name=f"k8s-{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _plain(self, obj: Any) -> Any:
+        """A kubernetes-asyncio model as the API's own JSON (camelCase dicts)."""
+        return self._api.sanitize_for_serialization(obj)
+
+    async def _list_jobs(self) -> tuple[str, list[kubestate.Job]]:
+        listed = self._plain(
+            await self._batch.list_namespaced_job(
+                self.namespace,
+                label_selector=manifest.SELECTOR,
+                _request_timeout=self.request_timeout,
+            )
+        )
+        items = [kubestate.job(raw) for raw in listed.get("items") or ()]
+        return listed["metadata"]["resourceVersion"], items
+
+    async def _pods(self, selector: str) -> list[kubestate.Pod]:
+        listed = self._plain(
+            await self._core.list_namespaced_pod(
+                self.namespace, label_selector=selector, _request_timeout=self.request_timeout
+            )
+        )
+        return [kubestate.pod(raw) for raw in listed.get("items") or ()]
+
+    async def _delete(self, name: str) -> bool:
+        """Delete a Job and (in the background) its pod; False if it was gone already."""
+        try:
+            await self._batch.delete_namespaced_job(
+                name,
+                self.namespace,
+                propagation_policy="Background",
+                _request_timeout=self.request_timeout,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        log.info("deleted Job %s/%s", self.namespace, name)
+        return True
+
+    # -- watching ------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                version = await self._relist()
+                delay = 1.0
+                while True:
+                    version = await self._follow(version)
+            except ApiException as exc:
+                if exc.status == 410:
+                    log.info("Job watch expired (410 Gone); listing again")
+                    continue
+                log.warning(
+                    "Job watch failed (%s %s); again in %.0fs", exc.status, exc.reason, delay
+                )
+            except (WatchBroken, *_NETWORK_ERRORS) as exc:
+                log.warning("Job watch failed (%r); again in %.0fs", exc, delay)
+            except Exception:
+                # kubernetes-asyncio raises a bare Exception for a malformed watch line.
+                log.exception("Job watch failed; again in %.0fs", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_BACKOFF)
+
+    async def _relist(self) -> str:
+        version, items = await self._list_jobs()
+        jobs = {j.metadata.name: j for j in items}
+        for name in set(self.jobs) - set(jobs):
+            self._gone(self.jobs[name])
+        self.jobs = jobs
+        self._ended &= set(jobs)
+        for job in items:
+            self._seen(job)
+        return version
+
+    async def _follow(self, version: str) -> str:
+        """Apply watch events from `version` until the server ends the watch; the last version."""
+        async with k8s_watch.Watch(return_type="object") as stream:
+            async for event in stream.stream(
+                self._batch.list_namespaced_job,
+                self.namespace,
+                label_selector=manifest.SELECTOR,
+                resource_version=version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=self.watch_seconds,
+            ):
+                if not isinstance(event, dict) or not isinstance(event.get("raw_object"), dict):
+                    raise WatchBroken(f"not a watch event: {event!r:.200}")
+                raw = event["raw_object"]
+                version = raw.get("metadata", {}).get("resourceVersion") or version
+                if event["type"] == "BOOKMARK":
+                    continue
+                job = kubestate.job(raw)
+                if event["type"] == "DELETED":
+                    self.jobs.pop(job.metadata.name, None)
+                    self._gone(job)
+                else:
+                    self.jobs[job.metadata.name] = job
+                    self._seen(job)
+        return version
+
+    def _seen(self, job: kubestate.Job) -> None:
+        name = job.metadata.name
+        self._created.discard(kubestate.scan_id(job))
+        if kubestate.finished(job) is not None and name not in self._ended:
+            self._ended.add(name)
+            self._spawn(self._report(job), f"report {name}")
+
+    def _gone(self, job: kubestate.Job) -> None:
+        name = job.metadata.name
+        if name not in self._ended and kubestate.finished(job) is None:
+            log.warning(
+                "Job %s was deleted before it finished; its scan %s ends when its heartbeats stop",
+                name,
+                kubestate.scan_id(job),
+            )
+        self._ended.discard(name)
+
+    async def _report(self, job: kubestate.Job) -> None:
+        name = job.metadata.name
+        delay = 1.0
+        while True:
+            try:
+                pods = await self._pods(manifest.pod_selector(kubestate.scan_id(job)))
+                break
+            except (ApiException, *_NETWORK_ERRORS) as exc:
+                if not transient(exc) or name not in self.jobs:
+                    # Gone with its pods, or never to be readable: the Job alone must do.
+                    pods = []
+                    break
+                log.warning("reading the pods of Job %s failed (%r); retrying", name, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_BACKOFF)
+        ending = kubestate.ending(job, pods)
+        if ending is not None:
+            log.info("Job %s ended: %s", name, ending)
+            await self.on_exit(ending)
+
+    # -- jobs that cannot start ----------------------------------------------------------
+
+    async def _check_pods(self) -> None:
+        while True:
+            await asyncio.sleep(self.check_every)
+            now = datetime.now(UTC)
+            waiting = [
+                job
+                for name, job in self.jobs.items()
+                if name not in self._ended
+                and kubestate.finished(job) is None
+                and not kubestate.started(job)
+                and job.metadata.creation_timestamp is not None
+                and now - job.metadata.creation_timestamp >= self.pull_wait
+            ]
+            if not waiting:
+                continue
+            try:
+                pods = await self._pods(manifest.SELECTOR)
+            except (ApiException, *_NETWORK_ERRORS) as exc:
+                log.warning("listing scan pods failed (%r)", exc)
+                continue
+            by_scan: dict[str, list[kubestate.Pod]] = {}
+            for pod in pods:
+                by_scan.setdefault(pod.metadata.labels.get(manifest.SCAN_LABEL, ""), []).append(pod)
+            for job in waiting:
+                scan_pods = by_scan.get(manifest.label_value(kubestate.scan_id(job)), [])
+                ending = kubestate.not_starting(job, scan_pods, now, self.pull_wait)
+                if ending is not None:
+                    await self._give_up(job, ending)
+
+    async def _give_up(self, job: kubestate.Job, ending: Ending) -> None:
+        name = job.metadata.name
+        if name in self._ended:
+            return
+        self._ended.add(name)
+        try:
+            await self._delete(name)
+        except (ApiException, *_NETWORK_ERRORS) as exc:
+            self._ended.discard(name)
+            log.warning("deleting Job %s that cannot start failed (%r)", name, exc)
+            return
+        log.info("Job %s did not start: %s", name, ending)
+        await self.on_exit(ending)
+
+    # -- reconciling on start ------------------------------------------------------------
+
+    async def _reconcile(self, catalog: Catalog) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self._reconcile_once(catalog)
+                return
+            except (CatalogUnavailable, ApiException, *_NETWORK_ERRORS) as exc:
+                log.warning(
+                    "reconciling Jobs with scans failed (%r); retrying in %.0fs", exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_BACKOFF)
+
+    async def _reconcile_once(self, catalog: Catalog) -> None:
+        # Scans first, then Jobs: a scan is RUNNING only after its Job existed, so every
+        # running scan's Job (unless deleted) is in the list that follows.
+        running = await catalog.running()
+        _, jobs = await self._list_jobs()
+        have = {kubestate.scan_id(job) for job in jobs}
+        for scan in running:
+            if scan.id not in have:
+                log.warning("scan %s is running but has no Job; failing it as lost", scan.id)
+                await self.on_exit(
+                    Ending(
+                        scan_id=scan.id,
+                        deadline_seconds=scan.deadline_seconds,
+                        cause=LOST,
+                        detail=f"no Job for the scan in namespace {self.namespace}",
+                    )
+                )
+        for job in jobs:
+            scan_id = kubestate.scan_id(job)
+            if not scan_id or not await catalog.known(scan_id):
+                log.warning(
+                    "Job %s runs no known scan (%r); deleting it", job.metadata.name, scan_id
+                )
+                self._ended.add(job.metadata.name)
+                await self._delete(job.metadata.name)

@@ -1,0 +1,214 @@
+"""The batch/v1 Job that runs one scan, as Kubernetes JSON. Pure: a function of the command
+and the settings, so every Job jetscan can create is table-tested and schema-validated.
+
+The Job carries the env contract (`contracts.jobs`) as plain env vars and nothing secret: the
+NATS credentials come from a Secret mounted as a file, named by `JETSCAN_NATS_CREDS`. The
+container runs as the image's non-root user with a read-only root filesystem; its scratch
+space (`JETSCAN_WORKDIR`, `HOME`, `TMPDIR`) is an emptyDir.
+
+Raw-socket scans (nmap `scan_type: syn`) are the one exception to non-root. Kubernetes has no
+ambient capabilities, so a capability added to a non-root container never reaches its
+effective set; the alternative, a file capability on nmap, makes every exec of nmap fail
+wherever NET_RAW is not granted (the restricted profile), connect scans included. So a syn
+scan's container runs as uid 0 with every capability dropped except NET_RAW, no privilege
+escalation, the same read-only root and seccomp profile. NET_RAW is outside even the
+`baseline` Pod Security level's capabilities, so such a Job is admitted only in a namespace at
+`privileged`: the executor builds one only with `JETSCAN_K8S_RAW_SOCKETS=true`, which the
+operator sets after relabelling the scans namespace (deploy/namespaces.yaml). Every other Job
+passes `restricted`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import msgspec
+
+from contracts import VERSION
+from contracts.jobs import job_environ
+from contracts.scans import StartScan
+from contracts.settings import Settings
+
+NAME = "app.kubernetes.io/name"
+COMPONENT = "app.kubernetes.io/component"
+SCAN_LABEL = "jetscan.io/scan-id"
+TOOL_LABEL = "jetscan.io/tool"
+# Labels hold at most 63 characters of a restricted alphabet; the annotation holds any id.
+SCAN_ANNOTATION = "jetscan.io/scan-id"
+SELECTOR = f"{NAME}=jetscan,{COMPONENT}=scan"
+CONTAINER = "scan"
+SCRATCH = "/scratch"
+CREDS_DIR = "/var/run/secrets/jetscan/nats"
+CREDS_KEY = "nats.creds"
+# The scanner images' user (scanners/*/Dockerfile).
+IMAGE_UID = 10001
+# The job gives its scanner 5 s after SIGTERM to stop and publish its end of output.
+GRACE_SECONDS = 30
+
+
+class Resources(msgspec.Struct, frozen=True, kw_only=True):
+    """Kubernetes quantities for one tool's job; `scratch` bounds the emptyDir."""
+
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+    scratch: str
+
+
+# Measured needs with headroom; a tool not listed gets DEFAULT_RESOURCES.
+RESOURCES: dict[str, Resources] = {
+    # A connect scan of a /24 stays under 100 MiB; -sV and NSE scripts take more.
+    "nmap": Resources(
+        cpu_request="100m",
+        memory_request="128Mi",
+        cpu_limit="1",
+        memory_limit="512Mi",
+        scratch="256Mi",
+    ),
+}
+DEFAULT_RESOURCES = Resources(
+    cpu_request="250m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi", scratch="1Gi"
+)
+
+_NAME_SAFE = re.compile(r"[a-z0-9]([a-z0-9-]{0,48}[a-z0-9])?")
+_LABEL_SAFE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
+
+
+def _digest(scan_id: str) -> str:
+    return hashlib.sha256(scan_id.encode()).hexdigest()[:12]
+
+
+def job_name(scan_id: str) -> str:
+    """`scan-<id>` when the id is already a short DNS label, else a readable prefix and a hash.
+
+    At most 63 characters, so the `job-name` label Kubernetes puts on the pod stays valid; one
+    name per id (an id that is not used as is always gets the hash).
+    """
+    if _NAME_SAFE.fullmatch(scan_id):
+        return f"scan-{scan_id}"
+    readable = re.sub(r"[^a-z0-9-]+", "-", scan_id.lower()).strip("-")[:40].strip("-")
+    return f"scan-{readable}-{_digest(scan_id)}" if readable else f"scan-{_digest(scan_id)}"
+
+
+def label_value(text: str) -> str:
+    """`text` if it is a valid label value, else a stable hash of it."""
+    return text if _LABEL_SAFE.fullmatch(text) else f"h-{_digest(text)}"
+
+
+def image(tool: str, images: dict[str, str]) -> str:
+    """The tool's image: as configured, else jetscan's published image of this version."""
+    return images.get(tool) or f"ghcr.io/jetscan/jetscan-{tool}:{VERSION}"
+
+
+def raw_sockets(cmd: StartScan) -> bool:
+    """Whether the job sends raw packets and so needs CAP_NET_RAW: only nmap's syn scans."""
+    return cmd.tool == "nmap" and cmd.config.get("scan_type") == "syn"
+
+
+def labels(cmd: StartScan) -> dict[str, str]:
+    return {
+        NAME: "jetscan",
+        COMPONENT: "scan",
+        SCAN_LABEL: label_value(cmd.scan_id),
+        TOOL_LABEL: label_value(cmd.tool),
+    }
+
+
+def pod_selector(scan_id: str) -> str:
+    """The label selector of the pods of one scan's Job."""
+    return f"{SELECTOR},{SCAN_LABEL}={label_value(scan_id)}"
+
+
+def build_job(cmd: StartScan, settings: Settings) -> dict[str, Any]:
+    """The Job for `cmd` in the settings' namespace, ready to POST."""
+    creds = f"{CREDS_DIR}/{CREDS_KEY}" if settings.k8s_nats_creds_secret else ""
+    environ = job_environ(
+        cmd, settings.nats_url, nats_creds=creds, workdir=SCRATCH, scope=settings.scope
+    )
+    # Tools that keep state under HOME or TMPDIR (ZAP, Python) need it writable.
+    environ |= {"HOME": SCRATCH, "TMPDIR": SCRATCH}
+    res = RESOURCES.get(cmd.tool, DEFAULT_RESOURCES)
+    raw = raw_sockets(cmd)
+    uid = 0 if raw else IMAGE_UID
+    volumes: list[dict[str, Any]] = [
+        {"name": "scratch", "emptyDir": {"sizeLimit": res.scratch}},
+    ]
+    mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH}]
+    if settings.k8s_nats_creds_secret:
+        volumes.append(
+            {
+                "name": "nats-creds",
+                "secret": {
+                    "secretName": settings.k8s_nats_creds_secret,
+                    "items": [{"key": CREDS_KEY, "path": CREDS_KEY}],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+        mounts.append({"name": "nats-creds", "mountPath": CREDS_DIR, "readOnly": True})
+    job_labels = labels(cmd)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(cmd.scan_id),
+            "namespace": settings.k8s_namespace,
+            "labels": job_labels,
+            "annotations": {SCAN_ANNOTATION: cmd.scan_id},
+        },
+        "spec": {
+            # One attempt: a retry is a new scan, decided by whoever asked for this one.
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": cmd.deadline_seconds,
+            "ttlSecondsAfterFinished": settings.k8s_job_ttl_seconds,
+            "template": {
+                "metadata": {"labels": job_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    # No service-link variables: the job's environment is the contract only.
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": GRACE_SECONDS,
+                    "securityContext": {
+                        "runAsNonRoot": not raw,
+                        "runAsUser": uid,
+                        "runAsGroup": uid,
+                        "fsGroup": IMAGE_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "volumes": volumes,
+                    "containers": [
+                        {
+                            "name": CONTAINER,
+                            "image": image(cmd.tool, settings.k8s_images),
+                            "imagePullPolicy": "IfNotPresent",
+                            "env": [{"name": k, "value": v} for k, v in sorted(environ.items())],
+                            "resources": {
+                                "requests": {
+                                    "cpu": res.cpu_request,
+                                    "memory": res.memory_request,
+                                },
+                                "limits": {"cpu": res.cpu_limit, "memory": res.memory_limit},
+                            },
+                            "volumeMounts": mounts,
+                            "securityContext": {
+                                "runAsNonRoot": not raw,
+                                "runAsUser": uid,
+                                "allowPrivilegeEscalation": False,
+                                "privileged": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {
+                                    "drop": ["ALL"],
+                                    **({"add": ["NET_RAW"]} if raw else {}),
+                                },
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }

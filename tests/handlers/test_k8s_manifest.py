@@ -1,0 +1,216 @@
+"""The scan Job builder: every Job it makes is valid Kubernetes, least-privileged, and carries
+the env contract without a secret value."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from contracts.jobs import CONFIG, NATS_CREDS, NATS_URL, SCAN_ID, WORKDIR
+from contracts.scans import StartScan
+from contracts.settings import Address, Settings
+from handlers.launcher import manifest
+from scanners import TOOLS
+from tests.kubeschema import validate
+
+BASE = Settings(
+    home=Path("/var/lib/jetscan"),
+    grpc_addr=Address("127.0.0.1", 50051),
+    http_addr=Address("127.0.0.1", 8080),
+    nats_url="nats://nats.jetscan.svc:4222",
+    database_url="postgresql://jetscan:hunter2@pg/jetscan",
+    token="jst_secret_token",
+    executor="kubernetes",
+    k8s_namespace="scans",
+)
+
+
+def start(
+    tool: str = "nmap", scan_id: str = "0123456789abcdef0123456789abcdef", **config: Any
+) -> StartScan:
+    return StartScan(
+        scan_id=scan_id,
+        target="127.0.0.1",
+        domain="127.0.0.1",
+        tool=tool,
+        config=config,
+        deadline_seconds=600,
+        requested_by="test",
+        requested_at=datetime(2026, 6, 1, tzinfo=UTC),
+    )
+
+
+CASES = [
+    ("connect scan", start(), BASE),
+    ("syn scan", start(scan_type="syn", ports="22"), BASE),
+    (
+        "with NATS credentials",
+        start(),
+        msgspec.structs.replace(BASE, k8s_nats_creds_secret="jetscan-nats-job"),
+    ),
+    (
+        "configured image",
+        start(),
+        msgspec.structs.replace(
+            BASE, k8s_images={"nmap": "registry.example:5000/jetscan-nmap:0.1.0"}
+        ),
+    ),
+    ("odd scan id", start(scan_id="Sched_2026-06-01T00-00_" + "x" * 90), BASE),
+    *[(f"tool {name}", start(tool=name), BASE) for name in sorted(TOOLS)],
+]
+
+
+def container(job: dict[str, Any]) -> dict[str, Any]:
+    [c] = job["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def env(job: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container(job)["env"]}
+
+
+@pytest.mark.parametrize(("case", "cmd", "settings"), CASES, ids=[c[0] for c in CASES])
+def test_every_job_is_valid_kubernetes(case: str, cmd: StartScan, settings: Settings) -> None:
+    job = manifest.build_job(cmd, settings)
+    validate(job)
+    assert len(job["metadata"]["name"]) <= 63
+    for value in job["metadata"]["labels"].values():
+        assert len(value) <= 63
+
+
+@pytest.mark.parametrize(("case", "cmd", "settings"), CASES, ids=[c[0] for c in CASES])
+def test_no_secret_value_reaches_the_job(case: str, cmd: StartScan, settings: Settings) -> None:
+    text = msgspec.json.encode(manifest.build_job(cmd, settings)).decode()
+    for secret in ("hunter2", "postgresql://", "jst_secret_token"):
+        assert secret not in text
+
+
+def test_job_shape_and_env_contract() -> None:
+    cmd = start(ports="22,80")
+    job = manifest.build_job(cmd, BASE)
+    assert job["metadata"]["name"] == "scan-0123456789abcdef0123456789abcdef"
+    assert job["metadata"]["namespace"] == "scans"
+    assert job["metadata"]["labels"] == {
+        "app.kubernetes.io/name": "jetscan",
+        "app.kubernetes.io/component": "scan",
+        "jetscan.io/scan-id": cmd.scan_id,
+        "jetscan.io/tool": "nmap",
+    }
+    assert job["metadata"]["annotations"] == {"jetscan.io/scan-id": cmd.scan_id}
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0
+    assert spec["activeDeadlineSeconds"] == 600
+    assert spec["ttlSecondsAfterFinished"] == 3600
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False
+    assert spec["template"]["metadata"]["labels"] == job["metadata"]["labels"]
+    c = container(job)
+    assert c["image"] == "ghcr.io/jetscan/jetscan-nmap:0.1.0"
+    assert c["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "1", "memory": "512Mi"},
+    }
+    e = env(job)
+    assert e[SCAN_ID] == cmd.scan_id
+    assert e[NATS_URL] == "nats://nats.jetscan.svc:4222"
+    assert msgspec.json.decode(e[CONFIG]) == {"ports": "22,80"}
+    assert e[WORKDIR] == e["HOME"] == e["TMPDIR"] == "/scratch"
+    assert NATS_CREDS not in e
+    assert c["volumeMounts"] == [{"name": "scratch", "mountPath": "/scratch"}]
+    assert pod["volumes"] == [{"name": "scratch", "emptyDir": {"sizeLimit": "256Mi"}}]
+
+
+def test_a_connect_scan_runs_non_root_with_no_capabilities() -> None:
+    job = manifest.build_job(start(), BASE)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container(job)["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_a_syn_scan_gets_net_raw_only_and_runs_as_root() -> None:
+    job = manifest.build_job(start(scan_type="syn"), BASE)
+    sc = container(job)["securityContext"]
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
+    # A non-root process never gets an added capability into its effective set (Kubernetes
+    # has no ambient capabilities), so the one raw-socket job runs as uid 0.
+    assert sc["runAsUser"] == 0 and sc["runAsNonRoot"] is False
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+
+
+def test_nats_credentials_come_from_a_secret_volume() -> None:
+    settings = msgspec.structs.replace(BASE, k8s_nats_creds_secret="jetscan-nats-job")
+    job = manifest.build_job(start(), settings)
+    pod = job["spec"]["template"]["spec"]
+    assert {
+        "name": "nats-creds",
+        "secret": {
+            "secretName": "jetscan-nats-job",
+            "items": [{"key": "nats.creds", "path": "nats.creds"}],
+            "defaultMode": 0o440,
+        },
+    } in pod["volumes"]
+    assert {
+        "name": "nats-creds",
+        "mountPath": "/var/run/secrets/jetscan/nats",
+        "readOnly": True,
+    } in container(job)["volumeMounts"]
+    assert env(job)[NATS_CREDS] == "/var/run/secrets/jetscan/nats/nats.creds"
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@pytest.mark.parametrize(
+    ("scan_id", "name"),
+    [
+        ("abc", "scan-abc"),
+        ("0123456789abcdef0123456789abcdef", "scan-0123456789abcdef0123456789abcdef"),
+        ("ABC", f"scan-abc-{sha('ABC')}"),
+        ("a_b", f"scan-a-b-{sha('a_b')}"),
+        ("-x-", f"scan-x-{sha('-x-')}"),
+        ("_", f"scan-{sha('_')}"),
+        ("y" * 60, f"scan-{'y' * 40}-{sha('y' * 60)}"),
+    ],
+)
+def test_job_names(scan_id: str, name: str) -> None:
+    assert manifest.job_name(scan_id) == name
+
+
+def test_job_names_are_distinct_dns_labels() -> None:
+    ids = ["abc", "ABC", "a_b", "a-b", "x" * 128, "x" * 127, "_", "-"]
+    names = [manifest.job_name(i) for i in ids]
+    assert len(set(names)) == len(ids)
+    for name in names:
+        assert len(name) <= 63 and name[0].isalnum() and name[-1].isalnum()
+
+
+def test_label_values() -> None:
+    assert manifest.label_value("abc_1.2-3") == "abc_1.2-3"
+    assert manifest.label_value("x" * 64).startswith("h-")
+    assert manifest.label_value("-a").startswith("h-")
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_resources_are_set_for_every_tool(tool: str) -> None:
+    job = manifest.build_job(start(tool=tool), BASE)
+    resources = container(job)["resources"]
+    assert set(resources) == {"requests", "limits"}
+    assert set(resources["limits"]) == {"cpu", "memory"}
+
+
+def test_resources_name_only_registered_tools() -> None:
+    assert set(manifest.RESOURCES) <= set(TOOLS)
