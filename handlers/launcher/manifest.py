@@ -42,8 +42,10 @@ CONTAINER = "scan"
 SCRATCH = "/scratch"
 CREDS_DIR = "/var/run/secrets/jetscan/nats"
 CREDS_KEY = "nats.creds"
-# The scanner images' user (scanners/*/Dockerfile).
+# The scanner images' user (scanners/*/Dockerfile): 10001, but ZAP's image keeps its own
+# user, whose home holds ZAP's configuration and scan policies.
 IMAGE_UID = 10001
+IMAGE_UIDS: dict[str, int] = {"zap": 1000}
 # The job gives its scanner 5 s after SIGTERM to stop and publish its end of output.
 GRACE_SECONDS = 30
 
@@ -67,6 +69,30 @@ RESOURCES: dict[str, Resources] = {
         cpu_limit="1",
         memory_limit="512Mi",
         scratch="256Mi",
+    ),
+    # Python plus nassl; ROBOT and the cipher-suite checks are the CPU-heavy part.
+    "sslyze": Resources(
+        cpu_request="100m",
+        memory_request="128Mi",
+        cpu_limit="1",
+        memory_limit="512Mi",
+        scratch="64Mi",
+    ),
+    # A JVM (ZAP's default heap is a quarter of the limit) plus Firefox for the AJAX spider.
+    "zap": Resources(
+        cpu_request="500m",
+        memory_request="2Gi",
+        cpu_limit="2",
+        memory_limit="4Gi",
+        scratch="2Gi",
+    ),
+    # subfinder and dnsx (Go) with the recon runner; the transcript grows with the names found.
+    "dns": Resources(
+        cpu_request="100m",
+        memory_request="128Mi",
+        cpu_limit="1",
+        memory_limit="512Mi",
+        scratch="512Mi",
     ),
 }
 DEFAULT_RESOURCES = Resources(
@@ -132,7 +158,8 @@ def build_job(cmd: StartScan, settings: Settings) -> dict[str, Any]:
     environ |= {"HOME": SCRATCH, "TMPDIR": SCRATCH}
     res = RESOURCES.get(cmd.tool, DEFAULT_RESOURCES)
     raw = raw_sockets(cmd)
-    uid = 0 if raw else IMAGE_UID
+    image_uid = IMAGE_UIDS.get(cmd.tool, IMAGE_UID)
+    uid = 0 if raw else image_uid
     volumes: list[dict[str, Any]] = [
         {"name": "scratch", "emptyDir": {"sizeLimit": res.scratch}},
     ]
@@ -176,7 +203,7 @@ def build_job(cmd: StartScan, settings: Settings) -> dict[str, Any]:
                         "runAsNonRoot": not raw,
                         "runAsUser": uid,
                         "runAsGroup": uid,
-                        "fsGroup": IMAGE_UID,
+                        "fsGroup": image_uid,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "volumes": volumes,

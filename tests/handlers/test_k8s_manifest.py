@@ -214,3 +214,15 @@ def test_resources_are_set_for_every_tool(tool: str) -> None:
 
 def test_resources_name_only_registered_tools() -> None:
     assert set(manifest.RESOURCES) <= set(TOOLS)
+    assert set(manifest.IMAGE_UIDS) <= set(TOOLS)
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_each_job_runs_as_its_images_user(tool: str) -> None:
+    dockerfile = (
+        Path(__file__).resolve().parents[2] / "scanners" / tool / "Dockerfile"
+    ).read_text()
+    users = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER ")]
+    job = manifest.build_job(start(tool=tool), BASE)
+    pod = job["spec"]["template"]["spec"]["securityContext"]
+    assert pod["runAsUser"] == pod["fsGroup"] == int(users[-1])
