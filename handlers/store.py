@@ -78,8 +78,19 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     return applied
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """No reset query when a connection goes back to the pool.
+
+    asyncpg's default (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`) is one
+    more round trip per release, and ingest releases after every small batch. Pooled
+    connections never change session state here (no SET, LISTEN, cursors or session locks;
+    the migration lock is taken and released on a connection of its own), and asyncpg still
+    rolls back a transaction left open before this is called.
+    """
+
+
 async def connect_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, reset=_keep_session)
     if pool is None:  # pragma: no cover - asyncpg returns None only when not awaited
         raise RuntimeError("asyncpg returned no pool")
     return pool
