@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import msgspec
 import nats
 import pytest
+from grpclib.client import Channel
 from nats.aio.client import Client
 
+from contracts.gen.jetscan import v1
 from contracts.settings import Address, Settings
 from handlers import store, topology
 from workers import tokens
@@ -117,6 +121,24 @@ class Stack:
         for role in list(self._tasks):
             await self.stop_role(role)
 
+    @contextlib.asynccontextmanager
+    async def launcher_with(self, **changes: Any) -> AsyncIterator[Settings]:
+        """The launcher role replaced, for the block, by one whose settings have `changes`
+        (stand-in programs, another executor); the usual one runs again after. Replaced, not
+        added: two launchers on one durable consumer would split the start commands."""
+        from workers.roles import supervise
+
+        settings = msgspec.structs.replace(self.settings, **changes)
+        await self.stop_role("launcher")
+        stop = asyncio.Event()
+        task = asyncio.create_task(supervise(settings, ["launcher"], stop))
+        try:
+            yield settings
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+            await self.start_role("launcher")
+
 
 @pytest.fixture(scope="session")
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
@@ -136,6 +158,19 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
         yield s
     finally:
         await s.stop()
+
+
+@contextlib.asynccontextmanager
+async def scan_service(stack: Stack) -> AsyncIterator[v1.ScanServiceStub]:
+    """A ScanService client of the stack's edge, as the admin, 15 s per call."""
+    addr = stack.settings.grpc_addr
+    channel = Channel(addr.host, addr.port)
+    try:
+        yield v1.ScanServiceStub(
+            channel, metadata={"authorization": f"Bearer {stack.admin_token}"}, timeout=15
+        )
+    finally:
+        channel.close()
 
 
 async def run_jetscan(env: dict[str, str], *args: str) -> tuple[int, str, str]:

@@ -14,13 +14,12 @@ import asyncpg
 import nats
 import pytest
 from grpclib import GRPCError
-from grpclib.client import Channel
 from grpclib.const import Status
 
 from contracts import subjects
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
-from tests.conftest import Stack
+from tests.conftest import Stack, scan_service
 
 pytestmark = pytest.mark.slow
 TERMINAL = {
@@ -33,14 +32,8 @@ TERMINAL = {
 
 @pytest.fixture
 async def scans(stack: Stack) -> AsyncIterator[v1.ScanServiceStub]:
-    addr = stack.settings.grpc_addr
-    ch = Channel(addr.host, addr.port)
-    try:
-        yield v1.ScanServiceStub(
-            ch, metadata={"authorization": f"Bearer {stack.admin_token}"}, timeout=15
-        )
-    finally:
-        ch.close()
+    async with scan_service(stack) as stub:
+        yield stub
 
 
 @pytest.fixture

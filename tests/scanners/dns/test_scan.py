@@ -16,18 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import msgspec
 import pytest
-from grpclib.client import Channel
 
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
-from tests.conftest import Stack
+from tests.conftest import Stack, scan_service
 from tests.scanners.dns import standins
 from tests.scanners.dns.conftest import corpus_file
 from tests.scanners.dns.standins import HOSTS, IN_SCOPE
 from tests.scanners.dns.zone import ZoneServer
-from workers.roles import supervise
 
 pytestmark = pytest.mark.slow
 
@@ -48,30 +45,16 @@ async def programs(
         subfinder=standins.subfinder(folder, corpus=corpus, hosts=HOSTS),
         dnsx=standins.dnsx(folder),
     )
-    settings = msgspec.structs.replace(
-        stack.settings, programs={"subfinder": str(found.subfinder), "dnsx": str(found.dnsx)}
-    )
-    await stack.stop_role("launcher")
-    stop = asyncio.Event()
-    launcher = asyncio.create_task(supervise(settings, ["launcher"], stop))
-    try:
+    async with stack.launcher_with(
+        programs={"subfinder": str(found.subfinder), "dnsx": str(found.dnsx)}
+    ):
         yield found
-    finally:
-        stop.set()
-        await asyncio.wait_for(launcher, 15)
-        await stack.start_role("launcher")
 
 
 @pytest.fixture
 async def scans(stack: Stack) -> AsyncIterator[v1.ScanServiceStub]:
-    addr = stack.settings.grpc_addr
-    channel = Channel(addr.host, addr.port)
-    try:
-        yield v1.ScanServiceStub(
-            channel, metadata={"authorization": f"Bearer {stack.admin_token}"}, timeout=15
-        )
-    finally:
-        channel.close()
+    async with scan_service(stack) as stub:
+        yield stub
 
 
 def recon_request(config: dict[str, Any]) -> v1.StartScanRequest:

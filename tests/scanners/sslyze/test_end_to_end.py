@@ -14,13 +14,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from grpclib.client import Channel
 from nats.aio.client import Client
 
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from scanners import TOOLS
-from tests.conftest import Stack
+from tests.conftest import Stack, scan_service
 from tests.scanners.sslyze.tls_server import self_signed, serving
 
 pytestmark = pytest.mark.slow
@@ -29,14 +28,8 @@ FINISHED = {v1.ScanStatus.FAILED, v1.ScanStatus.CANCELLED, v1.ScanStatus.TIMED_O
 
 @pytest.fixture
 async def scans(stack: Stack) -> AsyncIterator[v1.ScanServiceStub]:
-    addr = stack.settings.grpc_addr
-    channel = Channel(addr.host, addr.port)
-    try:
-        yield v1.ScanServiceStub(
-            channel, metadata={"authorization": f"Bearer {stack.admin_token}"}, timeout=15
-        )
-    finally:
-        channel.close()
+    async with scan_service(stack) as stub:
+        yield stub
 
 
 @pytest.fixture

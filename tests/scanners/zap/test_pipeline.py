@@ -16,17 +16,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import msgspec
 import pytest
-from grpclib.client import Channel
 
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from scanners import TOOLS
-from tests.conftest import Stack
+from tests.conftest import Stack, scan_service
 from tests.scanners.zap.corpus import corpus_file
 from tests.scanners.zap.standin import write_standin
-from workers.roles import supervise
 
 pytestmark = pytest.mark.slow
 REPORT = "bcgov-pt-2.14.0__report_json.json"
@@ -45,30 +42,14 @@ async def zap_home(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> As
     """The stand-in's folder, while a launcher that knows it as `zap.sh` runs."""
     home = tmp_path_factory.mktemp("zap-standin")
     standin = write_standin(home, corpus_file(REPORT))
-    settings = msgspec.structs.replace(
-        stack.settings, programs={**stack.settings.programs, "zap.sh": str(standin)}
-    )
-    await stack.stop_role("launcher")
-    stop = asyncio.Event()
-    launcher = asyncio.create_task(supervise(settings, ["launcher"], stop))
-    try:
+    async with stack.launcher_with(programs={**stack.settings.programs, "zap.sh": str(standin)}):
         yield home
-    finally:
-        stop.set()
-        await asyncio.wait_for(launcher, 30)
-        await stack.start_role("launcher")
 
 
 @pytest.fixture
 async def scans(stack: Stack) -> AsyncIterator[v1.ScanServiceStub]:
-    addr = stack.settings.grpc_addr
-    channel = Channel(addr.host, addr.port)
-    try:
-        yield v1.ScanServiceStub(
-            channel, metadata={"authorization": f"Bearer {stack.admin_token}"}, timeout=15
-        )
-    finally:
-        channel.close()
+    async with scan_service(stack) as stub:
+        yield stub
 
 
 def zap_request(target: str, deadline: int = 0, **config: object) -> v1.StartScanRequest:
