@@ -21,11 +21,11 @@ from contracts.gen.jetscan import v1
 from contracts.settings import Address
 from edge.client import EdgeClient
 from scanners import TOOLS
-from tests.conftest import ROOT, Stack, free_port, run_jetscan
+from tests.conftest import Stack, free_port, run_jetscan
+from tests.corpus import corpus_file
 from workers import tables, usercli
 
-CORPUS = Path(os.environ.get("JETSCAN_CORPUS", ROOT.parent / "shared" / "corpus"))
-NMAP_WITH_PORTS = CORPUS / "nmap" / "scb__localhost.xml"
+NMAP_WITH_PORTS = "nmap/scb__localhost.xml"
 
 
 def env_for(stack: Stack, **extra: str) -> dict[str, str]:
@@ -176,10 +176,11 @@ async def test_no_token_is_one_line(tmp_path: Path) -> None:
 
 
 async def test_parse_prints_one_finding_per_line(tmp_path: Path) -> None:
+    path = corpus_file(NMAP_WITH_PORTS)
     env = {"PATH": os.environ.get("PATH", ""), "JETSCAN_HOME": str(tmp_path)}
-    code, out, err = await run_jetscan(env, "parse", "nmap", str(NMAP_WITH_PORTS))
+    code, out, err = await run_jetscan(env, "parse", "nmap", str(path))
     assert (code, err) == (0, "")
-    expected = TOOLS["nmap"].parse(NMAP_WITH_PORTS.read_bytes()).findings
+    expected = TOOLS["nmap"].parse(path.read_bytes()).findings
     assert expected, "pick a corpus file with open ports"
     assert [json.loads(line) for line in out.splitlines()] == [
         json.loads(msgspec.json.encode(f)) for f in expected

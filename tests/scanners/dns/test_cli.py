@@ -12,7 +12,7 @@ import pytest
 from scanners import PARSERS
 from scanners.dns import transcript
 from tests.conftest import run_jetscan
-from tests.scanners.dns.conftest import corpus_file
+from tests.corpus import corpus_file
 
 
 def env(tmp_path: Path) -> dict[str, str]:

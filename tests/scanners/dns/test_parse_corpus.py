@@ -24,7 +24,7 @@ from scanners.dns.parse import (
 )
 from scanners.errors import ParseError
 from scanners.output import ToolOutput
-from tests.scanners.dns.conftest import CORPUS, corpus_file
+from tests.corpus import cases, corpus_file, require, snapshot_bytes
 from tests.snapshots import assert_snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -32,24 +32,6 @@ PARSERS: dict[str, tuple[Callable[[bytes], ToolOutput], Callable[[IO[bytes]], To
     "subfinder": (parse_subfinder, parse_subfinder_stream),
     "dnsx": (parse_dnsx, parse_dnsx_stream),
 }
-
-
-def _cases() -> list[Any]:
-    if CORPUS is None:
-        return [pytest.param(None, id="corpus", marks=pytest.mark.skip(reason="JETSCAN_CORPUS=''"))]
-    files = [path for tool in PARSERS for path in sorted((CORPUS / tool).glob("*"))]
-    if not files:
-        return [pytest.param(None, id="corpus-missing")]
-    return [pytest.param(path, id=f"{path.parent.name}/{path.name}") for path in files]
-
-
-def _require(path: Path | None) -> Path:
-    if path is None:
-        pytest.fail(
-            f"no subfinder/* or dnsx/* under {CORPUS}: point JETSCAN_CORPUS at the corpus "
-            "directory, or set it to empty to skip the corpus tests on purpose"
-        )
-    return path
 
 
 def summary(output: ToolOutput) -> dict[str, Any]:
@@ -65,13 +47,9 @@ def summary(output: ToolOutput) -> dict[str, Any]:
     }
 
 
-def snapshot_bytes(document: Any) -> bytes:
-    return msgspec.json.format(msgspec.json.encode(document, order="sorted"), indent=1) + b"\n"
-
-
-@pytest.mark.parametrize("path", _cases())
+@pytest.mark.parametrize("path", cases(*PARSERS))
 def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
-    path = _require(path)
+    path = require(path, "subfinder/* or dnsx/*")
     parse, _ = PARSERS[path.parent.name]
     try:
         document: dict[str, Any] = summary(parse(path.read_bytes()))
@@ -80,9 +58,9 @@ def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
     assert_snapshot(SNAPSHOTS / f"{path.parent.name}__{path.name}.json", snapshot_bytes(document))
 
 
-@pytest.mark.parametrize("path", _cases())
+@pytest.mark.parametrize("path", cases(*PARSERS))
 def test_corpus_file_parses_the_same_streamed_and_survives_the_bus(path: Path | None) -> None:
-    path = _require(path)
+    path = require(path, "subfinder/* or dnsx/*")
     parse, parse_stream = PARSERS[path.parent.name]
     with path.open("rb") as stream:
         streamed = parse_stream(stream)
@@ -94,11 +72,11 @@ def test_corpus_file_parses_the_same_streamed_and_survives_the_bus(path: Path | 
     assert len({f.fingerprint for f in streamed.findings}) == len(streamed.findings)
 
 
-@pytest.mark.parametrize("path", _cases())
+@pytest.mark.parametrize("path", cases(*PARSERS))
 def test_a_corpus_file_cut_anywhere_is_partial_or_whole(path: Path | None) -> None:
     # What a killed writer leaves: never a ParseError, at worst a partial result. A cut right
     # after a line's closing brace leaves a whole line: nothing shows it was cut.
-    data = _require(path).read_bytes()
+    data = require(path, "subfinder/* or dnsx/*").read_bytes()
     parse, _ = PARSERS[path.parent.name]
     names = {s.name for s in parse(data).data.subdomains}
     step = max(1, len(data) // 150)

@@ -21,8 +21,8 @@ from scanners.dns import transcript
 from scanners.dns.names import OUTSIDE_SCOPE
 from scanners.output import ToolOutput
 from scanners.targets import TargetKind, parse_target
+from tests.corpus import corpus_file
 from tests.scanners.dns import standins
-from tests.scanners.dns.conftest import corpus_file
 from tests.scanners.dns.standins import HOSTS, IN_SCOPE
 from tests.scanners.dns.zone import ZoneServer
 

@@ -21,8 +21,8 @@ import pytest
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from tests.conftest import Stack, scan_service
+from tests.corpus import corpus_file
 from tests.scanners.dns import standins
-from tests.scanners.dns.conftest import corpus_file
 from tests.scanners.dns.standins import HOSTS, IN_SCOPE
 from tests.scanners.dns.zone import ZoneServer
 

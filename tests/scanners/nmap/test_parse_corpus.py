@@ -8,7 +8,6 @@ silently not tested must not look green. Set `JETSCAN_CORPUS=` (empty) to skip o
 from __future__ import annotations
 
 import collections
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +18,11 @@ from contracts.findings import Finding
 from scanners.errors import ParseError
 from scanners.nmap.parse import parse, parse_stream
 from scanners.output import ToolOutput
+from tests.corpus import cases, corpus_file, require, snapshot_bytes
 from tests.snapshots import assert_snapshot
 
-REPO = Path(__file__).resolve().parents[3]
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-CORPUS_SETTING = os.environ.get("JETSCAN_CORPUS", "../shared/corpus")
-CORPUS = (REPO / CORPUS_SETTING).resolve() if CORPUS_SETTING else None
-FILES = sorted((CORPUS / "nmap").glob("*.xml")) if CORPUS else []
-
-
-def _cases() -> list[Any]:
-    if CORPUS is None:
-        return [pytest.param(None, id="corpus", marks=pytest.mark.skip(reason="JETSCAN_CORPUS=''"))]
-    if not FILES:
-        return [pytest.param(None, id="corpus-missing")]
-    return [pytest.param(path, id=path.name) for path in FILES]
-
-
-def _require(path: Path | None) -> Path:
-    if path is None:
-        pytest.fail(
-            f"no nmap/*.xml under {CORPUS}: point JETSCAN_CORPUS at the corpus directory, "
-            "or set it to empty to skip the corpus tests on purpose"
-        )
-    return path
+WHAT = "nmap/*.xml"
 
 
 def summary(output: ToolOutput) -> dict[str, Any]:
@@ -55,13 +35,9 @@ def summary(output: ToolOutput) -> dict[str, Any]:
     }
 
 
-def snapshot_bytes(document: Any) -> bytes:
-    return msgspec.json.format(msgspec.json.encode(document, order="sorted"), indent=1) + b"\n"
-
-
-@pytest.mark.parametrize("path", _cases())
+@pytest.mark.parametrize("path", cases("nmap", pattern="*.xml"))
 def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
-    path = _require(path)
+    path = require(path, WHAT)
     try:
         document: dict[str, Any] = summary(parse(path.read_bytes()))
     except ParseError as exc:
@@ -69,9 +45,9 @@ def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
     assert_snapshot(SNAPSHOTS / f"{path.name}.json", snapshot_bytes(document))
 
 
-@pytest.mark.parametrize("path", _cases())
+@pytest.mark.parametrize("path", cases("nmap", pattern="*.xml"))
 def test_corpus_file_parses_the_same_streamed_and_survives_the_bus(path: Path | None) -> None:
-    path = _require(path)
+    path = require(path, WHAT)
     with path.open("rb") as stream:
         streamed = parse_stream(stream)
     assert streamed == parse(path.read_bytes())
@@ -82,17 +58,8 @@ def test_corpus_file_parses_the_same_streamed_and_survives_the_bus(path: Path | 
     assert len({f.fingerprint for f in streamed.findings}) == len(streamed.findings)
 
 
-def _corpus_file(name: str) -> Path:
-    if CORPUS is None:
-        pytest.skip("JETSCAN_CORPUS=''")
-    path = CORPUS / "nmap" / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: point JETSCAN_CORPUS at the corpus directory")
-    return path
-
-
 def test_vulners_cves_are_findings_with_cvss_severity() -> None:
-    output = parse(_corpus_file("dojo__nmap_script_vulners.xml").read_bytes())
+    output = parse(corpus_file("nmap/dojo__nmap_script_vulners.xml").read_bytes())
     assert [(f.title, f.severity.value, f.port) for f in output.findings] == [
         ("Open port 5022/tcp (ssh)", "info", 5022),
         ("CVE-2018-15919", "medium", 5022),
@@ -101,14 +68,14 @@ def test_vulners_cves_are_findings_with_cvss_severity() -> None:
 
 
 def test_the_interrupted_ostorlab_scan_is_partial_not_an_error() -> None:
-    output = parse(_corpus_file("ostorlab__comprehensive_scan_output.xml").read_bytes())
+    output = parse(corpus_file("nmap/ostorlab__comprehensive_scan_output.xml").read_bytes())
     assert output.partial
     assert output.findings == ()
     assert len(output.data.prescripts) > 0
 
 
 def test_a_large_scan_cut_mid_host_keeps_what_was_complete() -> None:
-    data = _corpus_file("phage__nmap-2016-03-29.xml").read_bytes()
+    data = corpus_file("nmap/phage__nmap-2016-03-29.xml").read_bytes()
     full = parse(data)
     fingerprints = {f.fingerprint for f in full.findings}
     for fraction in (0.1, 0.35, 0.6, 0.85, 0.99):
@@ -120,7 +87,7 @@ def test_a_large_scan_cut_mid_host_keeps_what_was_complete() -> None:
 
 
 def test_a_real_file_cut_anywhere_is_partial_or_refused_before_the_root() -> None:
-    data = _corpus_file("scrying__nmap.xml").read_bytes()
+    data = corpus_file("nmap/scrying__nmap.xml").read_bytes()
     root = data.index(b"<nmaprun")
     for length in range(0, len(data) - len(b"</nmaprun>\n"), 7):
         try:

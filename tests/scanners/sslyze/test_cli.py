@@ -11,24 +11,18 @@ import pytest
 
 from scanners import TOOLS
 from tests.conftest import run_jetscan
-from tests.scanners.sslyze.test_parse_corpus import CORPUS
+from tests.corpus import corpus_file
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", ""), "JETSCAN_HOME": str(tmp_path)}
 
 
-def _corpus(name: str) -> Path:
-    if CORPUS is None:
-        pytest.skip("JETSCAN_CORPUS=''")
-    return CORPUS / "sslyze" / name
-
-
 @pytest.mark.parametrize(
     "name", ["scb__expired.badssl.com.json", "dojo__report_two_target_many_vuln.xml"]
 )
 async def test_parse_prints_one_finding_per_line(tmp_path: Path, name: str) -> None:
-    path = _corpus(name)
+    path = corpus_file(f"sslyze/{name}")
     code, out, err = await run_jetscan(_env(tmp_path), "parse", "sslyze", str(path))
     assert (code, err) == (0, "")
     expected = TOOLS["sslyze"].parse(path.read_bytes()).findings
@@ -39,7 +33,7 @@ async def test_parse_prints_one_finding_per_line(tmp_path: Path, name: str) -> N
 
 
 async def test_an_unreachable_host_prints_nothing_and_says_it_is_partial(tmp_path: Path) -> None:
-    path = _corpus("scb__unavailable-host.json")
+    path = corpus_file("sslyze/scb__unavailable-host.json")
     code, out, err = await run_jetscan(_env(tmp_path), "parse", "sslyze", str(path))
     assert (code, out) == (0, "")
     assert err == f"jetscan: {path}: sslyze stopped early; these are the findings it got to\n"

@@ -8,7 +8,6 @@ silently not tested must not look green. Set `JETSCAN_CORPUS=` (empty) to skip o
 from __future__ import annotations
 
 import collections
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,32 +19,13 @@ from contracts.sslyze import SslyzeRun
 from scanners.errors import ParseError
 from scanners.output import ToolOutput
 from scanners.sslyze.parse import parse, parse_stream
+from tests.corpus import cases, corpus_file, files, require, snapshot_bytes
 from tests.snapshots import assert_snapshot
 
-REPO = Path(__file__).resolve().parents[3]
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-CORPUS_SETTING = os.environ.get("JETSCAN_CORPUS", "../shared/corpus")
-CORPUS = (REPO / CORPUS_SETTING).resolve() if CORPUS_SETTING else None
-FILES = sorted(p for p in (CORPUS / "sslyze").glob("*") if p.is_file()) if CORPUS else []
+WHAT = "sslyze/*"
 # The one format refused on purpose (see scanners/sslyze/parse.py); none is in the corpus.
 REFUSED = "sslyze 1.x/2.x JSON output (accepted_targets) is not supported"
-
-
-def _cases() -> list[Any]:
-    if CORPUS is None:
-        return [pytest.param(None, id="corpus", marks=pytest.mark.skip(reason="JETSCAN_CORPUS=''"))]
-    if not FILES:
-        return [pytest.param(None, id="corpus-missing")]
-    return [pytest.param(path, id=path.name) for path in FILES]
-
-
-def _require(path: Path | None) -> Path:
-    if path is None:
-        pytest.fail(
-            f"no sslyze/* under {CORPUS}: point JETSCAN_CORPUS at the corpus directory, "
-            "or set it to empty to skip the corpus tests on purpose"
-        )
-    return path
 
 
 def summary(output: ToolOutput) -> dict[str, Any]:
@@ -81,13 +61,9 @@ def summary(output: ToolOutput) -> dict[str, Any]:
     }
 
 
-def snapshot_bytes(document: Any) -> bytes:
-    return msgspec.json.format(msgspec.json.encode(document, order="sorted"), indent=1) + b"\n"
-
-
-@pytest.mark.parametrize("path", _cases())
+@pytest.mark.parametrize("path", cases("sslyze"))
 def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
-    path = _require(path)
+    path = require(path, WHAT)
     try:
         document: dict[str, Any] = summary(parse(path.read_bytes()))
     except ParseError as exc:
@@ -96,9 +72,9 @@ def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
     assert_snapshot(SNAPSHOTS / f"{path.name}.json", snapshot_bytes(document))
 
 
-@pytest.mark.parametrize("path", _cases())
+@pytest.mark.parametrize("path", cases("sslyze"))
 def test_corpus_file_parses_the_same_streamed_and_survives_the_bus(path: Path | None) -> None:
-    path = _require(path)
+    path = require(path, WHAT)
     with path.open("rb") as stream:
         streamed = parse_stream(stream)
     assert streamed == parse(path.read_bytes())
@@ -109,22 +85,13 @@ def test_corpus_file_parses_the_same_streamed_and_survives_the_bus(path: Path | 
     assert len({f.fingerprint for f in streamed.findings}) == len(streamed.findings)
 
 
-def _corpus_file(name: str) -> Path:
-    if CORPUS is None:
-        pytest.skip("JETSCAN_CORPUS=''")
-    path = CORPUS / "sslyze" / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: point JETSCAN_CORPUS at the corpus directory")
-    return path
-
-
 def _titles(name: str) -> dict[str, Severity]:
-    return {f.title: f.severity for f in parse(_corpus_file(name).read_bytes()).findings}
+    return {f.title: f.severity for f in parse(corpus_file(f"sslyze/{name}").read_bytes()).findings}
 
 
 def test_every_generation_is_read() -> None:
     formats = {}
-    for path in FILES:
+    for path in files("sslyze"):
         data = parse(path.read_bytes()).data
         assert isinstance(data, SslyzeRun)
         formats[data.version] = data.output_format
@@ -162,7 +129,7 @@ def test_heartbleed_is_critical(name: str) -> None:
 
 def test_unreachable_hosts_are_partial_without_findings() -> None:
     for name in ("scb__unavailable-host.json", "scb-v500__unavailable-host.json"):
-        output = parse(_corpus_file(name).read_bytes())
+        output = parse(corpus_file(f"sslyze/{name}").read_bytes())
         assert output.partial and output.findings == ()
         assert isinstance(output.data, SslyzeRun)
         assert "timed out" in output.data.servers[0].error or "rejected" in (
@@ -174,7 +141,7 @@ def test_unreachable_hosts_are_partial_without_findings() -> None:
     "name", ["scb__www.securecodebox.io.json", "dojo__report_one_target_three_vuln.xml"]
 )
 def test_a_real_file_cut_anywhere_is_refused_not_crashed(name: str) -> None:
-    data = _corpus_file(name).read_bytes()
+    data = corpus_file(f"sslyze/{name}").read_bytes()
     for fraction in (0.0001, 0.1, 0.5, 0.9, 0.999):
         with pytest.raises(ParseError):
             parse(data[: int(len(data) * fraction)])

@@ -11,7 +11,7 @@ import pytest
 
 from scanners import TOOLS
 from tests.conftest import run_jetscan
-from tests.scanners.zap.corpus import corpus_file
+from tests.corpus import corpus_file
 
 
 @pytest.mark.parametrize(
@@ -19,7 +19,7 @@ from tests.scanners.zap.corpus import corpus_file
     ["secobserve__owasp_zap.json", "dojo__juicy2.xml", "lightbroker-compact__report_json.json"],
 )
 async def test_parse_prints_one_finding_per_line(tmp_path: Path, name: str) -> None:
-    path = corpus_file(name)
+    path = corpus_file(f"zap/{name}")
     env = {"PATH": os.environ.get("PATH", ""), "JETSCAN_HOME": str(tmp_path)}
     code, out, err = await run_jetscan(env, "parse", "zap", str(path))
     assert (code, err) == (0, "")

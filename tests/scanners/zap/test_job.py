@@ -22,13 +22,13 @@ from contracts.zap import ZapReport
 from scanners import TOOLS
 from scanners.zap.config import OVERHEAD_SECONDS
 from tests.conftest import ROOT
+from tests.corpus import corpus_file
 from tests.scanners.zap.afplan import LIMITS, check_plan, plan_minutes
-from tests.scanners.zap.corpus import corpus_file
 from tests.scanners.zap.standin import write_standin
 from tests.workers import messages
 from workers import job
 
-REPORT = "bcgov-pt-2.14.0__report_json.json"
+REPORT = "zap/bcgov-pt-2.14.0__report_json.json"
 
 
 def zap_job_env(

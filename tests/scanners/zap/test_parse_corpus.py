@@ -18,7 +18,7 @@ from contracts.zap import ZapReport
 from scanners.errors import ParseError
 from scanners.output import ToolOutput
 from scanners.zap.parse import parse, parse_stream
-from tests.scanners.zap.corpus import cases, corpus_file, require
+from tests.corpus import cases, corpus_file, require, snapshot_bytes
 from tests.snapshots import assert_snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -68,13 +68,9 @@ def summary(output: ToolOutput) -> dict[str, Any]:
     }
 
 
-def snapshot_bytes(document: Any) -> bytes:
-    return msgspec.json.format(msgspec.json.encode(document, order="sorted"), indent=1) + b"\n"
-
-
-@pytest.mark.parametrize("path", cases())
+@pytest.mark.parametrize("path", cases("zap"))
 def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
-    path = require(path)
+    path = require(path, "zap/*")
     try:
         document: dict[str, Any] = summary(parse(path.read_bytes()))
     except ParseError as exc:
@@ -82,9 +78,9 @@ def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
     assert_snapshot(SNAPSHOTS / f"{path.name}.json", snapshot_bytes(document))
 
 
-@pytest.mark.parametrize("path", cases())
+@pytest.mark.parametrize("path", cases("zap"))
 def test_corpus_file_parses_the_same_streamed_and_survives_the_bus(path: Path | None) -> None:
-    path = require(path)
+    path = require(path, "zap/*")
     with path.open("rb") as stream:
         streamed = parse_stream(stream)
     assert streamed == parse(path.read_bytes())
@@ -98,7 +94,7 @@ def test_corpus_file_parses_the_same_streamed_and_survives_the_bus(path: Path | 
 def test_every_corpus_report_is_read() -> None:
     """No corpus file is refused: all are real ZAP output or ZAP's own template fixtures."""
     refused = []
-    for path in require(corpus_file("zap-ext__basic-traditional-xml.xml")).parent.iterdir():
+    for path in corpus_file("zap/zap-ext__basic-traditional-xml.xml").parent.iterdir():
         try:
             parse(path.read_bytes())
         except ParseError as exc:
@@ -108,8 +104,8 @@ def test_every_corpus_report_is_read() -> None:
 
 def test_the_same_template_reads_alike_as_json_and_xml() -> None:
     """ZAP's "plus" template fixtures hold the same alert in both formats."""
-    from_json = parse(corpus_file("zap-ext__basic-traditional-json-plus.json").read_bytes())
-    from_xml = parse(corpus_file("zap-ext__basic-traditional-xml-plus.xml").read_bytes())
+    from_json = parse(corpus_file("zap/zap-ext__basic-traditional-json-plus.json").read_bytes())
+    from_xml = parse(corpus_file("zap/zap-ext__basic-traditional-xml-plus.xml").read_bytes())
     assert from_json.findings == from_xml.findings
     [finding] = from_json.findings
     assert (finding.title, finding.severity.value, finding.url) == (
@@ -126,7 +122,7 @@ def test_the_same_template_reads_alike_as_json_and_xml() -> None:
 
 
 def test_the_unmerged_2_4_layout_folds_repeats_into_one_finding_per_location() -> None:
-    output = parse(corpus_file("dradis__ZAP_2.4.3_report-unmerged.xml").read_bytes())
+    output = parse(corpus_file("zap/dradis__ZAP_2.4.3_report-unmerged.xml").read_bytes())
     alerts = [alert for site in report(output).sites for alert in site.alerts]
     assert len(alerts) == 295
     assert all(len(alert.instances) == 1 for alert in alerts)
@@ -138,7 +134,7 @@ def test_the_unmerged_2_4_layout_folds_repeats_into_one_finding_per_location() -
 
 
 def test_a_false_positive_stays_in_the_data_but_is_no_finding() -> None:
-    output = parse(corpus_file("scb__bodgeit.xml").read_bytes())
+    output = parse(corpus_file("zap/scb__bodgeit.xml").read_bytes())
     [false_positive] = [
         alert for site in report(output).sites for alert in site.alerts if alert.confidence == 0
     ]
@@ -147,7 +143,9 @@ def test_a_false_positive_stays_in_the_data_but_is_no_finding() -> None:
 
 
 def test_a_huge_evidence_is_cut_in_the_finding_not_in_the_data() -> None:
-    output = parse(corpus_file("scb-old-demo-juice-shop-full-scan__zap-results.json").read_bytes())
+    output = parse(
+        corpus_file("zap/scb-old-demo-juice-shop-full-scan__zap-results.json").read_bytes()
+    )
     longest = max(
         len(i.evidence) for site in report(output).sites for a in site.alerts for i in a.instances
     )

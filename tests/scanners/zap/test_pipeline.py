@@ -22,11 +22,11 @@ from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from scanners import TOOLS
 from tests.conftest import Stack, scan_service
-from tests.scanners.zap.corpus import corpus_file
+from tests.corpus import corpus_file
 from tests.scanners.zap.standin import write_standin
 
 pytestmark = pytest.mark.slow
-REPORT = "bcgov-pt-2.14.0__report_json.json"
+REPORT = "zap/bcgov-pt-2.14.0__report_json.json"
 # workers.job's grace between SIGTERM and SIGKILL of the scanner.
 JOB_GRACE_SECONDS = 5
 TERMINAL = {

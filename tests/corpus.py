@@ -1,0 +1,63 @@
+"""The shared corpus of real scanner output, found the same way by every parser test.
+
+It lives outside the repository (`JETSCAN_CORPUS`, default `../shared/corpus` from the
+repository root) and is never copied in. A missing corpus fails the run: a parser that was
+silently not tested must not look green. Set `JETSCAN_CORPUS=` (empty) to skip on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_SETTING = os.environ.get("JETSCAN_CORPUS", "../shared/corpus")
+CORPUS: Path | None = (ROOT / _SETTING).resolve() if _SETTING else None
+
+
+def files(*tools: str, pattern: str = "*") -> list[Path]:
+    """The corpus files of `tools` matching `pattern`, tool by tool, sorted within each."""
+    if CORPUS is None:
+        return []
+    return [p for tool in tools for p in sorted((CORPUS / tool).glob(pattern)) if p.is_file()]
+
+
+def cases(*tools: str, pattern: str = "*") -> list[Any]:
+    """One pytest param per corpus file, or one param that skips (corpus switched off) or
+    fails in `require` (corpus missing). Ids are file names, `tool/name` for several tools."""
+    if CORPUS is None:
+        return [pytest.param(None, id="corpus", marks=pytest.mark.skip(reason="JETSCAN_CORPUS=''"))]
+    found = files(*tools, pattern=pattern)
+    if not found:
+        return [pytest.param(None, id="corpus-missing")]
+    several = len(tools) > 1
+    return [pytest.param(p, id=f"{p.parent.name}/{p.name}" if several else p.name) for p in found]
+
+
+def require(path: Path | None, what: str) -> Path:
+    """`path` from `cases`; a missing corpus (None) fails, naming `what` was looked for."""
+    if path is None:
+        pytest.fail(
+            f"no {what} under {CORPUS}: point JETSCAN_CORPUS at the corpus directory, "
+            "or set it to empty to skip the corpus tests on purpose"
+        )
+    return path
+
+
+def corpus_file(relative: str) -> Path:
+    """A corpus file by `tool/name`; skipped with JETSCAN_CORPUS='', failed when missing."""
+    if CORPUS is None:
+        pytest.skip("JETSCAN_CORPUS=''")
+    path = CORPUS / relative
+    if not path.exists():
+        pytest.fail(f"{path} is missing: point JETSCAN_CORPUS at the corpus directory")
+    return path
+
+
+def snapshot_bytes(document: Any) -> bytes:
+    """A snapshot document as stored: sorted keys, indented, one trailing newline."""
+    return msgspec.json.format(msgspec.json.encode(document, order="sorted"), indent=1) + b"\n"
