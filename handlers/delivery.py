@@ -8,9 +8,12 @@ MAX_DELIVERIES advisory lands in PARKED too. Nothing is dropped silently.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -74,6 +77,28 @@ async def settle(msg: NatsMessage, spec: ConsumerSpec, work: Callable[[], Awaita
         await msg.ack()
 
 
+@dataclass
+class Linger:
+    """How long a batch waits for company once its first message is there.
+
+    A message that finds the consumer idle is settled at once. One that arrives within
+    `busy_within` seconds of the previous batch belongs to a burst: the batch then waits
+    `wait` seconds for the rest of it, so a burst costs a few SQL statements, pulls and
+    commits instead of one each per handful of messages. Measured with `python -m bench
+    start` at 16 clients: batches of ~5 commands became ~45 and ingest's CPU per command fell
+    from ~150 to ~55 us (PostgreSQL's from ~65 to ~13 us); the price is at most `wait`
+    more before a message of a burst is projected.
+    """
+
+    wait: float = 0.02
+    busy_within: float = 0.1
+    last_settled: float = -math.inf
+
+    def before_rest(self, now: float) -> float:
+        """Seconds to wait, at `now`, before pulling what else has arrived."""
+        return self.wait if now - self.last_settled < self.busy_within else 0.0
+
+
 async def consume_batches(
     js: JetStreamContext,
     spec: ConsumerSpec,
@@ -81,14 +106,18 @@ async def consume_batches(
     work: Callable[[list[T]], Awaitable[None]],
     *,
     max_batch: int = 256,
+    linger: Linger | None = None,
 ) -> None:
-    """Pull up to `max_batch` messages as soon as the first is there, apply one effect to
-    all of them, then ack each (or nak all, or park the undecodable). Runs until cancelled.
+    """Pull up to `max_batch` messages as soon as the first is there (waiting a moment for
+    the rest of a burst, see `Linger`), apply one effect to all of them, then ack each (or
+    nak all, or park the undecodable). Runs until cancelled.
 
     Plain nats-py, not FastStream: its batch mode lost deliveries when a fetch timed out.
     Here one subscription lives for the whole loop, so a message delivered to an expired
     pull waits in its pending queue for the next fetch instead of for `ack_wait`.
     """
+    linger = linger or Linger()
+    loop = asyncio.get_running_loop()
     sub = await js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
     try:
         while True:
@@ -96,10 +125,14 @@ async def consume_batches(
                 msgs = await sub.fetch(1, timeout=5)
             except TimeoutError:  # nats-py raises both its own and the builtin one
                 continue
+            wait = linger.before_rest(loop.time())
+            if wait:
+                await asyncio.sleep(wait)
             # Whatever else is already there: a no-wait pull, so this does not linger.
             with contextlib.suppress(TimeoutError):
                 msgs += await sub.fetch(max_batch - 1, timeout=0.05)
             await _settle_batch(msgs, spec, decode, work)
+            linger.last_settled = loop.time()
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
