@@ -42,10 +42,10 @@ class EmbeddedStack:
     """nats-server and PostgreSQL in `home`, prepared as `jetscan up` prepares them, plus
     the role processes started with `role()`; all stopped on leaving the `async with`."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, nats_sync: str = "always") -> None:
         from workers.embedded import NatsServer, Postgres
 
-        self._nats = NatsServer(home / "nats", port=0)
+        self._nats = NatsServer(home / "nats", port=0, sync_interval=nats_sync)
         self._postgres = Postgres(home / "postgres")
         self._home = home
         self._roles: list[asyncio.subprocess.Process] = []

@@ -1,6 +1,6 @@
 """StartScan throughput and latency: jetscan's edge against a bare grpclib echo server.
 
-Both servers run in a child process of their own, so the client driving the load (this
+Each server runs in a child process of its own, so the client driving the load (this
 process) never competes with them for the GIL:
 
 - echo: grpclib serving a ScanService whose StartScan returns a `v1.Scan` at once. Same
@@ -8,12 +8,17 @@ process) never competes with them for the GIL:
 - jetscan: an embedded stack as `jetscan up` builds it (nats-server, PostgreSQL, streams,
   migrations, admin token), the edge in one process and ingest and queries in their own
   (`jetscan run ROLE`). No launcher: StartScan only publishes the command, and no nmap
-  ever starts.
+  ever starts. nats-server fsyncs every JetStream write before acking it
+  (`sync_interval: always`, jetscan's durability rule).
+- jetscan-sync-2m: the same stack with nats-server's own default, an fsync every two
+  minutes, which can lose acknowledged commands on power failure. Not a configuration
+  jetscan ships: it is here to show what `always` costs.
 
 Each concurrency level runs a fixed number of calls (cut short by `--time-limit`), every
 client on its own connection, after a warm-up that is not counted. The result is one JSON
-object; `ratio` is jetscan's accepted/s over echo's at the same level. `client_cpu` near 1.0
-means the client process, not the server, was the limit at that level.
+object; `ratio` is jetscan's accepted/s over echo's at the same level (`ratio_sync_2m` the
+same for jetscan-sync-2m). `client_cpu` near 1.0 means the client process, not the server,
+was the limit at that level.
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from contracts.settings import Address
 
-SIDES = ("echo", "jetscan")
+SIDES = ("echo", "jetscan", "jetscan-sync-2m")
+NATS_SYNC = {"jetscan": "always", "jetscan-sync-2m": "2m"}
 TARGET_RATIO = 0.5
 _CALL_TIMEOUT = 10.0
 _READY_TIMEOUT = 120.0  # the first PostgreSQL start initialises a cluster
@@ -65,9 +71,10 @@ def main(argv: list[str]) -> int:
     results: dict[str, dict[str, Any]] = {}
     for c in levels:
         row: dict[str, Any] = {side: figures[side][c] for side in sides}
-        if len(sides) == 2:
-            echo = row["echo"]["accepted_per_s"]
-            row["ratio"] = round(row["jetscan"]["accepted_per_s"] / echo, 2) if echo else None
+        echo = row["echo"]["accepted_per_s"] if "echo" in row else 0
+        for side, key in (("jetscan", "ratio"), ("jetscan-sync-2m", "ratio_sync_2m")):
+            if echo and side in row:
+                row[key] = round(row[side]["accepted_per_s"] / echo, 2)
         results[str(c)] = row
     print(
         json.dumps(
@@ -284,7 +291,7 @@ def _serve(side: str, home: Path) -> int:
         if side == "echo":
             await _serve_echo(stop)
         else:
-            await _serve_jetscan(home, stop)
+            await _serve_jetscan(home, stop, NATS_SYNC[side])
 
     asyncio.run(run())
     return 0
@@ -302,11 +309,11 @@ async def _serve_echo(stop: asyncio.Event) -> None:
         await server.wait_closed()
 
 
-async def _serve_jetscan(home: Path, stop: asyncio.Event) -> None:
+async def _serve_jetscan(home: Path, stop: asyncio.Event, nats_sync: str) -> None:
     from workers.roles import supervise
     from workers.stack import wait_listening
 
-    stack = EmbeddedStack(home)
+    stack = EmbeddedStack(home, nats_sync=nats_sync)
     async with stack as settings:
         # As a cluster runs them: the edge in this process, ingest and queries in their own
         # (`jetscan run ROLE`). No launcher: nothing starts jobs, so no scan ever runs.
