@@ -26,6 +26,14 @@ def files(*tools: str, pattern: str = "*") -> list[Path]:
     return [p for tool in tools for p in sorted((CORPUS / tool).glob(pattern)) if p.is_file()]
 
 
+def all_files(tool: str) -> list[Path]:
+    """Every corpus file of `tool`, for a test about the whole set; skipped with
+    JETSCAN_CORPUS='', failed when there are none."""
+    if CORPUS is None:
+        pytest.skip("JETSCAN_CORPUS=''")
+    return [require(p, f"{tool} files") for p in files(tool) or [None]]
+
+
 def cases(*tools: str, pattern: str = "*") -> list[Any]:
     """One pytest param per corpus file, or one param that skips (corpus switched off) or
     fails in `require` (corpus missing). Ids are file names, `tool/name` for several tools."""

@@ -19,7 +19,7 @@ from contracts.sslyze import SslyzeRun
 from scanners.errors import ParseError
 from scanners.output import ToolOutput
 from scanners.sslyze.parse import parse, parse_stream
-from tests.corpus import cases, corpus_file, files, require, snapshot_bytes
+from tests.corpus import all_files, cases, corpus_file, require, snapshot_bytes
 from tests.snapshots import assert_snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -91,7 +91,7 @@ def _titles(name: str) -> dict[str, Severity]:
 
 def test_every_generation_is_read() -> None:
     formats = {}
-    for path in files("sslyze"):
+    for path in all_files("sslyze"):
         data = parse(path.read_bytes()).data
         assert isinstance(data, SslyzeRun)
         formats[data.version] = data.output_format
