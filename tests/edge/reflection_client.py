@@ -5,7 +5,8 @@ handlers that deadlock a test process which later forks servers.
 
     python -m tests.edge.reflection_client HOST:PORT list
     python -m tests.edge.reflection_client HOST:PORT describe
-    python -m tests.edge.reflection_client HOST:PORT call SERVICE/METHOD JSON [TOKEN]
+    python -m tests.edge.reflection_client HOST:PORT call SERVICE/METHOD JSON|- [TOKEN]
+    python -m tests.edge.reflection_client HOST:PORT --compression gzip|deflate call ...
 
 Prints one JSON object: {"services": [...]}, {"methods": [...]}, {"reply": {...}} or
 {"code": "UNAUTHENTICATED", "details": "..."}.
@@ -22,8 +23,15 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+_COMPRESSION = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}
+
 
 def main(argv: list[str]) -> dict[str, object]:
+    compression = None
+    if "--compression" in argv:
+        at = argv.index("--compression")
+        compression = _COMPRESSION[argv[at + 1]]
+        argv = argv[:at] + argv[at + 2 :]
     target, action, *rest = argv
     with grpc.insecure_channel(target) as channel:
         db = ProtoReflectionDescriptorDatabase(channel)
@@ -39,6 +47,8 @@ def main(argv: list[str]) -> dict[str, object]:
             ]
             return {"methods": sorted(methods)}
         method, request_json, *token = rest
+        if request_json == "-":  # too big for an argument
+            request_json = sys.stdin.read()
         service_name, method_name = method.rsplit("/", 1)
         m = pool.FindServiceByName(service_name).FindMethodByName(method_name)
         req_cls = message_factory.GetMessageClass(m.input_type)
@@ -50,7 +60,12 @@ def main(argv: list[str]) -> dict[str, object]:
         )
         metadata = [("authorization", f"Bearer {token[0]}")] if token else []
         try:
-            reply = call(json_format.Parse(request_json, req_cls()), metadata=metadata, timeout=10)
+            reply = call(
+                json_format.Parse(request_json, req_cls()),
+                metadata=metadata,
+                timeout=10,
+                compression=compression,
+            )
         except grpc.RpcError as err:
             return {"code": err.code().name, "details": err.details()}
         return {"reply": json_format.MessageToDict(reply)}
