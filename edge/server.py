@@ -13,7 +13,7 @@ from grpclib.health.service import Health
 from grpclib.server import Server
 
 from contracts.settings import Settings
-from edge import compression
+from edge import messages
 from edge.auth import TokenCache
 from edge.bus import Bus
 from edge.health import Readiness
@@ -36,7 +36,7 @@ class _HttpServer(uvicorn.Server):
 
 async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: float = 2.0) -> None:
     scope = Scope.parse(settings.scope)
-    compression.install()
+    messages.install()
     bus = await Bus.connect(settings.nats_url)
     tokens = TokenCache()
     readiness = Readiness(bus, interval=health_interval)

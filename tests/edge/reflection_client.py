@@ -7,6 +7,7 @@ handlers that deadlock a test process which later forks servers.
     python -m tests.edge.reflection_client HOST:PORT describe
     python -m tests.edge.reflection_client HOST:PORT call SERVICE/METHOD JSON|- [TOKEN]
     python -m tests.edge.reflection_client HOST:PORT --compression gzip|deflate call ...
+    python -m tests.edge.reflection_client HOST:PORT raw SERVICE/METHOD HEX [TOKEN]
 
 Prints one JSON object: {"services": [...]}, {"methods": [...]}, {"reply": {...}} or
 {"code": "UNAUTHENTICATED", "details": "..."}.
@@ -46,6 +47,16 @@ def main(argv: list[str]) -> dict[str, object]:
                 for m in pool.FindServiceByName(name).methods
             ]
             return {"methods": sorted(methods)}
+        if action == "raw":  # bytes as given (hex), not a message built from JSON
+            method, request_hex, *token = rest
+            raw = channel.unary_unary(
+                f"/{method}", request_serializer=bytes.fromhex, response_deserializer=bytes
+            )
+            metadata = [("authorization", f"Bearer {token[0]}")] if token else []
+            try:
+                return {"reply_hex": raw(request_hex, metadata=metadata, timeout=10).hex()}
+            except grpc.RpcError as err:
+                return {"code": err.code().name, "details": err.details()}
         method, request_json, *token = rest
         if request_json == "-":  # too big for an argument
             request_json = sys.stdin.read()

@@ -9,7 +9,7 @@ import nats
 import pytest
 from grpclib import GRPCError
 from grpclib.client import Channel
-from grpclib.const import Status
+from grpclib.const import Cardinality, Status
 
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
@@ -100,4 +100,51 @@ async def test_rejected_with_status_and_field_and_nothing_published(
         await stub.start_scan(request(overrides))
     assert err.value.status == status, err.value.message
     assert (err.value.message or "").startswith(f"{field}:"), err.value.message
+    assert await commands_count(stack) == before
+
+
+class _Raw:
+    """Bytes sent as they are, whatever a StartScanRequest would look like."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def SerializeToString(self) -> bytes:
+        return self.data
+
+    @classmethod
+    def FromString(cls, data: bytes) -> _Raw:
+        return cls(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"\xff\xff\xff", "request: not a well-formed jetscan.v1.StartScanRequest"),
+        (b"\x0a\x40127.0.0.1", "request: not a well-formed"),  # length past the end
+        (b"\x0a\x02\xff\xfe\x12\x04nmap", "request: not a well-formed"),  # bad UTF-8
+        (b"\x08\x96\x01\x12\x04nmap", "target: is empty"),  # target sent as a number
+    ],
+    ids=["garbage", "length-past-end", "bad-utf8", "wrong-wire-type"],
+)
+async def test_malformed_bytes_are_refused_and_nothing_published(
+    stack: Stack, data: bytes, expected: str
+) -> None:
+    before = await commands_count(stack)
+    ch = Channel(stack.settings.grpc_addr.host, stack.settings.grpc_addr.port)
+    try:
+        async with ch.request(
+            "/jetscan.v1.ScanService/StartScan",
+            Cardinality.UNARY_UNARY,
+            _Raw,
+            _Raw,
+            metadata={"authorization": f"Bearer {stack.admin_token}"},
+        ) as stream:
+            await stream.send_message(_Raw(data), end=True)
+            with pytest.raises(GRPCError) as err:
+                await stream.recv_message()
+    finally:
+        ch.close()
+    assert err.value.status == Status.INVALID_ARGUMENT, err.value.message
+    assert (err.value.message or "").startswith(expected), err.value.message
     assert await commands_count(stack) == before
