@@ -54,6 +54,8 @@ Frame = OutputLine | ScanView
 
 OUTPUT_STREAM: Final = "OUTPUT"
 EVENTS_STREAM: Final = "EVENTS"
+# Line numbers are PostgreSQL bigints: an `after_seq` past this can name no line.
+MAX_SEQ = 2**63 - 1
 MAX_BUFFERED = 4096
 # Messages a viewer's consumer may have in flight to the edge: the edge's whole intake is
 # bounded by viewers x PULL_BATCH, so a burst of replays never makes it a slow consumer.

@@ -157,7 +157,10 @@ class ScanService(v1.ScanServiceBase):
         A slow client slows only its own stream: HTTP/2 flow control holds the feed, whose
         consumer then leaves the backlog in the OUTPUT stream.
         """
-        feed = live.Feed(self.bus, require_id("id", message.id), message.after_seq)
+        scan_id = require_id("id", message.id)
+        if message.after_seq > live.MAX_SEQ:
+            raise GRPCError(Status.INVALID_ARGUMENT, f"after_seq: at most {live.MAX_SEQ}")
+        feed = live.Feed(self.bus, scan_id, message.after_seq)
         frames = feed.frames()
         try:
             async for frame in frames:

@@ -34,7 +34,7 @@ from contracts.output import OutputLine, Stream
 from contracts.scans import ScanView
 from edge.auth import TokenCache, bearer
 from edge.bus import Bus
-from edge.live import Feed, Frame
+from edge.live import MAX_SEQ, Feed, Frame
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class ConsoleSocket:
         try:
             scan_id = subjects.token(ws.path_params["id"])
             after = int(ws.query_params.get("after_seq", "0"))
-            if after < 0:
+            if not 0 <= after <= MAX_SEQ:
                 raise ValueError(after)
         except ValueError:
             return BAD_REQUEST, "bad scan id or after_seq"

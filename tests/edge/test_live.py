@@ -244,6 +244,8 @@ async def test_refusals_have_their_close_codes(stack: Stack, base: str) -> None:
     assert (await watch(ws_url(base, "no-such-scan"), stack.admin_token))[1] == 4404
     assert (await watch(ws_url(base, "bad%20id"), stack.admin_token))[1] == 4400
     assert (await watch(ws_url(base, scan_id, after_seq=-1), stack.admin_token))[1] == 4400
+    assert (await watch(ws_url(base, scan_id, after_seq=2**63), stack.admin_token))[1] == 4400
+    assert (await watch(ws_url(base, scan_id, after_seq="1e3"), stack.admin_token))[1] == 4400
 
 
 @pytest.fixture
@@ -324,6 +326,10 @@ async def test_watch_scan_streams_the_same_console_over_grpc(stack: Stack, nc: C
             with pytest.raises(GRPCError) as err:
                 await stub.watch_scan(v1.WatchScanRequest(id=bad)).__anext__()
             assert err.value.status == status
+        with pytest.raises(GRPCError) as err:
+            await stub.watch_scan(v1.WatchScanRequest(id=scan_id, after_seq=2**63)).__anext__()
+        assert err.value.status == Status.INVALID_ARGUMENT
+        assert (err.value.message or "").startswith("after_seq:")
     finally:
         ch.close()
 
