@@ -160,6 +160,46 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
         await s.stop()
 
 
+@pytest.fixture
+async def open_port() -> AsyncIterator[int]:
+    """A TCP port on 127.0.0.1 that accepts connections and hangs up: what nmap finds open."""
+
+    async def hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def start_job(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python -m workers.job` with exactly `env`, as a launcher starts it."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers.job",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def finish_job(proc: asyncio.subprocess.Process, timeout: float = 90) -> tuple[int, str]:
+    """The job's exit code and stderr, killing it if it outlives `timeout`."""
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
 @contextlib.asynccontextmanager
 async def scan_service(stack: Stack) -> AsyncIterator[v1.ScanServiceStub]:
     """A ScanService client of the stack's edge, as the admin, 15 s per call."""

@@ -8,11 +8,14 @@ silently not tested must not look green. Set `JETSCAN_CORPUS=` (empty) to skip o
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 import pytest
+
+from contracts.findings import Finding
 
 ROOT = Path(__file__).resolve().parents[1]
 _SETTING = os.environ.get("JETSCAN_CORPUS", "../shared/corpus")
@@ -69,3 +72,21 @@ def corpus_file(relative: str) -> Path:
 def snapshot_bytes(document: Any) -> bytes:
     """A snapshot document as stored: sorted keys, indented, one trailing newline."""
     return msgspec.json.format(msgspec.json.encode(document, order="sorted"), indent=1) + b"\n"
+
+
+def assert_streams_and_survives_the_bus(
+    path: Path,
+    parse: Callable[[bytes], Any],
+    parse_stream: Callable[[IO[bytes]], Any],
+    output_type: Any,
+) -> None:
+    """Parsing `path` streamed gives what parsing its bytes does, the result encodes and
+    decodes back to the same JSON, every finding decodes alone, and fingerprints are unique."""
+    with path.open("rb") as stream:
+        streamed = parse_stream(stream)
+    assert streamed == parse(path.read_bytes())
+    wire = msgspec.json.encode(streamed)
+    assert msgspec.json.encode(msgspec.json.decode(wire, type=output_type)) == wire
+    for finding in msgspec.json.decode(wire, type=dict[str, Any])["findings"]:
+        msgspec.convert(finding, Finding)
+    assert len({f.fingerprint for f in streamed.findings}) == len(streamed.findings)

@@ -78,19 +78,6 @@ async def executor(k8s_settings: Settings) -> AsyncIterator[tuple[KubernetesExec
         await ex.shutdown()
 
 
-@pytest.fixture
-async def open_port() -> AsyncIterator[int]:
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
 def nmap(ports: str, deadline: int = 120, **config: Any) -> StartScan:
     return StartScan(
         scan_id=uuid.uuid4().hex,

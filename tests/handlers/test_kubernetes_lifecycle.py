@@ -16,7 +16,6 @@ import asyncpg
 import msgspec
 import nats
 import pytest
-from grpclib.client import Channel
 
 from contracts import wire
 from contracts.gen.jetscan import v1
@@ -24,7 +23,7 @@ from contracts.results import Heartbeat
 from contracts.scans import StartScan
 from contracts.settings import Settings
 from handlers.launcher import manifest
-from tests.conftest import Stack
+from tests.conftest import Stack, scan_service
 from tests.handlers.k8s_fake import FakeCluster
 from tests.handlers.test_lifecycle import nmap_request, slow_nmap, wait_status
 
@@ -79,27 +78,8 @@ async def cluster(
 async def scans(
     stack: Stack, cluster: tuple[FakeCluster, KubeLauncher]
 ) -> AsyncIterator[v1.ScanServiceStub]:
-    addr = stack.settings.grpc_addr
-    ch = Channel(addr.host, addr.port)
-    try:
-        yield v1.ScanServiceStub(
-            ch, metadata={"authorization": f"Bearer {stack.admin_token}"}, timeout=15
-        )
-    finally:
-        ch.close()
-
-
-@pytest.fixture
-async def open_port() -> AsyncIterator[int]:
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with scan_service(stack) as stub:
+        yield stub
 
 
 def fake_of(cluster: tuple[FakeCluster, KubeLauncher]) -> FakeCluster:

@@ -36,19 +36,6 @@ async def scans(stack: Stack) -> AsyncIterator[v1.ScanServiceStub]:
         yield stub
 
 
-@pytest.fixture
-async def open_port() -> AsyncIterator[int]:
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
 def nmap_request(port: int | str, **extra: object) -> v1.StartScanRequest:
     config: dict[str, object] = {"ports": str(port), "reverse_dns": False}
     deadline = int(extra.pop("deadline_seconds", 0))  # type: ignore[call-overload]

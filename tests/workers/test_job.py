@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ from contracts.results import Heartbeat
 from contracts.scans import ScanEvent, ScanStatus, StartScan
 from scanners import TOOLS
 from scanners.output import ToolOutput
-from tests.conftest import ROOT, free_port
+from tests.conftest import finish_job, free_port, start_job
 from tests.workers import messages
 from workers import job, jobenv
 from workers.job import Scanned, Verdict
@@ -86,19 +83,6 @@ def test_judge_decides_exit_code_error_and_partial(
     assert job.judge(NMAP, scanned, output, "bad xml") == verdict
 
 
-@pytest.fixture
-async def open_port() -> AsyncIterator[int]:
-    async def hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
 def job_env(nats_url: str, config: dict[str, Any], **extra: str) -> tuple[str, dict[str, str]]:
     scan_id = uuid.uuid4().hex
     cmd = StartScan(
@@ -115,35 +99,12 @@ def job_env(nats_url: str, config: dict[str, Any], **extra: str) -> tuple[str, d
     return scan_id, {**job_environ(cmd, nats_url), **environ}
 
 
-async def start_job(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "workers.job",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def finish(proc: asyncio.subprocess.Process, timeout: float = 90) -> tuple[int, str]:
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, err.decode()
-
-
 async def test_a_scan_streams_its_console_and_publishes_one_result(
     applied: str, nc: Client, open_port: int
 ) -> None:
     scan_id, env = job_env(applied, {"ports": str(open_port), "reverse_dns": False})
     proc = await start_job(env)
-    code, stderr = await finish(proc)
+    code, stderr = await finish_job(proc)
     assert code == job.EXIT_OK, stderr
     js = nc.jetstream()
 
@@ -197,7 +158,7 @@ async def test_a_bad_env_exits_2_with_one_line_and_publishes_nothing(
         del env[variable]
     else:
         env[variable] = value
-    code, stderr = await finish(await start_job(env))
+    code, stderr = await finish_job(await start_job(env))
 
     assert code == job.EXIT_BAD_ENV
     assert len(stderr.splitlines()) == 1
@@ -250,7 +211,7 @@ async def test_sigterm_stops_the_scanner_group_and_ends_the_console(
     assert group == scanner, "the scanner leads its own process group"
 
     proc.send_signal(signal.SIGTERM)
-    code, stderr = await finish(proc)
+    code, stderr = await finish_job(proc)
 
     assert code == 128 + signal.SIGTERM, stderr
     assert not group_exists(group)
@@ -265,7 +226,7 @@ async def test_at_the_deadline_the_scanner_is_stopped_and_a_partial_result_publi
 ) -> None:
     js = nc.jetstream()
     scan_id, env = job_env(applied, SLOW, JETSCAN_DEADLINE_SECONDS="1")
-    code, stderr = await finish(await start_job(env))
+    code, stderr = await finish_job(await start_job(env))
 
     assert code == job.EXIT_DEADLINE, stderr
     output = await messages.output(js, scan_id)
@@ -281,7 +242,7 @@ async def test_a_scanner_that_cannot_start_exits_3_with_an_error_result(
 ) -> None:
     js = nc.jetstream()
     scan_id, env = job_env(applied, {"ports": "22"}, PATH="/nonexistent")
-    code, stderr = await finish(await start_job(env))
+    code, stderr = await finish_job(await start_job(env))
 
     assert code == job.EXIT_SCANNER_FAILED, stderr
     [line, end] = await messages.output(js, scan_id)
@@ -300,7 +261,7 @@ async def test_a_configured_program_path_is_the_one_run(applied: str, nc: Client
     scan_id, env = job_env(
         applied, {"ports": "22"}, JETSCAN_PROGRAMS="nmap=/nonexistent/bin/nmap-7.93"
     )
-    code, stderr = await finish(await start_job(env))
+    code, stderr = await finish_job(await start_job(env))
 
     assert code == job.EXIT_SCANNER_FAILED, stderr
     [line, _] = await messages.output(js, scan_id)

@@ -12,10 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import msgspec
 import pytest
 
-from contracts.findings import Finding
 from scanners.dns.parse import (
     parse_dnsx,
     parse_dnsx_stream,
@@ -24,7 +22,13 @@ from scanners.dns.parse import (
 )
 from scanners.errors import ParseError
 from scanners.output import ToolOutput
-from tests.corpus import cases, corpus_file, require, snapshot_bytes
+from tests.corpus import (
+    assert_streams_and_survives_the_bus,
+    cases,
+    corpus_file,
+    require,
+    snapshot_bytes,
+)
 from tests.snapshots import assert_snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -62,14 +66,7 @@ def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
 def test_corpus_file_parses_the_same_streamed_and_survives_the_bus(path: Path | None) -> None:
     path = require(path, "subfinder/* or dnsx/*")
     parse, parse_stream = PARSERS[path.parent.name]
-    with path.open("rb") as stream:
-        streamed = parse_stream(stream)
-    assert streamed == parse(path.read_bytes())
-    wire = msgspec.json.encode(streamed)
-    assert msgspec.json.encode(msgspec.json.decode(wire, type=ToolOutput)) == wire
-    for finding in msgspec.json.decode(wire, type=dict[str, Any])["findings"]:
-        msgspec.convert(finding, Finding)
-    assert len({f.fingerprint for f in streamed.findings}) == len(streamed.findings)
+    assert_streams_and_survives_the_bus(path, parse, parse_stream, ToolOutput)
 
 
 @pytest.mark.parametrize("path", cases(*PARSERS))

@@ -11,15 +11,21 @@ import collections
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
-from contracts.findings import Finding, Severity
+from contracts.findings import Severity
 from contracts.sslyze import SslyzeRun
 from scanners.errors import ParseError
 from scanners.output import ToolOutput
 from scanners.sslyze.parse import parse, parse_stream
-from tests.corpus import all_files, cases, corpus_file, require, snapshot_bytes
+from tests.corpus import (
+    all_files,
+    assert_streams_and_survives_the_bus,
+    cases,
+    corpus_file,
+    require,
+    snapshot_bytes,
+)
 from tests.snapshots import assert_snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -75,14 +81,7 @@ def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
 @pytest.mark.parametrize("path", cases("sslyze"))
 def test_corpus_file_parses_the_same_streamed_and_survives_the_bus(path: Path | None) -> None:
     path = require(path, WHAT)
-    with path.open("rb") as stream:
-        streamed = parse_stream(stream)
-    assert streamed == parse(path.read_bytes())
-    wire = msgspec.json.encode(streamed)
-    assert msgspec.json.encode(msgspec.json.decode(wire, type=ToolOutput)) == wire
-    for finding in msgspec.json.decode(wire, type=dict[str, Any])["findings"]:
-        msgspec.convert(finding, Finding)
-    assert len({f.fingerprint for f in streamed.findings}) == len(streamed.findings)
+    assert_streams_and_survives_the_bus(path, parse, parse_stream, ToolOutput)
 
 
 def _titles(name: str) -> dict[str, Severity]:

@@ -3,9 +3,7 @@ stand-in (ZAP cannot be installed here) given to the job as a configured program
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +19,7 @@ from contracts.scans import StartScan
 from contracts.zap import ZapReport
 from scanners import TOOLS
 from scanners.zap.config import OVERHEAD_SECONDS
-from tests.conftest import ROOT
+from tests.conftest import finish_job, start_job
 from tests.corpus import corpus_file
 from tests.scanners.zap.afplan import LIMITS, check_plan, plan_minutes
 from tests.scanners.zap.standin import write_standin
@@ -50,23 +48,7 @@ def zap_job_env(
 
 
 async def run_job(env: dict[str, str], timeout: float = 90) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "workers.job",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, err.decode()
+    return await finish_job(await start_job(env), timeout)
 
 
 async def test_the_job_writes_the_plan_runs_zap_and_publishes_the_report(
