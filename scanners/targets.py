@@ -212,14 +212,7 @@ def _url_target(text: str, bracketed: str) -> Target:
         raise TargetError(
             _FIELD, "URL path may hold only ASCII letters, digits, - . _ ~ + , = : @ / and %XX"
         )
-    address = _ip_address(host_text)
-    if address is None:
-        host = normalize_hostname(host_text)
-        shown, domain = host, _domain_of(host)
-    else:
-        host = str(address)
-        shown = f"[{host}]" if address.version == 6 else host
-        domain = _net(address)
+    host, shown, domain = _host_parts(host_text)
     port_suffix = "" if port_number is None else f":{port_number}"
     return Target(
         kind=TargetKind.URL,
@@ -228,6 +221,16 @@ def _url_target(text: str, bracketed: str) -> Target:
         domain=domain,
         port=port_number,
     )
+
+
+def _host_parts(host_text: str) -> tuple[str, str, str]:
+    """A URL's or endpoint's host: (host, as written before a port, its scope domain)."""
+    address = _ip_address(host_text)
+    if address is None:
+        host = normalize_hostname(host_text)
+        return host, host, _domain_of(host)
+    host = str(address)
+    return host, f"[{host}]" if address.version == 6 else host, _net(address)
 
 
 def _endpoint_target(text: str, bracketed: str) -> Target:
@@ -242,14 +245,7 @@ def _endpoint_target(text: str, bracketed: str) -> Target:
     if not host_text:
         raise TargetError(_FIELD, f"{text!r} has no host before the port")
     port = _port(port_text)
-    address = _ip_address(host_text)
-    if address is None:
-        host = normalize_hostname(host_text)
-        shown, domain = host, _domain_of(host)
-    else:
-        host = str(address)
-        shown = f"[{host}]" if address.version == 6 else host
-        domain = _net(address)
+    host, shown, domain = _host_parts(host_text)
     return Target(
         kind=TargetKind.ENDPOINT, value=f"{shown}:{port}", host=host, domain=domain, port=port
     )
