@@ -40,42 +40,11 @@ class ScanResult(msgspec.Struct, frozen=True, kw_only=True):
     artifact: str = ""
     error: str = ""
     # A result too big for one message goes out in parts, in order, each with a slice of
-    # the findings; only the last carries `data` (or, when even that is too big, names
-    # `data_artifact`, the tool data as JSON in the object store).
+    # the findings; only the last carries `data` (or, when even that is too big, every part
+    # names `data_artifact`, the tool data as JSON in the object store). See workers.spool.
     part: int = 1
     parts: int = 1
     data_artifact: str = ""
-
-
-def split(result: ScanResult, max_bytes: int, empty: ToolData) -> list[ScanResult]:
-    """`result` as parts whose encodings each stay under `max_bytes` (roughly: findings
-    are sliced by their own encoded size, with room left for the envelope).
-
-    The last part keeps `data`; the caller moves oversized data to the object store first.
-    """
-    if len(msgspec.json.encode(result)) <= max_bytes:
-        return [result]
-    budget = max(max_bytes // 2, 1)
-    slices: list[list[Finding]] = [[]]
-    used = 0
-    for finding in result.findings:
-        size = len(msgspec.json.encode(finding))
-        if slices[-1] and used + size > budget:
-            slices.append([])
-            used = 0
-        slices[-1].append(finding)
-        used += size
-    n = len(slices)
-    return [
-        msgspec.structs.replace(
-            result,
-            findings=tuple(chunk),
-            data=result.data if i == n else empty,
-            part=i,
-            parts=n,
-        )
-        for i, chunk in enumerate(slices, start=1)
-    ]
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):

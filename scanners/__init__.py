@@ -7,7 +7,7 @@ the argv, run it in a work directory, then parse `output_file` from that directo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Generic, TypeVar
 
@@ -21,7 +21,7 @@ from scanners.errors import ConfigError
 from scanners.nmap import command as nmap_command
 from scanners.nmap import parse as nmap_parse
 from scanners.nmap.config import NmapConfig
-from scanners.output import ToolOutput
+from scanners.output import Piece, ToolOutput
 from scanners.sslyze import command as sslyze_command
 from scanners.sslyze import parse as sslyze_parse
 from scanners.sslyze.config import SslyzeConfig
@@ -55,6 +55,10 @@ class ToolSpec(Generic[ConfigT]):
     max_deadline_seconds: int
     target_kinds: frozenset[TargetKind]
     prepare: Callable[[ConfigT, Target, JobContext], dict[str, bytes]] = no_files
+    # For outputs that can outgrow memory: the parse as `Piece`s of the tool data's
+    # `pieces_field` collection, ended by the rest as a `ToolOutput`.
+    iter_pieces: Callable[[IO[bytes]], Iterator[Piece | ToolOutput]] | None = None
+    pieces_field: str = ""
 
 
 TOOLS: dict[str, ToolSpec[Any]] = {
@@ -64,6 +68,8 @@ TOOLS: dict[str, ToolSpec[Any]] = {
         build_argv=nmap_command.build_argv,
         parse=nmap_parse.parse,
         parse_stream=nmap_parse.parse_stream,
+        iter_pieces=nmap_parse.iter_pieces,
+        pieces_field="hosts",
         output_file=nmap_command.XML_OUTPUT,
         # nmap exits 0 whether or not hosts were up; 1 is a real error, 130 an interrupt.
         accepted_exit_codes=frozenset({0}),

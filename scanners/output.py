@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from contracts.findings import Finding
@@ -14,3 +16,12 @@ class ToolOutput(msgspec.Struct, frozen=True, kw_only=True):
     findings: tuple[Finding, ...]
     data: ToolData
     partial: bool = False
+
+
+class Piece(msgspec.Struct, frozen=True, kw_only=True):
+    """One element of a large output's main collection (an nmap host) and its findings, as a
+    parser that streams hands them over; the `ToolOutput` that ends the stream has the
+    collection empty. Findings repeated across pieces are the consumer's to fold."""
+
+    findings: tuple[Finding, ...]
+    item: Any

@@ -46,16 +46,16 @@ from nats.js import JetStreamContext, api
 
 from contracts import subjects, wire
 from contracts.output import Stream
-from contracts.results import Heartbeat, ScanResult, ToolData, split
+from contracts.results import Heartbeat, ScanResult, ToolData
 from contracts.scans import ScanEvent, ScanStatus
 from scanners import ToolSpec
 from scanners.context import JobContext
 from scanners.errors import ParseError
-from scanners.output import ToolOutput
 from workers import jobenv
 from workers.console import MAX_IN_FLIGHT, Console
 from workers.jobenv import JobEnv, JobEnvError
 from workers.orphans import die_with_parent
+from workers.spool import Spooled, spool
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,11 @@ def artifact_name(scan_id: str, output_file: str) -> str:
     return f"scans/{subjects.token(scan_id)}/{output_file}"
 
 
-def judge(
-    spec: ToolSpec[Any], scanned: Scanned, output: ToolOutput | None, problem: str
-) -> Verdict:
-    """The job's exit code and the result's error and partial flag (see the module docstring)."""
+def judge(spec: ToolSpec[Any], scanned: Scanned, parsed_partial: bool, problem: str) -> Verdict:
+    """The job's exit code and the result's error and partial flag (see the module docstring).
+
+    `problem` is why the output did not parse (empty when it did); `parsed_partial` whether
+    the parser found it cut short."""
     errors = []
     code = EXIT_OK
     if scanned.deadline_hit:
@@ -116,10 +117,10 @@ def judge(
     elif scanned.exit_code not in spec.accepted_exit_codes:
         errors.append(f"{spec.name} exited with code {scanned.exit_code}")
         code = EXIT_SCANNER_FAILED
-    if output is None:
+    if problem:
         errors.append(problem)
         code = code or EXIT_BAD_OUTPUT
-    partial = bool(errors) or (output is not None and output.partial)
+    partial = bool(errors) or parsed_partial
     return Verdict(code, "; ".join(errors), partial)
 
 
@@ -329,61 +330,62 @@ def _kill_group(pgid: int, signum: int) -> None:
 async def _finish(js: JetStreamContext, env: JobEnv, workdir: Path, scanned: Scanned) -> int:
     spec = env.spec
     path = workdir / spec.output_file
-    output: ToolOutput | None = None
+    spooled: Spooled | None = None
     problem = artifact = ""
     if path.is_file():
         artifact = await _store_artifact(js, artifact_name(env.scan_id, spec.output_file), path)
+        into = Path(tempfile.mkdtemp(prefix="result-", dir=workdir))
         try:
-            output = await asyncio.to_thread(_parse_file, spec, path)
+            spooled = await asyncio.to_thread(_spool_file, spec, path, into)
         except ParseError as exc:
             problem = f"output does not parse: {exc}"
     else:
         problem = f"{spec.name} wrote no {spec.output_file}"
-    verdict = judge(spec, scanned, output, problem)
-    result = ScanResult(
-        scan_id=env.scan_id,
-        tool=env.tool,
-        target=env.target.value,
-        finished_at=_now(),
-        exit_code=scanned.exit_code,
-        partial=verdict.partial,
-        findings=output.findings if output is not None else (),
-        data=output.data if output is not None else empty_data(env.tool),
-        artifact=artifact,
-        error=verdict.error,
-    )
-    if len(wire.encode(result.data)) > RESULT_PART_BYTES:
-        # Tool data bigger than a message: the last part names it in the object store.
+    verdict = judge(spec, scanned, spooled is not None and spooled.partial, problem)
+    data, data_artifact = empty_data(env.tool), ""
+    if spooled is not None and spooled.data_size > RESULT_PART_BYTES:
+        # Tool data bigger than a message: every part names it in the object store.
         name = artifact_name(env.scan_id, "result-data.json")
-        stored = await _store_bytes(js, name, wire.encode(result.data))
-        result = msgspec.structs.replace(result, data=empty_data(env.tool), data_artifact=stored)
-    for part in split(result, RESULT_PART_BYTES, empty_data(env.tool)):
-        msg_id = subjects.msg_id("result", env.scan_id, f"{part.part}-of-{part.parts}")
-        if not await _publish(js, subjects.scan_results(env.tool), wire.encode(part), msg_id):
+        data_artifact = await _store_artifact(js, name, spooled.data_path)
+    elif spooled is not None:
+        data = spooled.data()
+    parts = spooled.parts if spooled is not None else 1
+    for part in range(1, parts + 1):
+        result = ScanResult(
+            scan_id=env.scan_id,
+            tool=env.tool,
+            target=env.target.value,
+            finished_at=_now(),
+            exit_code=scanned.exit_code,
+            partial=verdict.partial,
+            findings=spooled.findings(part) if spooled is not None else (),
+            # Only the last part carries the tool data.
+            data=data if part == parts else empty_data(env.tool),
+            artifact=artifact,
+            error=verdict.error,
+            part=part,
+            parts=parts,
+            data_artifact=data_artifact,
+        )
+        msg_id = subjects.msg_id("result", env.scan_id, f"{part}-of-{parts}")
+        if not await _publish(js, subjects.scan_results(env.tool), wire.encode(result), msg_id):
             return EXIT_NATS
     log.info("scan %s: result published, exit %d %s", env.scan_id, verdict.exit_code, verdict.error)
     return verdict.exit_code
 
 
-def _parse_file(spec: ToolSpec[Any], path: Path) -> ToolOutput:
+def _spool_file(spec: ToolSpec[Any], path: Path, into: Path) -> Spooled:
     with path.open("rb") as fp:
-        return spec.parse_stream(fp)
+        return spool(spec, fp, into, RESULT_PART_BYTES)
 
 
 async def _store_artifact(js: JetStreamContext, name: str, path: Path) -> str:
+    """Put `path` in the object store as `name`, read a chunk at a time; "" if it failed."""
     try:
         with path.open("rb") as fp:
-            return await _store_bytes(js, name, fp)
-    except OSError as exc:
-        log.error("raw output not stored as %s: %r", name, exc)
-        return ""
-
-
-async def _store_bytes(js: JetStreamContext, name: str, data: Any) -> str:
-    try:
-        store = await js.object_store(ARTIFACTS)
-        await store.put(name, data)
-    except nats.errors.Error as exc:
+            store = await js.object_store(ARTIFACTS)
+            await store.put(name, fp)
+    except (OSError, nats.errors.Error) as exc:
         log.error("artifact %s not stored: %r", name, exc)
         return ""
     return name

@@ -46,7 +46,7 @@ from contracts.nmap import (
 )
 from scanners.errors import ParseError
 from scanners.nmap.findings import host_findings
-from scanners.output import ToolOutput
+from scanners.output import Piece, ToolOutput
 
 _TOOL = "nmap"
 _TRUNCATION_CODES = frozenset(
@@ -83,16 +83,25 @@ def parse_stream(fp: IO[bytes]) -> ToolOutput:
     # Keyed by fingerprint: a host listed twice (nmap scans duplicates it is given) must not
     # yield two findings with one identity.
     findings: dict[str, Finding] = {}
-    run = NmapRun()
-    for item in iter_run(fp):
-        if isinstance(item, Host):
-            hosts.append(item)
-            for finding in host_findings(item):
+    rest = ToolOutput(findings=(), data=NmapRun())
+    for piece in iter_pieces(fp):
+        if isinstance(piece, Piece):
+            hosts.append(piece.item)
+            for finding in piece.findings:
                 findings.setdefault(finding.fingerprint, finding)
         else:
-            run = item
-    data = msgspec.structs.replace(run, hosts=tuple(hosts))
-    return ToolOutput(findings=tuple(findings.values()), data=data, partial=run.partial)
+            rest = piece
+    data = msgspec.structs.replace(rest.data, hosts=tuple(hosts))
+    return ToolOutput(findings=tuple(findings.values()), data=data, partial=rest.partial)
+
+
+def iter_pieces(fp: IO[bytes]) -> Iterator[Piece | ToolOutput]:
+    """`iter_run` with each host's findings: a `Piece` per host, then the run (`hosts=()`)."""
+    for item in iter_run(fp):
+        if isinstance(item, Host):
+            yield Piece(findings=tuple(host_findings(item)), item=item)
+        else:
+            yield ToolOutput(findings=(), data=item, partial=item.partial)
 
 
 def iter_run(fp: IO[bytes]) -> Iterator[Host | NmapRun]:

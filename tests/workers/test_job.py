@@ -5,26 +5,30 @@ from __future__ import annotations
 import os
 import signal
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import nats
 import pytest
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
-from contracts import subjects
+from contracts import subjects, wire
 from contracts.jobs import job_environ
 from contracts.nmap import NmapRun
 from contracts.output import EndOfOutput, OutputLine
 from contracts.results import Heartbeat
 from contracts.scans import ScanEvent, ScanStatus, StartScan
+from handlers import topology
 from scanners import TOOLS
-from scanners.output import ToolOutput
 from tests.conftest import finish_job, free_port, start_job
-from tests.workers import messages
+from tests.workers import messages, nmapxml
 from workers import job, jobenv
+from workers.embedded import NatsServer
 from workers.job import Scanned, Verdict
 
 NMAP = TOOLS["nmap"]
@@ -47,22 +51,24 @@ def test_empty_data_is_the_tools_data_with_every_default() -> None:
     assert job.empty_data("nmap") == NmapRun()
 
 
-DONE = ToolOutput(findings=(), data=NmapRun())
-CUT = ToolOutput(findings=(), data=NmapRun(partial=True), partial=True)
+# How the output parsed: (cut short, why it did not parse).
+DONE = (False, "")
+CUT = (True, "")
+BAD = (False, "bad xml")
 
 
 @pytest.mark.parametrize(
-    ("scanned", "output", "verdict"),
+    ("scanned", "parsed", "verdict"),
     [
         (Scanned(exit_code=0), DONE, Verdict(0, "", False)),
         (Scanned(exit_code=0), CUT, Verdict(0, "", True)),
-        (Scanned(exit_code=0), None, Verdict(4, "bad xml", True)),
+        (Scanned(exit_code=0), BAD, Verdict(4, "bad xml", True)),
         (Scanned(exit_code=1), DONE, Verdict(3, "nmap exited with code 1", True)),
-        (Scanned(exit_code=1), None, Verdict(3, "nmap exited with code 1; bad xml", True)),
+        (Scanned(exit_code=1), BAD, Verdict(3, "nmap exited with code 1; bad xml", True)),
         (Scanned(exit_code=137), CUT, Verdict(3, "nmap exited with code 137", True)),
         (
             Scanned(exit_code=127, start_error="could not start nmap: No such file"),
-            None,
+            BAD,
             Verdict(3, "could not start nmap: No such file; bad xml", True),
         ),
         (
@@ -72,15 +78,15 @@ CUT = ToolOutput(findings=(), data=NmapRun(partial=True), partial=True)
         ),
         (
             Scanned(exit_code=0, deadline_hit=True),
-            None,
+            BAD,
             Verdict(124, "nmap was stopped at the scan's deadline; bad xml", True),
         ),
     ],
 )
 def test_judge_decides_exit_code_error_and_partial(
-    scanned: Scanned, output: ToolOutput | None, verdict: Verdict
+    scanned: Scanned, parsed: tuple[bool, str], verdict: Verdict
 ) -> None:
-    assert job.judge(NMAP, scanned, output, "bad xml") == verdict
+    assert job.judge(NMAP, scanned, *parsed) == verdict
 
 
 def job_env(nats_url: str, config: dict[str, Any], **extra: str) -> tuple[str, dict[str, str]]:
@@ -274,3 +280,79 @@ async def test_a_configured_program_path_is_the_one_run(applied: str, nc: Client
 async def test_an_unreachable_bus_exits_5_before_running_anything() -> None:
     env = jobenv.parse(job_env(f"nats://127.0.0.1:{free_port()}", {"ports": "22"})[1])
     assert await job.run(env, {}, connect_attempts=1) == job.EXIT_NATS
+
+
+@pytest.fixture
+async def own_js(tmp_path: Path) -> AsyncIterator[JetStreamContext]:
+    """JetStream of a server of the test's own: results for scans no database knows would
+    otherwise wait in the session's RESULTS for other tests' ingest to give up on them."""
+    server = NatsServer(tmp_path / "nats", port=0)
+    client = await nats.connect(await server.start())
+    try:
+        await topology.apply(client.jetstream(), topology.load())
+        yield client.jetstream()
+    finally:
+        await client.drain()
+        await server.stop()
+
+
+async def test_a_result_too_big_for_one_message_goes_out_in_parts_with_its_data_stored(
+    own_js: JetStreamContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 4 KiB parts instead of 4 MiB: a few hundred hosts then behave as a huge scan does.
+    monkeypatch.setattr(job, "RESULT_PART_BYTES", 4096)
+    xml = nmapxml.scan_of(300)
+    scan_id, environ = job_env("nats://127.0.0.1:1", {"ports": "22"})
+    (tmp_path / NMAP.output_file).write_bytes(xml)
+    js = own_js
+
+    code = await job._finish(js, jobenv.parse(environ), tmp_path, Scanned(exit_code=0))
+
+    assert code == job.EXIT_OK
+    parts = await messages.results(js, "nmap", scan_id)
+    assert len(parts) > 20
+    assert all(len(wire.encode(p)) <= 4096 for p in parts)
+    assert [(p.part, p.parts) for p in parts] == [(i, len(parts)) for i in range(1, len(parts) + 1)]
+    whole = NMAP.parse(xml)
+    assert wire.encode([f for p in parts for f in p.findings]) == wire.encode(whole.findings)
+    # The tool data is over a part's size: each part names it, none carries it.
+    assert {p.data_artifact for p in parts} == {f"scans/{scan_id}/result-data.json"}
+    assert {p.data for p in parts} == {NmapRun()}
+    stored = await (await js.object_store("artifacts")).get(parts[0].data_artifact)
+    assert stored.data is not None
+    assert msgspec.json.decode(stored.data, type=NmapRun) == whole.data
+    assert {(p.partial, p.error, p.exit_code) for p in parts} == {(False, "", 0)}
+
+
+async def test_a_small_result_is_one_message_with_its_data(
+    own_js: JetStreamContext, tmp_path: Path
+) -> None:
+    scan_id, environ = job_env("nats://127.0.0.1:1", {"ports": "22"})
+    (tmp_path / NMAP.output_file).write_bytes(nmapxml.scan_of(3))
+    js = own_js
+
+    code = await job._finish(js, jobenv.parse(environ), tmp_path, Scanned(exit_code=0))
+
+    assert code == job.EXIT_OK
+    [result] = await messages.results(js, "nmap", scan_id)
+    assert (result.part, result.parts, result.data_artifact) == (1, 1, "")
+    assert [f.host for f in result.findings] == ["10.0.0.0", "10.0.0.1", "10.0.0.2"]
+    assert [h.addresses for h in result.data.hosts] == [
+        h.addresses for h in NMAP.parse(nmapxml.scan_of(3)).data.hosts
+    ]
+
+
+async def test_output_that_does_not_parse_is_one_partial_result_with_the_reason(
+    own_js: JetStreamContext, tmp_path: Path
+) -> None:
+    scan_id, environ = job_env("nats://127.0.0.1:1", {"ports": "22"})
+    (tmp_path / NMAP.output_file).write_bytes(b"<html>not nmap</html>")
+    js = own_js
+
+    code = await job._finish(js, jobenv.parse(environ), tmp_path, Scanned(exit_code=0))
+
+    assert code == job.EXIT_BAD_OUTPUT
+    [result] = await messages.results(js, "nmap", scan_id)
+    assert (result.partial, result.findings, result.data) == (True, (), NmapRun())
+    assert result.error.startswith("output does not parse: ")
+    assert result.artifact == f"scans/{scan_id}/nmap.xml"
