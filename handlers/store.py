@@ -214,20 +214,28 @@ class ResultPending(Exception):
 
 
 async def apply_event(
-    conn: asyncpg.Connection, event: ScanEvent, *, await_result: bool = False
+    conn: asyncpg.Connection,
+    event: ScanEvent,
+    *,
+    await_result: bool = False,
+    await_parts: bool = False,
 ) -> ScanStatus | None:
     """Move the scan to the event's status if that is forward; return the new status.
 
-    With `await_result`, a success whose result is not stored yet raises ResultPending:
-    a scan shown as succeeded must have its findings readable.
+    A scan shown as succeeded must have its findings readable, so a success whose result
+    is not stored yet raises ResultPending: with `await_result` whether or not any of the
+    result has come, with `await_parts` only while a result in parts is still arriving
+    (storing a large one takes longer than a job without a result is worth waiting for).
     """
     async with conn.transaction():
         row = await conn.fetchrow(
-            "SELECT status, result_at FROM scans WHERE id = $1 FOR UPDATE", event.scan_id
+            "SELECT status, result_at, result_part FROM scans WHERE id = $1 FOR UPDATE",
+            event.scan_id,
         )
         if row is None:
             raise UnknownScan(event.scan_id)
-        if await_result and event.status is ScanStatus.SUCCEEDED and row["result_at"] is None:
+        waits = await_result or (await_parts and row["result_part"] > 0)
+        if waits and event.status is ScanStatus.SUCCEEDED and row["result_at"] is None:
             raise ResultPending(event.scan_id)
         new = advance(ScanStatus(row["status"]), event.status)
         if new is None:
@@ -276,7 +284,7 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
         exists = await conn.fetchval(
             # Parts arrive in order; the last one completes the result.
             "UPDATE scans SET artifact = $2, partial = $3, exit_code = $4,"
-            " data_artifact = $5,"
+            " data_artifact = $5, result_part = GREATEST(result_part, $7),"
             " result_at = CASE WHEN $6 THEN now() ELSE result_at END, updated_at = now()"
             " WHERE id = $1 RETURNING id",
             result.scan_id,
@@ -285,6 +293,7 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
             result.exit_code,
             result.data_artifact,
             result.part >= result.parts,
+            result.part,
         )
         if exists is None:
             raise UnknownScan(result.scan_id)

@@ -46,10 +46,16 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
         async def work() -> None:
             event = _events.decode(body)
             # Wait a few redeliveries (0.5 s, 1 s, 2 s, 4 s) for the result; a job that
-            # never sent one still ends.
-            await_result = delivered(msg) <= 4
+            # never sent one still ends. A result whose parts are still being stored is
+            # waited for until the last delivery (~1 min), which applies the event anyway.
+            attempt = delivered(msg)
             async with pool.acquire() as conn:
-                new = await store.apply_event(conn, event, await_result=await_result)
+                new = await store.apply_event(
+                    conn,
+                    event,
+                    await_result=attempt <= 4,
+                    await_parts=attempt < events.max_deliver,
+                )
             if new is not None:
                 log.info("scan %s is %s", event.scan_id, new.value)
 

@@ -73,3 +73,103 @@ async def test_events_out_of_order_never_move_a_scan_back(database_url: str) -> 
         assert row["finished_at"] == t0 + timedelta(seconds=9)
     finally:
         await conn.close()
+
+
+async def test_a_success_waits_for_a_result_still_arriving_in_parts(database_url: str) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from contracts.findings import Finding, Severity
+    from contracts.nmap import NmapRun
+    from contracts.results import ScanResult
+    from contracts.scans import ScanEvent, ScanStatus, StartScan
+
+    now = datetime.now(UTC)
+    scan_id = uuid.uuid4().hex
+    start = StartScan(
+        scan_id=scan_id,
+        target="127.0.0.1",
+        domain="127.0.0.1",
+        tool="nmap",
+        config={},
+        deadline_seconds=60,
+        requested_by="t",
+        requested_at=now,
+    )
+
+    def part(n: int) -> ScanResult:
+        finding = Finding(
+            tool="nmap",
+            severity=Severity.INFO,
+            title=f"t{n}",
+            fingerprint=f"{scan_id}-{n}",
+            description="d",
+        )
+        return ScanResult(
+            scan_id=scan_id,
+            tool="nmap",
+            target="127.0.0.1",
+            finished_at=now,
+            exit_code=0,
+            partial=False,
+            findings=(finding,),
+            data=NmapRun(),
+            part=n,
+            parts=3,
+        )
+
+    success = ScanEvent(scan_id=scan_id, status=ScanStatus.SUCCEEDED, at=now, exit_code=0)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await store.insert_scans(conn, [start])
+        # Nothing of a result yet: only `await_result` waits for one.
+        with pytest.raises(store.ResultPending):
+            await store.apply_event(conn, success, await_result=True, await_parts=True)
+        await store.store_result(conn, part(1))
+        # One part of three stored: past `await_result`'s patience, `await_parts` waits on.
+        with pytest.raises(store.ResultPending):
+            await store.apply_event(conn, success, await_parts=True)
+        await store.store_result(conn, part(1))  # a redelivery moves nothing back
+        await store.store_result(conn, part(2))
+        with pytest.raises(store.ResultPending):
+            await store.apply_event(conn, success, await_parts=True)
+        await store.store_result(conn, part(3))
+        assert await store.apply_event(conn, success, await_parts=True) == ScanStatus.SUCCEEDED
+        row = await conn.fetchrow("SELECT result_part, result_at FROM scans WHERE id = $1", scan_id)
+        assert row["result_part"] == 3 and row["result_at"] is not None
+    finally:
+        await conn.close()
+
+
+async def test_a_success_with_no_result_coming_is_not_held_by_await_parts(
+    database_url: str,
+) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from contracts.scans import ScanEvent, ScanStatus, StartScan
+
+    now = datetime.now(UTC)
+    scan_id = uuid.uuid4().hex
+    conn = await asyncpg.connect(database_url)
+    try:
+        await store.insert_scans(
+            conn,
+            [
+                StartScan(
+                    scan_id=scan_id,
+                    target="127.0.0.1",
+                    domain="127.0.0.1",
+                    tool="nmap",
+                    config={},
+                    deadline_seconds=60,
+                    requested_by="t",
+                    requested_at=now,
+                )
+            ],
+        )
+        success = ScanEvent(scan_id=scan_id, status=ScanStatus.SUCCEEDED, at=now, exit_code=0)
+        # A job that sent no result at all is not waited for once `await_result` is over.
+        assert await store.apply_event(conn, success, await_parts=True) == ScanStatus.SUCCEEDED
+    finally:
+        await conn.close()
