@@ -342,7 +342,8 @@ async def _finish(js: JetStreamContext, env: JobEnv, workdir: Path, scanned: Sca
     else:
         problem = f"{spec.name} wrote no {spec.output_file}"
     verdict = judge(spec, scanned, spooled is not None and spooled.partial, problem)
-    data, data_artifact = empty_data(env.tool), ""
+    empty = empty_data(env.tool)
+    data, data_artifact = empty, ""
     if spooled is not None and spooled.data_size > RESULT_PART_BYTES:
         # Tool data bigger than a message: every part names it in the object store.
         name = artifact_name(env.scan_id, "result-data.json")
@@ -350,17 +351,18 @@ async def _finish(js: JetStreamContext, env: JobEnv, workdir: Path, scanned: Sca
     elif spooled is not None:
         data = spooled.data()
     parts = spooled.parts if spooled is not None else 1
+    finished_at = _now()
     for part in range(1, parts + 1):
         result = ScanResult(
             scan_id=env.scan_id,
             tool=env.tool,
             target=env.target.value,
-            finished_at=_now(),
+            finished_at=finished_at,
             exit_code=scanned.exit_code,
             partial=verdict.partial,
             findings=spooled.findings(part) if spooled is not None else (),
             # Only the last part carries the tool data.
-            data=data if part == parts else empty_data(env.tool),
+            data=data if part == parts else empty,
             artifact=artifact,
             error=verdict.error,
             part=part,

@@ -9,8 +9,9 @@ rest of the tool data, which comes last, is spliced around them. What stays in m
 piece, the digests, and the byte ranges that cut the findings into parts. Other tools'
 outputs are parsed whole as before and written the same way, so the job has one path.
 
-Parts are cut as `contracts.results.split` cuts them: by each finding's encoded size, at
-most half a part's byte budget of findings each.
+Parts are cut by each finding's encoded size: at most half a part's byte budget of findings
+each (a finding bigger than that goes alone), leaving the rest for the envelope and, in the
+last part, the tool data.
 """
 
 from __future__ import annotations
