@@ -4,10 +4,12 @@ Held as Python objects, a large nmap scan's hosts and findings outgrow a job's m
 (a 100 MB XML took ~900 MB to parse, encode and split in memory). A tool that parses in
 `Piece`s (`ToolSpec.iter_pieces`) is spooled instead: each piece's findings go to a
 JSON-lines file as soon as it is parsed (a set of fingerprint digests folds findings seen
-before, keeping the first, as `parse_stream` does) and its item to the tool data's file; the
-rest of the tool data, which comes last, is spliced around them. What stays in memory is one
-piece, the digests, and the byte ranges that cut the findings into parts. Other tools'
-outputs are parsed whole as before and written the same way, so the job has one path.
+before, keeping the first, as `parse_stream` does) and its item straight into the tool
+data's file, whose other fields, known only at the end, follow the items. What stays in
+memory is one piece, the digests, and the byte ranges that cut the findings into parts.
+Other tools' outputs are parsed whole as before and written the same way, so the job has
+one path. On disk a result takes about four times its output file: a generated 101 MB nmap
+XML spooled to 224 MB of findings and 92 MB of data, beside the XML itself.
 
 Parts are cut by each finding's encoded size: at most half a part's byte budget of findings
 each (a finding bigger than that goes alone), leaving the rest for the envelope and, in the
@@ -17,7 +19,7 @@ last part, the tool data.
 from __future__ import annotations
 
 import hashlib
-import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -32,7 +34,6 @@ from scanners.output import Piece, ToolOutput
 
 _findings = msgspec.json.Decoder(tuple[Finding, ...])
 _data = msgspec.json.Decoder(ToolData)
-_COPY_CHUNK = 1 << 20
 
 
 @dataclass
@@ -79,9 +80,8 @@ def spool(spec: ToolSpec[Any], output: IO[bytes], into: Path, part_bytes: int) -
     )
     budget = max(part_bytes // 2, 1)
     seen: set[bytes] = set()
-    items_path = into / "items.json"
     rest = None
-    with spooled.findings_path.open("wb") as findings, items_path.open("wb") as items:
+    with spooled.findings_path.open("wb") as findings, spooled.data_path.open("wb") as data:
         start = used = 0
 
         def add(finding: Finding) -> None:
@@ -98,41 +98,33 @@ def spool(spec: ToolSpec[Any], output: IO[bytes], into: Path, part_bytes: int) -
             findings.write(line)
             used += len(line)
 
-        pieces = spec.iter_pieces(output) if spec.iter_pieces else (spec.parse_stream(output),)
+        if spec.iter_pieces is None:
+            pieces: Iterable[Piece | ToolOutput] = (spec.parse_stream(output),)
+        else:
+            pieces = spec.iter_pieces(output)
+            # The collection comes first and the rest of the tool data, known only at the
+            # end, after it: `{"<field>": [<items>], <the rest's fields>}`.
+            data.write(b'{"' + spec.pieces_field.encode() + b'":[')
+        first = True
         for piece in pieces:
             for finding in piece.findings:
                 add(finding)
             if isinstance(piece, Piece):
-                items.write(b"," if items.tell() else b"[")
-                items.write(wire.encode(piece.item))
+                data.write(b"" if first else b",")
+                data.write(wire.encode(piece.item))
+                first = False
             else:
                 rest = piece
         if used:
             spooled.slices.append((start, findings.tell()))
-        has_items = items.tell() > 0
-        if has_items:
-            items.write(b"]")
-    assert isinstance(rest, ToolOutput), "a parse ends with its ToolOutput"
+        assert isinstance(rest, ToolOutput), "a parse ends with its ToolOutput"
+        if spec.iter_pieces is None:
+            data.write(wire.encode(rest.data))
+        else:
+            head = msgspec.to_builtins(rest.data)
+            head.pop(spec.pieces_field, None)
+            # The tool data always has its tag, so `head` is never `{}`.
+            data.write(b"]," + wire.encode(head)[1:])
+        spooled.data_size = data.tell()
     spooled.partial = rest.partial
-    spooled.data_size = _write_data(spec, rest, items_path if has_items else None, spooled)
-    items_path.unlink()
     return spooled
-
-
-def _write_data(spec: ToolSpec[Any], rest: ToolOutput, items: Path | None, to: Spooled) -> int:
-    """The tool data's JSON in `to.data_path`: `rest.data` with the spooled items spliced in
-    as its `spec.pieces_field`, which `rest` leaves empty. Returns its size."""
-    if items is None:
-        encoded = wire.encode(rest.data)
-        to.data_path.write_bytes(encoded)
-        return len(encoded)
-    head = msgspec.to_builtins(rest.data)
-    head.pop(spec.pieces_field, None)
-    encoded = wire.encode(head)
-    with to.data_path.open("wb") as out, items.open("rb") as spliced:
-        # `{...}` becomes `{..., "<field>": [<items>]}`; the tool data always has its tag.
-        out.write(encoded[:-1])
-        out.write(b',"' + spec.pieces_field.encode() + b'":')
-        shutil.copyfileobj(spliced, out, _COPY_CHUNK)
-        out.write(b"}")
-        return out.tell()

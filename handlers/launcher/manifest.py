@@ -62,13 +62,15 @@ class Resources(msgspec.Struct, frozen=True, kw_only=True):
 
 # Measured needs with headroom; a tool not listed gets DEFAULT_RESOURCES.
 RESOURCES: dict[str, Resources] = {
-    # A connect scan of a /24 stays under 100 MiB; -sV and NSE scripts take more.
+    # A connect scan of a /24 stays under 100 MiB; -sV and NSE scripts take more. The job
+    # spools a result to scratch (workers/spool.py: about four times the XML on disk, ~46 MB
+    # of memory for a 100 MB XML), so scratch, not memory, bounds the largest scan: ~250 MB.
     "nmap": Resources(
         cpu_request="100m",
         memory_request="128Mi",
         cpu_limit="1",
         memory_limit="512Mi",
-        scratch="256Mi",
+        scratch="1Gi",
     ),
     # Python plus nassl; ROBOT and the cipher-suite checks are the CPU-heavy part.
     "sslyze": Resources(

@@ -123,7 +123,7 @@ def test_job_shape_and_env_contract() -> None:
     assert e[WORKDIR] == e["HOME"] == e["TMPDIR"] == "/scratch"
     assert NATS_CREDS not in e
     assert c["volumeMounts"] == [{"name": "scratch", "mountPath": "/scratch"}]
-    assert pod["volumes"] == [{"name": "scratch", "emptyDir": {"sizeLimit": "256Mi"}}]
+    assert pod["volumes"] == [{"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}]
 
 
 def test_a_connect_scan_runs_non_root_with_no_capabilities() -> None:
