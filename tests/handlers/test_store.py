@@ -1,11 +1,27 @@
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from contracts.scans import StartScan
 from handlers import store
+
+
+def queued(scan_id: str, at: datetime) -> StartScan:
+    """A start command for an nmap scan of 127.0.0.1, as the stores' tests project it."""
+    return StartScan(
+        scan_id=scan_id,
+        target="127.0.0.1",
+        domain="127.0.0.1",
+        tool="nmap",
+        config={},
+        deadline_seconds=60,
+        requested_by="t",
+        requested_at=at,
+    )
 
 
 async def test_migrations_apply_once(database_url: str) -> None:
@@ -35,7 +51,7 @@ async def test_events_out_of_order_never_move_a_scan_back(database_url: str) -> 
     import uuid
     from datetime import UTC, datetime, timedelta
 
-    from contracts.scans import ScanEvent, ScanStatus, StartScan
+    from contracts.scans import ScanEvent, ScanStatus
 
     t0 = datetime(2026, 5, 1, tzinfo=UTC)
     scan_id = uuid.uuid4().hex
@@ -43,18 +59,7 @@ async def test_events_out_of_order_never_move_a_scan_back(database_url: str) -> 
     try:
         await store.insert_scans(
             conn,
-            [
-                StartScan(
-                    scan_id=scan_id,
-                    target="127.0.0.1",
-                    domain="127.0.0.1",
-                    tool="nmap",
-                    config={},
-                    deadline_seconds=60,
-                    requested_by="t",
-                    requested_at=t0,
-                )
-            ],
+            [queued(scan_id, t0)],
         )
 
         def ev(status: ScanStatus, s: int, code: int | None = None) -> ScanEvent:
@@ -82,20 +87,11 @@ async def test_a_success_waits_for_a_result_still_arriving_in_parts(database_url
     from contracts.findings import Finding, Severity
     from contracts.nmap import NmapRun
     from contracts.results import ScanResult
-    from contracts.scans import ScanEvent, ScanStatus, StartScan
+    from contracts.scans import ScanEvent, ScanStatus
 
     now = datetime.now(UTC)
     scan_id = uuid.uuid4().hex
-    start = StartScan(
-        scan_id=scan_id,
-        target="127.0.0.1",
-        domain="127.0.0.1",
-        tool="nmap",
-        config={},
-        deadline_seconds=60,
-        requested_by="t",
-        requested_at=now,
-    )
+    start = queued(scan_id, now)
 
     def part(n: int) -> ScanResult:
         finding = Finding(
@@ -147,7 +143,7 @@ async def test_a_success_with_no_result_coming_is_not_held_by_await_parts(
     import uuid
     from datetime import UTC, datetime
 
-    from contracts.scans import ScanEvent, ScanStatus, StartScan
+    from contracts.scans import ScanEvent, ScanStatus
 
     now = datetime.now(UTC)
     scan_id = uuid.uuid4().hex
@@ -155,18 +151,7 @@ async def test_a_success_with_no_result_coming_is_not_held_by_await_parts(
     try:
         await store.insert_scans(
             conn,
-            [
-                StartScan(
-                    scan_id=scan_id,
-                    target="127.0.0.1",
-                    domain="127.0.0.1",
-                    tool="nmap",
-                    config={},
-                    deadline_seconds=60,
-                    requested_by="t",
-                    requested_at=now,
-                )
-            ],
+            [queued(scan_id, now)],
         )
         success = ScanEvent(scan_id=scan_id, status=ScanStatus.SUCCEEDED, at=now, exit_code=0)
         # A job that sent no result at all is not waited for once `await_result` is over.
