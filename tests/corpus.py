@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 from contracts.findings import Finding
+from scanners.errors import ParseError
 
 ROOT = Path(__file__).resolve().parents[1]
 _SETTING = os.environ.get("JETSCAN_CORPUS", "../shared/corpus")
@@ -67,6 +68,16 @@ def corpus_file(relative: str) -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: point JETSCAN_CORPUS at the corpus directory")
     return path
+
+
+def summary_or_error(
+    parse: Callable[[bytes], Any], summary: Callable[[Any], dict[str, Any]], data: bytes
+) -> dict[str, Any]:
+    """What a snapshot records of `data`: the summary of its parse, or why it was refused."""
+    try:
+        return summary(parse(data))
+    except ParseError as exc:
+        return {"parse_error": exc.reason}
 
 
 def snapshot_bytes(document: Any) -> bytes:

@@ -20,7 +20,6 @@ from scanners.dns.parse import (
     parse_subfinder,
     parse_subfinder_stream,
 )
-from scanners.errors import ParseError
 from scanners.output import ToolOutput
 from tests.corpus import (
     assert_streams_and_survives_the_bus,
@@ -28,6 +27,7 @@ from tests.corpus import (
     corpus_file,
     require,
     snapshot_bytes,
+    summary_or_error,
 )
 from tests.snapshots import assert_snapshot
 
@@ -55,10 +55,7 @@ def summary(output: ToolOutput) -> dict[str, Any]:
 def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
     path = require(path, "subfinder/* or dnsx/*")
     parse, _ = PARSERS[path.parent.name]
-    try:
-        document: dict[str, Any] = summary(parse(path.read_bytes()))
-    except ParseError as exc:
-        document = {"parse_error": exc.reason}
+    document = summary_or_error(parse, summary, path.read_bytes())
     assert_snapshot(SNAPSHOTS / f"{path.parent.name}__{path.name}.json", snapshot_bytes(document))
 
 

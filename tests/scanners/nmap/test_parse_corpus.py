@@ -22,6 +22,7 @@ from tests.corpus import (
     corpus_file,
     require,
     snapshot_bytes,
+    summary_or_error,
 )
 from tests.snapshots import assert_snapshot
 
@@ -42,10 +43,7 @@ def summary(output: ToolOutput) -> dict[str, Any]:
 @pytest.mark.parametrize("path", cases("nmap", pattern="*.xml"))
 def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
     path = require(path, WHAT)
-    try:
-        document: dict[str, Any] = summary(parse(path.read_bytes()))
-    except ParseError as exc:
-        document = {"parse_error": exc.reason}
+    document = summary_or_error(parse, summary, path.read_bytes())
     assert_snapshot(SNAPSHOTS / f"{path.name}.json", snapshot_bytes(document))
 
 

@@ -18,7 +18,7 @@ from contracts.zap import ZapReport
 from scanners.errors import ParseError
 from scanners.output import ToolOutput
 from scanners.zap.parse import parse, parse_stream
-from tests.corpus import cases, corpus_file, require, snapshot_bytes
+from tests.corpus import cases, corpus_file, require, snapshot_bytes, summary_or_error
 from tests.snapshots import assert_snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -71,10 +71,7 @@ def summary(output: ToolOutput) -> dict[str, Any]:
 @pytest.mark.parametrize("path", cases("zap"))
 def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
     path = require(path, "zap/*")
-    try:
-        document: dict[str, Any] = summary(parse(path.read_bytes()))
-    except ParseError as exc:
-        document = {"parse_error": exc.reason}
+    document = summary_or_error(parse, summary, path.read_bytes())
     assert_snapshot(SNAPSHOTS / f"{path.name}.json", snapshot_bytes(document))
 
 
