@@ -8,6 +8,10 @@ import msgspec
 
 _encoder = msgspec.json.Encoder()
 
+# What decoding JSON bytes can raise for bad input. msgspec reports invalid UTF-8 inside a
+# string as UnicodeDecodeError, not as its DecodeError (of which ValidationError is one).
+UNDECODABLE: tuple[type[Exception], ...] = (msgspec.DecodeError, UnicodeDecodeError)
+
 
 def encode(obj: Any) -> bytes:
     return _encoder.encode(obj)

@@ -20,6 +20,7 @@ from grpclib.events import RecvRequest
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
+from contracts import wire
 from contracts.auth import Role, TokenRecord, token_key
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class TokenCache:
                     continue
                 try:
                     self._records[entry.key] = msgspec.json.decode(entry.value, type=TokenRecord)
-                except msgspec.DecodeError:
+                except wire.UNDECODABLE:
                     log.warning("ignoring malformed token record %s", entry.key[:8])
         finally:
             await watcher.stop()  # type: ignore[no-untyped-call]

@@ -63,6 +63,6 @@ class Bus:
             raise GRPCError(_STATUS.get(code, Status.INTERNAL), description)
         try:
             return msgspec.json.decode(msg.data, type=reply_type)
-        except msgspec.DecodeError as exc:
+        except wire.UNDECODABLE as exc:
             log.error("undecodable reply on %s: %s", subject, exc)
             raise GRPCError(Status.INTERNAL, "malformed reply from the queries service") from exc

@@ -42,7 +42,7 @@ from grpclib.const import Status
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from contracts import subjects
+from contracts import subjects, wire
 from contracts.output import EndOfOutput, ListOutput, OutputLine, OutputMessage, OutputPage
 from contracts.scans import GetScan, ScanEvent, ScanView, advance
 from edge.bus import Bus
@@ -99,7 +99,7 @@ class _Live:
     async def on_output(self, stream_seq: int, data: bytes) -> None:
         try:
             item = _output.decode(data)
-        except msgspec.DecodeError:
+        except wire.UNDECODABLE:
             log.warning("ignoring a malformed console message at %d", stream_seq)
             return
         await self.put((stream_seq, item))
@@ -107,7 +107,7 @@ class _Live:
     async def on_event(self, stream_seq: int, data: bytes) -> None:
         try:
             await self.put(_event.decode(data))
-        except msgspec.DecodeError:
+        except wire.UNDECODABLE:
             log.warning("ignoring a malformed scan event at %d", stream_seq)
 
 
@@ -251,7 +251,7 @@ class Feed:
             return 0, None
         try:
             item = _output.decode(raw.data or b"")
-        except msgspec.DecodeError:
+        except wire.UNDECODABLE:
             return raw.seq or 0, None
         return raw.seq or 0, item.seq if isinstance(item, EndOfOutput) else None
 

@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import msgspec
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from contracts import wire
 from handlers.topology import ConsumerSpec, Topology
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def delivered(msg: NatsMessage) -> int:
 async def settle(msg: NatsMessage, spec: ConsumerSpec, work: Callable[[], Awaitable[None]]) -> None:
     try:
         await work()
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except wire.UNDECODABLE as exc:
         log.error("parking undecodable message on %s: %s", msg.raw_message.subject, exc)
         await msg.reject()
     except Exception as exc:
@@ -149,7 +149,7 @@ async def _settle_batch(
     for raw in msgs:
         try:
             items.append(decode(raw.data))
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except wire.UNDECODABLE as exc:
             log.error("parking undecodable message on %s: %s", raw.subject, exc)
             await raw.term()
             continue

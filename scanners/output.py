@@ -25,3 +25,17 @@ class Piece(msgspec.Struct, frozen=True, kw_only=True):
 
     findings: tuple[Finding, ...]
     item: Any
+
+
+def utf8(data: bytes) -> bytes:
+    """`data`, with any byte sequence that is not UTF-8 replaced by U+FFFD.
+
+    msgspec refuses a whole JSON document for one such byte. A scanner that copied a
+    server's Latin-1 banner or page into one finding's evidence should cost that evidence
+    its odd bytes, not the report all its findings.
+    """
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return data.decode(errors="replace").encode()
+    return data

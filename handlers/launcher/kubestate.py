@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from contracts import wire
 from contracts.scans import LOST
 from handlers.launcher import manifest
 from handlers.launcher.executor import Ending
@@ -205,7 +206,7 @@ def api_status(body: bytes | str | None, code: int | None, phrase: str | None) -
     """The error's Status; built from the HTTP code and phrase when the body is not one."""
     try:
         status = msgspec.json.decode(body or b"{}", type=ApiStatus)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except wire.UNDECODABLE:
         status = ApiStatus()
     return ApiStatus(
         code=status.code or code or 0,

@@ -35,7 +35,7 @@ class QueryError(Exception):
 def _decode(data: bytes, kind: type[T]) -> T:
     try:
         return msgspec.json.decode(data, type=kind)
-    except msgspec.DecodeError as exc:
+    except wire.UNDECODABLE as exc:
         raise QueryError(400, f"malformed request: {exc}") from exc
 
 

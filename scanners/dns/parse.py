@@ -28,7 +28,7 @@ from scanners.dns import transcript
 from scanners.dns.findings import recon_findings
 from scanners.dns.names import addresses_outside, judge
 from scanners.errors import ParseError
-from scanners.output import ToolOutput
+from scanners.output import ToolOutput, utf8
 from scanners.scope import Scope
 
 T = TypeVar("T")
@@ -170,7 +170,7 @@ class _Lines(Iterator[T]):
             if not text:
                 continue
             try:
-                return self._decode(text)
+                return self._decode(utf8(text))
             except msgspec.ValidationError as exc:
                 raise ParseError(self._tool, f"line {number}: {exc}") from exc
             except msgspec.DecodeError as exc:

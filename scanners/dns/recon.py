@@ -203,9 +203,10 @@ def _enumerate(plan: Plan, out: TranscriptWriter) -> list[str]:
                 line = raw.strip()
                 if not line:
                     continue
-                out.write(transcript.SubfinderLine(line.decode("utf-8", "replace")))
+                text = line.decode("utf-8", "replace")
+                out.write(transcript.SubfinderLine(text))
                 try:
-                    names.append(decode_subfinder(line).host)
+                    names.append(decode_subfinder(text).host)
                 except msgspec.DecodeError:
                     continue  # the parser reports it from the transcript
     log.info("subfinder: %d names", len(names))
@@ -248,8 +249,9 @@ def _resolve_with_dnsx(plan: Plan, names: list[str], out: TranscriptWriter) -> N
     for raw in proc.stdout:
         line = raw.strip()
         if line:
-            out.write(transcript.DnsxLine(line.decode("utf-8", "replace")))
-            _show(line)
+            text = line.decode("utf-8", "replace")
+            out.write(transcript.DnsxLine(text))
+            _show(text)
     code = proc.wait()
     feeder.join()
     if code != 0:
@@ -264,7 +266,7 @@ def _feed(stdin: IO[bytes], names: list[str]) -> None:
         log.warning("dnsx stopped reading its input")
 
 
-def _show(line: bytes) -> None:
+def _show(line: str) -> None:
     try:
         record = decode_dnsx(line)
     except msgspec.DecodeError:
@@ -296,8 +298,9 @@ async def _resolve_with_dnspython(plan: Plan, names: list[str], out: TranscriptW
 
     for done in asyncio.as_completed([lookup(name) for name in names]):
         line = msgspec.json.encode(await done)
-        out.write(transcript.DnsxLine(line.decode()))
-        _show(line)
+        text = line.decode()
+        out.write(transcript.DnsxLine(text))
+        _show(text)
 
 
 async def _lookup(

@@ -214,6 +214,8 @@ class _Document:
             if self.root is None or exc.code not in _TRUNCATION_CODES:
                 raise ParseError(_TOOL, _xml_error(exc, self.root is None)) from exc
             self.truncated = True
+        except LookupError as exc:  # the XML declaration names an encoding Python lacks
+            raise ParseError(_TOOL, f"XML in an {exc}") from exc
         except DefusedXmlException as exc:
             raise ParseError(_TOOL, f"refused a forbidden XML construct: {exc!r}") from exc
         # What expat completed before the end of input or the cut.

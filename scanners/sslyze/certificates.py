@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import ipaddress
 import re
@@ -27,7 +26,7 @@ def der_sha256(pem: str) -> str:
         return ""
     try:
         der = base64.b64decode("".join(match.group("body").split()), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character that is not ASCII
         return ""
     return hashlib.sha256(der).hexdigest() if der else ""
 
@@ -38,7 +37,7 @@ def sha256_from_base64(text: str | None) -> str:
         return ""
     try:
         return base64.b64decode(text, validate=True).hex()
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character that is not ASCII
         return ""
 
 

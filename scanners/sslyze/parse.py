@@ -36,7 +36,7 @@ from contracts.sslyze import (
     Vulnerabilities,
 )
 from scanners.errors import ParseError
-from scanners.output import ToolOutput
+from scanners.output import ToolOutput, utf8
 from scanners.sslyze import schema, xml_report
 from scanners.sslyze.certificates import (
     der_sha256,
@@ -90,6 +90,7 @@ def read(data: bytes) -> SslyzeRun:
         return xml_report.read(text)
     if not text.startswith(b"{"):
         raise ParseError(_TOOL, "neither sslyze JSON (an object) nor sslyze XML")
+    text = utf8(text)
     try:
         top = _TOP.decode(text)
     except msgspec.DecodeError as exc:

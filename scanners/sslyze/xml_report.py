@@ -48,6 +48,8 @@ def read(data: bytes) -> SslyzeRun:
         root = fromstring(data)
     except XMLParseError as exc:
         raise ParseError(_TOOL, f"not well-formed XML: {exc}") from exc
+    except LookupError as exc:  # the XML declaration names an encoding Python lacks
+        raise ParseError(_TOOL, f"XML in an {exc}") from exc
     except DefusedXmlException as exc:
         raise ParseError(_TOOL, f"refused a forbidden XML construct: {exc!r}") from exc
     version = root.get("SSLyzeVersion")

@@ -36,7 +36,7 @@ from defusedxml.ElementTree import fromstring
 
 from contracts.zap import ZapAlert, ZapInstance, ZapReport, ZapSite, ZapTag
 from scanners.errors import ParseError
-from scanners.output import ToolOutput
+from scanners.output import ToolOutput, utf8
 from scanners.zap.findings import report_findings
 
 _TOOL = "zap"
@@ -126,7 +126,7 @@ def read_report(data: bytes) -> ZapReport:
 
 def _from_json(data: bytes) -> ZapReport:
     try:
-        raw = _json_report.decode(data)
+        raw = _json_report.decode(utf8(data))
     except msgspec.DecodeError as exc:
         raise ParseError(_TOOL, f"not a ZAP JSON report: {exc}") from exc
     sites = tuple(
@@ -194,6 +194,8 @@ def _from_xml(data: bytes) -> ZapReport:
         root = fromstring(data[comments.end() :] if comments else data)
     except XMLParseError as exc:
         raise ParseError(_TOOL, f"not well-formed XML: {exc}") from exc
+    except LookupError as exc:  # the XML declaration names an encoding Python lacks
+        raise ParseError(_TOOL, f"XML in an {exc}") from exc
     except DefusedXmlException as exc:
         raise ParseError(_TOOL, f"refused XML: {exc}") from exc
     if root.tag != _XML_ROOT:

@@ -7,6 +7,7 @@ import contextlib
 import math
 import uuid
 
+import msgspec
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
@@ -69,3 +70,54 @@ async def test_a_burst_is_settled_in_fewer_batches_than_messages(nc: Client) -> 
     assert sorted(i for batch in batches[1:] for i in batch) == list(range(1, 31))
     # Without the wait, each pull finds the one or two messages published so far.
     assert len(batches) - 1 <= 3, [len(b) for b in batches]
+
+
+class _Item(msgspec.Struct):
+    n: int
+    note: str = ""
+
+
+async def test_an_undecodable_message_is_parked_and_the_rest_of_its_batch_applied(
+    nc: Client,
+) -> None:
+    # Invalid UTF-8 inside a JSON string is msgspec's UnicodeDecodeError, not its DecodeError:
+    # it once escaped the batch and ended the consumer's loop.
+    js = nc.jetstream()
+    name = f"PARK_{uuid.uuid4().hex[:8]}"
+    subject = f"park.{name}"
+    await js.add_stream(StreamConfig(name=name, subjects=[subject], storage=StorageType.MEMORY))
+    spec = ConsumerSpec(
+        stream=name, durable="d", filter_subject=subject, ack_wait="30s", max_deliver=3
+    )
+    await js.add_consumer(
+        name,
+        ConsumerConfig(durable_name="d", filter_subject=subject, ack_policy=AckPolicy.EXPLICIT),
+    )
+    worked: list[int] = []
+    done = asyncio.Event()
+
+    async def work(items: list[_Item]) -> None:
+        worked.extend(i.n for i in items)
+        if 3 in worked:
+            done.set()
+
+    bodies = (b'{"n": 1}', b'{"n": 2, "note": "\xff"}', b"{not", b'{"n": "two"}', b'{"n": 3}')
+    for body in bodies:
+        await js.publish(subject, body)
+    consumer = asyncio.create_task(
+        consume_batches(js, spec, msgspec.json.Decoder(_Item).decode, work)
+    )
+    try:
+        await asyncio.wait_for(done.wait(), 10)
+        info = await js.consumer_info(name, "d")
+        while info.num_ack_pending:
+            await asyncio.sleep(0.05)
+            info = await js.consumer_info(name, "d")
+        assert not consumer.done()
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        await js.delete_stream(name)
+    assert worked == [1, 3]
+    assert info.num_pending == 0 and info.num_redelivered == 0
