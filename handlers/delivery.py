@@ -52,11 +52,18 @@ def delivered(msg: NatsMessage) -> int:
     return int(meta.num_delivered) if meta is not None else 1
 
 
+class Unprocessable(Exception):
+    """A message that no redelivery can apply: `settle` parks it at once."""
+
+
 async def settle(msg: NatsMessage, spec: ConsumerSpec, work: Callable[[], Awaitable[None]]) -> None:
     try:
         await work()
     except wire.UNDECODABLE as exc:
         log.error("parking undecodable message on %s: %s", msg.raw_message.subject, exc)
+        await msg.reject()
+    except Unprocessable as exc:
+        log.error("parking %s: %s", msg.raw_message.subject, exc)
         await msg.reject()
     except Exception as exc:
         attempt = delivered(msg)

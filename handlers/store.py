@@ -206,6 +206,10 @@ class UnknownScan(Exception):
 
     retry_after = 0.5
 
+    def __init__(self, scan_id: str) -> None:
+        super().__init__(scan_id)
+        self.scan_id = scan_id
+
 
 class ResultPending(Exception):
     """A scan succeeded but its result has not been stored yet: retry shortly."""

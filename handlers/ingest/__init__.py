@@ -14,7 +14,7 @@ from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from contracts import subjects, wire
 from contracts.output import OutputMessage, lines_of
@@ -22,7 +22,13 @@ from contracts.results import Heartbeat, ScanResult
 from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan
 from contracts.settings import Settings
 from handlers import bus, store, topology
-from handlers.delivery import consume_batches, delivered, durable_subscriber, settle
+from handlers.delivery import (
+    Unprocessable,
+    consume_batches,
+    delivered,
+    durable_subscriber,
+    settle,
+)
 from handlers.ingest.liveness import SILENT, is_lost
 
 log = logging.getLogger(__name__)
@@ -34,7 +40,32 @@ _output = msgspec.json.Decoder(OutputMessage)
 _heartbeat = msgspec.json.Decoder(Heartbeat)
 
 
-def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> None:
+async def _never_started(js: JetStreamContext, scan_id: str) -> bool:
+    """Whether COMMANDS holds no start command for `scan_id`.
+
+    An event or result for a scan the database does not know yet is retried: its start
+    command is about to be projected. Without a command there is nothing to wait for (an
+    event replayed from another installation, say), and retrying such messages for ~15 s
+    each would hold the consumer's ack slots from the ones that can be applied.
+    """
+    try:
+        await js.get_last_msg("COMMANDS", subjects.scan_start(scan_id))
+    except NotFoundError:
+        return True
+    return False
+
+
+async def _unknown(js: JetStreamContext, exc: store.UnknownScan) -> Exception:
+    """What to raise for `exc`: itself (retried), or `Unprocessable` (parked now)."""
+    scan_id = exc.scan_id
+    if await _never_started(js, scan_id):
+        return Unprocessable(f"scan {scan_id} was never started: no start command in COMMANDS")
+    return exc
+
+
+def build(
+    broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology, js: JetStreamContext
+) -> None:
     events = topo.consumer("ingest-scan-events")
     results = topo.consumer("ingest-results")
 
@@ -49,13 +80,16 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
             # never sent one still ends. A result whose parts are still being stored is
             # waited for until the last delivery (~1 min), which applies the event anyway.
             attempt = delivered(msg)
-            async with pool.acquire() as conn:
-                new = await store.apply_event(
-                    conn,
-                    event,
-                    await_result=attempt <= 4,
-                    await_parts=attempt < events.max_deliver,
-                )
+            try:
+                async with pool.acquire() as conn:
+                    new = await store.apply_event(
+                        conn,
+                        event,
+                        await_result=attempt <= 4,
+                        await_parts=attempt < events.max_deliver,
+                    )
+            except store.UnknownScan as exc:
+                raise await _unknown(js, exc) from None
             if new is not None:
                 log.info("scan %s is %s", event.scan_id, new.value)
 
@@ -68,8 +102,11 @@ def build(broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology) -> No
 
         async def work() -> None:
             result = _results.decode(body)
-            async with pool.acquire() as conn:
-                n = await store.store_result(conn, result)
+            try:
+                async with pool.acquire() as conn:
+                    n = await store.store_result(conn, result)
+            except store.UnknownScan as exc:
+                raise await _unknown(js, exc) from None
             log.info("scan %s: %d findings from %s", result.scan_id, n, result.tool)
 
         await settle(msg, results, work)
@@ -141,8 +178,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     pool = await store.connect_pool(settings.database_url)
     broker = bus.make_broker(settings, "ingest")
     topo = topology.load()
-    build(broker, pool, topo)
     nc = await bus.connect(settings, "ingest")
+    build(broker, pool, topo, nc.jetstream())
     sweeper: asyncio.Task[None] | None = None
     bursts: asyncio.Task[None] | None = None
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import uuid
@@ -15,6 +16,7 @@ import nats
 import pytest
 from grpclib import GRPCError
 from grpclib.const import Status
+from nats.js.api import DeliverPolicy
 
 from contracts import subjects
 from contracts.gen.google.protobuf import Struct
@@ -314,3 +316,55 @@ async def test_a_scan_cancelled_while_queued_ends_cancelled_with_no_job_left(
             break
         await asyncio.sleep(0.2)
     assert job_pids(started.id) == []
+
+
+async def test_results_and_events_of_scans_never_started_are_parked_at_once(
+    stack: Stack,
+) -> None:
+    # More such results than ingest-results lets wait for an ack (64): retried, they held
+    # every slot for ~15 s; parked on their first delivery, they hold none.
+    from contracts import wire
+    from contracts.nmap import NmapRun
+    from contracts.results import ScanResult
+    from contracts.scans import ScanEvent, ScanStatus
+
+    def orphan_result(scan_id: str) -> bytes:
+        return wire.encode(
+            ScanResult(
+                scan_id=scan_id,
+                tool="nmap",
+                target="127.0.0.1",
+                finished_at=datetime.now(UTC),
+                exit_code=0,
+                partial=False,
+                findings=(),
+                data=NmapRun(),
+            )
+        )
+
+    nc = await nats.connect(stack.settings.nats_url)
+    try:
+        js = nc.jetstream()
+        parked = await js.subscribe(
+            "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.>",
+            stream="PARKED",
+            deliver_policy=DeliverPolicy.NEW,
+        )
+        seqs: dict[str, set[int]] = {"RESULTS": set(), "EVENTS": set()}
+        for _ in range(70):
+            ack = await js.publish(subjects.scan_results("nmap"), orphan_result(uuid.uuid4().hex))
+            seqs["RESULTS"].add(ack.seq)
+        event = ScanEvent(scan_id=uuid.uuid4().hex, status=ScanStatus.RUNNING, at=datetime.now(UTC))
+        ack = await js.publish(subjects.scan_event(event.scan_id, "running"), wire.encode(event))
+        seqs["EVENTS"].add(ack.seq)
+        waiting = sum(map(len, seqs.values()))
+        while waiting:
+            advisory = json.loads((await parked.next_msg(timeout=30)).data)
+            stream, seq = advisory["stream"], advisory["stream_seq"]
+            if seq in seqs.get(stream, ()):
+                assert advisory["deliveries"] == 1, advisory
+                seqs[stream].remove(seq)
+                waiting -= 1
+        await parked.unsubscribe()
+    finally:
+        await nc.drain()
