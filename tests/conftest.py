@@ -20,7 +20,7 @@ from nats.aio.client import Client
 
 from contracts.gen.jetscan import v1
 from contracts.settings import Address, Settings
-from handlers import store, topology
+from handlers import database, topology
 from workers import tokens
 from workers.embedded import NatsServer, Postgres
 from workers.stack import wait_listening
@@ -55,7 +55,7 @@ async def database_url(tmp_home: Path) -> AsyncIterator[str]:
     url = await pg.start()
     conn = await asyncpg.connect(url)
     try:
-        await store.migrate(conn)
+        await database.migrate(conn)
     finally:
         await conn.close()
     try:

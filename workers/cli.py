@@ -113,11 +113,11 @@ async def _streams_apply(settings: Settings, replicas: int | None) -> None:
 async def _migrate(settings: Settings) -> None:
     import asyncpg
 
-    from handlers import store
+    from handlers import database
 
     conn = await asyncpg.connect(_url(settings, "database"))
     try:
-        applied = await store.migrate(conn)
+        applied = await database.migrate(conn)
     finally:
         await conn.close()
     out = [f"applied migration {m}" for m in applied] or ["nothing to migrate"]

@@ -12,7 +12,7 @@ import msgspec
 import nats
 
 from contracts.settings import ROLES, Address, Settings
-from handlers import store, topology
+from handlers import database, topology
 from workers import tokens
 from workers.embedded import NatsServer, Postgres
 
@@ -31,7 +31,7 @@ async def prepare(settings: Settings) -> list[str]:
         await nc.drain()
     conn = await asyncpg.connect(settings.database_url)
     try:
-        changes.extend(f"applied migration {m}" for m in await store.migrate(conn))
+        changes.extend(f"applied migration {m}" for m in await database.migrate(conn))
     finally:
         await conn.close()
     return changes

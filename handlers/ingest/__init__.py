@@ -21,7 +21,7 @@ from contracts.output import OutputMessage, lines_of
 from contracts.results import Heartbeat, ScanResult
 from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan
 from contracts.settings import Settings
-from handlers import bus, store, topology
+from handlers import bus, database, store, topology
 from handlers.delivery import (
     Unprocessable,
     consume_batches,
@@ -175,7 +175,7 @@ async def consume_bursts(js: JetStreamContext, pool: asyncpg.Pool, topo: topolog
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    pool = await store.connect_pool(settings.database_url)
+    pool = await database.connect_pool(settings.database_url)
     broker = bus.make_broker(settings, "ingest")
     topo = topology.load()
     nc = await bus.connect(settings, "ingest")

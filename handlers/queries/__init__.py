@@ -7,14 +7,14 @@ import logging
 
 from contracts import subjects
 from contracts.settings import Settings
-from handlers import bus, store
+from handlers import bus, database
 from handlers.queries.router import Queries
 
 log = logging.getLogger(__name__)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    pool = await store.connect_pool(settings.database_url)
+    pool = await database.connect_pool(settings.database_url)
     nc = await bus.connect(settings, "queries")
     try:
         q = Queries(pool, nc.jetstream())
