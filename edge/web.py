@@ -9,12 +9,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from contracts import VERSION
 from edge.auth import TokenCache
 from edge.bus import Bus
 from edge.health import Readiness
-from edge.ws import ConsoleSocket
+from edge.ws import NOT_FOUND, ConsoleSocket
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>jetscan</title>
@@ -56,5 +57,13 @@ def create_app(readiness: Readiness, grpc_addr: str, bus: Bus, tokens: TokenCach
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             WebSocketRoute("/ws/scans/{id}", ConsoleSocket(bus, tokens).handle),
+            WebSocketRoute("/{path:path}", no_such_socket),
         ]
     )
+
+
+async def no_such_socket(ws: WebSocket) -> None:
+    """Any other WebSocket path: a close code that says so (Starlette's default refuses the
+    handshake, which clients report as HTTP 403, as if the token were at fault)."""
+    await ws.accept()
+    await ws.close(NOT_FOUND, "no such WebSocket endpoint; the console is /ws/scans/{id}")

@@ -12,7 +12,7 @@ Close codes:
 - 4400 bad request: an invalid scan id or `after_seq`
 - 4401 no token, or an unknown or revoked one
 - 4403 the token's role may not watch scans
-- 4404 no such scan
+- 4404 no such scan (and, from `edge.web`, any other WebSocket path)
 """
 
 from __future__ import annotations

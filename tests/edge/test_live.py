@@ -246,6 +246,8 @@ async def test_refusals_have_their_close_codes(stack: Stack, base: str) -> None:
     assert (await watch(ws_url(base, scan_id, after_seq=-1), stack.admin_token))[1] == 4400
     assert (await watch(ws_url(base, scan_id, after_seq=2**63), stack.admin_token))[1] == 4400
     assert (await watch(ws_url(base, scan_id, after_seq="1e3"), stack.admin_token))[1] == 4400
+    for path in ("/ws/scans/", "/ws/scans", "/ws/nothing", "/"):
+        assert (await watch(f"{base}{path}", stack.admin_token))[1] == 4404, path
 
 
 @pytest.fixture
