@@ -9,10 +9,25 @@ import uuid
 
 import msgspec
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
 from handlers.delivery import Linger, consume_batches
 from handlers.topology import ConsumerSpec
+
+
+async def memory_stream(js: JetStreamContext, prefix: str) -> ConsumerSpec:
+    """A new in-memory stream of one subject, with an explicit-ack durable consumer "d"."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    subject = f"{prefix.lower()}.{name}"
+    await js.add_stream(StreamConfig(name=name, subjects=[subject], storage=StorageType.MEMORY))
+    await js.add_consumer(
+        name,
+        ConsumerConfig(durable_name="d", filter_subject=subject, ack_policy=AckPolicy.EXPLICIT),
+    )
+    return ConsumerSpec(
+        stream=name, durable="d", filter_subject=subject, ack_wait="30s", max_deliver=3
+    )
 
 
 def test_an_idle_consumer_settles_at_once() -> None:
@@ -32,16 +47,8 @@ def test_a_message_right_behind_a_batch_waits_for_the_rest_of_the_burst() -> Non
 
 async def test_a_burst_is_settled_in_fewer_batches_than_messages(nc: Client) -> None:
     js = nc.jetstream()
-    name = f"LINGER_{uuid.uuid4().hex[:8]}"
-    subject = f"linger.{name}"
-    await js.add_stream(StreamConfig(name=name, subjects=[subject], storage=StorageType.MEMORY))
-    spec = ConsumerSpec(
-        stream=name, durable="d", filter_subject=subject, ack_wait="30s", max_deliver=3
-    )
-    await js.add_consumer(
-        name,
-        ConsumerConfig(durable_name="d", filter_subject=subject, ack_policy=AckPolicy.EXPLICIT),
-    )
+    spec = await memory_stream(js, "LINGER")
+    name, subject = spec.stream, spec.filter_subject
     batches: list[list[int]] = []
     settled = asyncio.Event()
 
@@ -83,16 +90,8 @@ async def test_an_undecodable_message_is_parked_and_the_rest_of_its_batch_applie
     # Invalid UTF-8 inside a JSON string is msgspec's UnicodeDecodeError, not its DecodeError:
     # it once escaped the batch and ended the consumer's loop.
     js = nc.jetstream()
-    name = f"PARK_{uuid.uuid4().hex[:8]}"
-    subject = f"park.{name}"
-    await js.add_stream(StreamConfig(name=name, subjects=[subject], storage=StorageType.MEMORY))
-    spec = ConsumerSpec(
-        stream=name, durable="d", filter_subject=subject, ack_wait="30s", max_deliver=3
-    )
-    await js.add_consumer(
-        name,
-        ConsumerConfig(durable_name="d", filter_subject=subject, ack_policy=AckPolicy.EXPLICIT),
-    )
+    spec = await memory_stream(js, "PARK")
+    name, subject = spec.stream, spec.filter_subject
     worked: list[int] = []
     done = asyncio.Event()
 

@@ -18,9 +18,13 @@ from grpclib import GRPCError
 from grpclib.const import Status
 from nats.js.api import DeliverPolicy
 
-from contracts import subjects
+from contracts import subjects, wire
+from contracts.findings import Finding, Severity
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
+from contracts.nmap import NmapRun
+from contracts.results import ScanResult
+from contracts.scans import ScanEvent, ScanStatus
 from tests.conftest import Stack, scan_service
 
 pytestmark = pytest.mark.slow
@@ -222,13 +226,24 @@ async def _count_findings(stack: Stack, scan_id: str) -> tuple[int, int]:
         await conn.close()
 
 
+def nmap_result(
+    scan_id: str, findings: tuple[Finding, ...] = (), data: NmapRun | None = None
+) -> ScanResult:
+    """A whole, successful nmap result for `scan_id`, as a job publishes it."""
+    return ScanResult(
+        scan_id=scan_id,
+        tool="nmap",
+        target="127.0.0.1",
+        finished_at=datetime.now(UTC),
+        exit_code=0,
+        partial=False,
+        findings=findings,
+        data=data or NmapRun(),
+    )
+
+
 async def test_a_result_in_parts_is_ingested_whole(stack: Stack) -> None:
     import msgspec
-
-    from contracts import wire
-    from contracts.findings import Finding, Severity
-    from contracts.nmap import NmapRun
-    from contracts.results import ScanResult
 
     scan_id = uuid.uuid4().hex
     conn = await asyncpg.connect(stack.settings.database_url)
@@ -250,16 +265,7 @@ async def test_a_result_in_parts_is_ingested_whole(stack: Stack) -> None:
         )
         for i in range(400)
     )
-    result = ScanResult(
-        scan_id=scan_id,
-        tool="nmap",
-        target="127.0.0.1",
-        finished_at=datetime.now(UTC),
-        exit_code=0,
-        partial=False,
-        findings=findings,
-        data=NmapRun(version="7.93"),
-    )
+    result = nmap_result(scan_id, findings, NmapRun(version="7.93"))
     # In four parts of 100 findings, the last with the data, as a job sends a large result.
     parts = [
         msgspec.structs.replace(
@@ -323,25 +329,6 @@ async def test_results_and_events_of_scans_never_started_are_parked_at_once(
 ) -> None:
     # More such results than ingest-results lets wait for an ack (64): retried, they held
     # every slot for ~15 s; parked on their first delivery, they hold none.
-    from contracts import wire
-    from contracts.nmap import NmapRun
-    from contracts.results import ScanResult
-    from contracts.scans import ScanEvent, ScanStatus
-
-    def orphan_result(scan_id: str) -> bytes:
-        return wire.encode(
-            ScanResult(
-                scan_id=scan_id,
-                tool="nmap",
-                target="127.0.0.1",
-                finished_at=datetime.now(UTC),
-                exit_code=0,
-                partial=False,
-                findings=(),
-                data=NmapRun(),
-            )
-        )
-
     nc = await nats.connect(stack.settings.nats_url)
     try:
         js = nc.jetstream()
@@ -352,7 +339,9 @@ async def test_results_and_events_of_scans_never_started_are_parked_at_once(
         )
         seqs: dict[str, set[int]] = {"RESULTS": set(), "EVENTS": set()}
         for _ in range(70):
-            ack = await js.publish(subjects.scan_results("nmap"), orphan_result(uuid.uuid4().hex))
+            ack = await js.publish(
+                subjects.scan_results("nmap"), wire.encode(nmap_result(uuid.uuid4().hex))
+            )
             seqs["RESULTS"].add(ack.seq)
         event = ScanEvent(scan_id=uuid.uuid4().hex, status=ScanStatus.RUNNING, at=datetime.now(UTC))
         ack = await js.publish(subjects.scan_event(event.scan_id, "running"), wire.encode(event))
