@@ -213,6 +213,42 @@ async def scan_service(stack: Stack) -> AsyncIterator[v1.ScanServiceStub]:
         channel.close()
 
 
+TERMINAL = {
+    v1.ScanStatus.SUCCEEDED,
+    v1.ScanStatus.FAILED,
+    v1.ScanStatus.CANCELLED,
+    v1.ScanStatus.TIMED_OUT,
+}
+
+
+async def wait_status(
+    scans: v1.ScanServiceStub, scan_id: str, want: set[v1.ScanStatus], within: float = 60
+) -> v1.Scan:
+    """The scan once its status is in `want`; fails if it ends otherwise or takes longer."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        scan = await scans.get_scan(v1.GetScanRequest(id=scan_id))
+        if scan.status in want:
+            return scan
+        assert scan.status not in TERMINAL, f"scan ended {scan.status}: {scan.error}"
+        assert loop.time() < deadline, f"scan still {scan.status} after {within}s"
+        await asyncio.sleep(0.1)
+
+
+async def all_findings(scans: v1.ScanServiceStub, scan_id: str) -> list[v1.Finding]:
+    """Every finding of the scan, page after page."""
+    found: list[v1.Finding] = []
+    token = ""
+    while True:
+        page = await scans.list_findings(
+            v1.ListFindingsRequest(scan_id=scan_id, page_size=100, page_token=token)
+        )
+        found += page.findings
+        if not (token := page.next_page_token):
+            return found
+
+
 async def run_jetscan(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     """`jetscan ARGS` as a user runs it: a real process; returns (exit code, stdout, stderr)."""
     proc = await asyncio.create_subprocess_exec(

@@ -23,9 +23,9 @@ from contracts.results import Heartbeat
 from contracts.scans import StartScan
 from contracts.settings import Settings
 from handlers.launcher import manifest
-from tests.conftest import Stack, scan_service
+from tests.conftest import Stack, scan_service, wait_status
 from tests.handlers.k8s_fake import FakeCluster
-from tests.handlers.test_lifecycle import nmap_request, slow_nmap, wait_status
+from tests.handlers.test_lifecycle import nmap_request, slow_nmap
 
 pytestmark = pytest.mark.slow
 NAMESPACE = "scans"

@@ -25,15 +25,9 @@ from contracts.gen.jetscan import v1
 from contracts.nmap import NmapRun
 from contracts.results import ScanResult
 from contracts.scans import ScanEvent, ScanStatus
-from tests.conftest import Stack, scan_service
+from tests.conftest import TERMINAL, Stack, scan_service, wait_status
 
 pytestmark = pytest.mark.slow
-TERMINAL = {
-    v1.ScanStatus.SUCCEEDED,
-    v1.ScanStatus.FAILED,
-    v1.ScanStatus.CANCELLED,
-    v1.ScanStatus.TIMED_OUT,
-}
 
 
 @pytest.fixture
@@ -52,20 +46,6 @@ def nmap_request(port: int | str, **extra: object) -> v1.StartScanRequest:
         config=Struct.from_dict(config),
         deadline_seconds=deadline,
     )
-
-
-async def wait_status(
-    scans: v1.ScanServiceStub, scan_id: str, want: set[v1.ScanStatus], within: float = 60
-) -> v1.Scan:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        scan = await scans.get_scan(v1.GetScanRequest(id=scan_id))
-        if scan.status in want:
-            return scan
-        assert scan.status not in TERMINAL, f"scan ended {scan.status}: {scan.error}"
-        assert loop.time() < deadline, f"scan still {scan.status} after {within}s"
-        await asyncio.sleep(0.1)
 
 
 def job_pids(scan_id: str) -> list[int]:

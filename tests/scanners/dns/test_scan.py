@@ -20,7 +20,7 @@ import pytest
 
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
-from tests.conftest import Stack, scan_service
+from tests.conftest import Stack, scan_service, wait_status
 from tests.corpus import corpus_file
 from tests.scanners.dns import standins
 from tests.scanners.dns.standins import HOSTS, IN_SCOPE
@@ -62,19 +62,7 @@ def recon_request(config: dict[str, Any]) -> v1.StartScanRequest:
 
 
 async def succeeded(scans: v1.ScanServiceStub, scan_id: str, within: float = 90) -> v1.Scan:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        scan = await scans.get_scan(v1.GetScanRequest(id=scan_id))
-        if scan.status == v1.ScanStatus.SUCCEEDED:
-            return scan
-        assert scan.status not in {
-            v1.ScanStatus.FAILED,
-            v1.ScanStatus.CANCELLED,
-            v1.ScanStatus.TIMED_OUT,
-        }, f"scan ended {scan.status}: {scan.error}"
-        assert loop.time() < deadline, f"scan still {scan.status} after {within}s"
-        await asyncio.sleep(0.2)
+    return await wait_status(scans, scan_id, {v1.ScanStatus.SUCCEEDED}, within)
 
 
 async def findings(scans: v1.ScanServiceStub, scan_id: str) -> list[v1.Finding]:

@@ -8,7 +8,6 @@ shared stack runs it as configured.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,11 +18,10 @@ from nats.aio.client import Client
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from scanners import TOOLS
-from tests.conftest import Stack, scan_service
+from tests.conftest import Stack, all_findings, scan_service, wait_status
 from tests.scanners.sslyze.tls_server import self_signed, serving
 
 pytestmark = pytest.mark.slow
-FINISHED = {v1.ScanStatus.FAILED, v1.ScanStatus.CANCELLED, v1.ScanStatus.TIMED_OUT}
 
 
 @pytest.fixture
@@ -41,27 +39,8 @@ def tls_port(tmp_path: Path) -> Iterator[int]:
 async def scan_to_success(scans: v1.ScanServiceStub, target: str) -> v1.Scan:
     request = v1.StartScanRequest(target=target, tool="sslyze", config=Struct.from_dict({}))
     started = await scans.start_scan(request)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 120  # a few seconds alone; generous for a loaded machine
-    while True:
-        scan = await scans.get_scan(v1.GetScanRequest(id=started.id))
-        if scan.status == v1.ScanStatus.SUCCEEDED:
-            return scan
-        assert scan.status not in FINISHED, f"scan ended {scan.status}: {scan.error}"
-        assert loop.time() < deadline, f"scan still {scan.status}"
-        await asyncio.sleep(0.2)
-
-
-async def all_findings(scans: v1.ScanServiceStub, scan_id: str) -> list[v1.Finding]:
-    found: list[v1.Finding] = []
-    token = ""
-    while True:
-        page = await scans.list_findings(
-            v1.ListFindingsRequest(scan_id=scan_id, page_size=100, page_token=token)
-        )
-        found += page.findings
-        if not (token := page.next_page_token):
-            return found
+    # A few seconds alone; generous for a loaded machine.
+    return await wait_status(scans, started.id, {v1.ScanStatus.SUCCEEDED}, within=120)
 
 
 async def test_a_rescan_finds_the_untrusted_certificate_again_without_new_rows(

@@ -11,7 +11,6 @@ Every other role (edge, ingest, queries) is the session's.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from scanners import TOOLS
-from tests.conftest import Stack, scan_service
+from tests.conftest import Stack, all_findings, scan_service, wait_status
 from tests.corpus import corpus_file
 from tests.scanners.zap.standin import write_standin
 
@@ -29,12 +28,6 @@ pytestmark = pytest.mark.slow
 REPORT = "zap/bcgov-pt-2.14.0__report_json.json"
 # workers.job's grace between SIGTERM and SIGKILL of the scanner.
 JOB_GRACE_SECONDS = 5
-TERMINAL = {
-    v1.ScanStatus.SUCCEEDED,
-    v1.ScanStatus.FAILED,
-    v1.ScanStatus.CANCELLED,
-    v1.ScanStatus.TIMED_OUT,
-}
 
 
 @pytest.fixture(scope="module")
@@ -58,33 +51,6 @@ def zap_request(target: str, deadline: int = 0, **config: object) -> v1.StartSca
     )
 
 
-async def wait_status(
-    scans: v1.ScanServiceStub, scan_id: str, want: v1.ScanStatus, within: float = 60
-) -> v1.Scan:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        scan = await scans.get_scan(v1.GetScanRequest(id=scan_id))
-        if scan.status == want:
-            return scan
-        assert scan.status not in TERMINAL, f"scan ended {scan.status}: {scan.error}"
-        assert loop.time() < deadline, f"scan still {scan.status} after {within}s"
-        await asyncio.sleep(0.1)
-
-
-async def listed(scans: v1.ScanServiceStub, scan_id: str) -> list[v1.Finding]:
-    findings: list[v1.Finding] = []
-    token = ""
-    while True:
-        page = await scans.list_findings(
-            v1.ListFindingsRequest(scan_id=scan_id, page_size=100, page_token=token)
-        )
-        findings += page.findings
-        token = page.next_page_token
-        if not token:
-            return findings
-
-
 async def test_a_zap_scan_succeeds_and_its_findings_are_listed(
     scans: v1.ScanServiceStub, zap_home: Path
 ) -> None:
@@ -92,11 +58,11 @@ async def test_a_zap_scan_succeeds_and_its_findings_are_listed(
         zap_request("http://127.0.0.1:8080/", spider_minutes=1, passive_wait_minutes=1)
     )
     assert (started.status, started.tool) == (v1.ScanStatus.QUEUED, "zap")
-    done = await wait_status(scans, started.id, v1.ScanStatus.SUCCEEDED)
+    done = await wait_status(scans, started.id, {v1.ScanStatus.SUCCEEDED})
     assert done.exit_code == 0
 
     expected = TOOLS["zap"].parse(corpus_file(REPORT).read_bytes()).findings
-    found = {f.fingerprint: f for f in await listed(scans, started.id)}
+    found = {f.fingerprint: f for f in await all_findings(scans, started.id)}
     assert sorted(found) == sorted(f.fingerprint for f in expected)
     assert done.finding_counts.medium == sum(f.severity.value == "medium" for f in expected)
     for finding in expected:
@@ -116,11 +82,11 @@ async def test_a_rescan_moves_last_seen_instead_of_adding_findings(
 ) -> None:
     request = zap_request("http://127.0.0.1:8080/again/", spider_minutes=1)
     first = await scans.start_scan(request)
-    await wait_status(scans, first.id, v1.ScanStatus.SUCCEEDED)
-    before = {f.fingerprint: f for f in await listed(scans, first.id)}
+    await wait_status(scans, first.id, {v1.ScanStatus.SUCCEEDED})
+    before = {f.fingerprint: f for f in await all_findings(scans, first.id)}
     second = await scans.start_scan(request)
-    await wait_status(scans, second.id, v1.ScanStatus.SUCCEEDED)
-    after = {f.fingerprint: f for f in await listed(scans, second.id)}
+    await wait_status(scans, second.id, {v1.ScanStatus.SUCCEEDED})
+    after = {f.fingerprint: f for f in await all_findings(scans, second.id)}
 
     assert after.keys() == before.keys()
     for key, finding in after.items():
@@ -143,7 +109,7 @@ async def test_a_zap_that_hangs_is_timed_out_within_the_deadline_and_grace(
 ) -> None:
     deadline = 3
     started = await scans.start_scan(zap_request("http://127.0.0.1:8080/hang/", deadline))
-    done = await wait_status(scans, started.id, v1.ScanStatus.TIMED_OUT)
+    done = await wait_status(scans, started.id, {v1.ScanStatus.TIMED_OUT})
     assert "deadline" in done.error
     # The stand-in ignores SIGTERM: the job's SIGKILL after its grace is what ended it. The
     # bound leaves room for a loaded machine, and is still well before the launcher's own
