@@ -1,4 +1,4 @@
-"""The three ways a scan request or a scanner's output can be unusable."""
+"""The ways a scan request or a scanner's output can be unusable."""
 
 from __future__ import annotations
 
@@ -37,3 +37,11 @@ class ConfigError(_FieldError):
 
 class TargetError(_FieldError):
     """A scan target is malformed, of a kind the tool cannot scan, or outside the allowed scope."""
+
+
+class RequestError(_FieldError):
+    """A scan request field is rejected (unknown tool, too long a deadline, ...)."""
+
+
+class OutOfScope(_FieldError):
+    """A valid target that the deployment's scope (JETSCAN_SCOPE) does not allow."""
