@@ -27,6 +27,8 @@ from handlers.topology import ConsumerSpec, Topology
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Characters of a parking reason that reach the advisory (it travels in the ack's payload).
+MAX_REASON = 1000
 
 
 def durable_subscriber(
@@ -47,6 +49,17 @@ def durable_subscriber(
     )
 
 
+async def park(raw: Msg, reason: str) -> None:
+    """Terminate `raw` with `reason`: nats-server (2.11+) copies a `+TERM <reason>` into the
+    MSG_TERMINATED advisory that PARKED keeps, so `jetscan parked list` can say why.
+    """
+    if raw._ackd or not raw.reply:
+        return
+    text = " ".join(reason.split())[:MAX_REASON] or "unprocessable"
+    await raw._client.publish(raw.reply, b"+TERM " + text.encode())
+    raw._ackd = True
+
+
 def delivered(msg: NatsMessage) -> int:
     meta = getattr(msg.raw_message, "metadata", None)
     return int(meta.num_delivered) if meta is not None else 1
@@ -61,9 +74,11 @@ async def settle(msg: NatsMessage, spec: ConsumerSpec, work: Callable[[], Awaita
         await work()
     except wire.UNDECODABLE as exc:
         log.error("parking undecodable message on %s: %s", msg.raw_message.subject, exc)
+        await park(msg.raw_message, f"undecodable: {exc}")
         await msg.reject()
     except Unprocessable as exc:
         log.error("parking %s: %s", msg.raw_message.subject, exc)
+        await park(msg.raw_message, str(exc))
         await msg.reject()
     except Exception as exc:
         attempt = delivered(msg)
@@ -158,7 +173,7 @@ async def _settle_batch(
             items.append(decode(raw.data))
         except wire.UNDECODABLE as exc:
             log.error("parking undecodable message on %s: %s", raw.subject, exc)
-            await raw.term()
+            await park(raw, f"undecodable: {exc}")
             continue
         good.append(raw)
     if not items:

@@ -16,6 +16,7 @@ import msgspec
 from contracts.auth import Role
 from contracts.settings import ROLES, Settings, SettingsError, load
 from workers import usercli
+from workers.tables import table
 
 log = logging.getLogger("jetscan")
 
@@ -46,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     create = token_sub.add_parser("create", help="create a token and print it once")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--name", default="", help="who or what the token is for")
+    parked = sub.add_parser("parked", help="messages the handlers gave up on (PARKED)")
+    parked_sub = parked.add_subparsers(dest="parked_command", required=True)
+    listing = parked_sub.add_parser("list", help="parked messages, oldest first, with why")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    replay = parked_sub.add_parser("replay", help="publish parked messages again, after a fix")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("seq", nargs="*", type=int, default=[], help="PARKED sequence numbers")
+    which.add_argument("--all", action="store_true", help="every parked message")
     usercli.add_user_commands(sub)
     return p
 
@@ -137,6 +147,34 @@ async def _token_create(settings: Settings, role: Role, name: str) -> None:
     sys.stdout.write(token + "\n")
 
 
+async def _parked(settings: Settings, args: argparse.Namespace) -> None:
+    import nats
+
+    from workers import parked
+
+    nc = await nats.connect(_url(settings, "nats"), name="jetscan-cli")
+    try:
+        js = nc.jetstream()
+        if args.parked_command == "list":
+            if args.limit < 1:
+                raise CliError("--limit: must be at least 1")
+            entries = await parked.list_parked(js, limit=args.limit)
+            if args.json:
+                sys.stdout.write("".join(msgspec.json.encode(e).decode() + "\n" for e in entries))
+            else:
+                sys.stdout.write(table(parked.HEADERS, parked.rows(entries)) + "\n")
+            return
+        seqs = [p.seq for p in await parked.list_parked(js, limit=10**9)] if args.all else args.seq
+        for seq in seqs:
+            try:
+                done = await parked.replay(js, seq)
+            except parked.ReplayError as exc:
+                raise CliError(str(exc)) from None
+            sys.stdout.write(f"replayed {seq}: {done.subject} ({done.stream} {done.stream_seq})\n")
+    finally:
+        await nc.drain()
+
+
 async def _run_role(settings: Settings, role: str, stop: asyncio.Event) -> None:
     from workers.roles import supervise
 
@@ -180,6 +218,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             asyncio.run(_migrate(settings))
         elif args.command == "token":
             asyncio.run(_token_create(settings, Role(args.role), args.name))
+        elif args.command == "parked":
+            asyncio.run(_parked(settings, args))
     except CliError as exc:
         sys.stderr.write(f"jetscan: {exc}\n")
         return 1
