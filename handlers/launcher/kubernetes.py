@@ -201,7 +201,7 @@ class KubernetesExecutor:
             raise
         self._created.discard(scan_id)
         if deleted and not reported:
-            deadline = (known.spec.active_deadline_seconds or 0) if known else 0
+            deadline = kubestate.deadline_seconds(known) if known else 0
             await self.on_exit(Ending(scan_id=scan_id, deadline_seconds=deadline, stopped=why))
         return deleted
 

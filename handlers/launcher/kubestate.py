@@ -109,6 +109,13 @@ def scan_id(j: Job) -> str:
     return j.metadata.annotations.get(manifest.SCAN_ANNOTATION, "")
 
 
+def deadline_seconds(j: Job) -> int:
+    """The scan's deadline: its annotation; Jobs made before it existed have only their
+    activeDeadlineSeconds, which then was the deadline itself."""
+    value = j.metadata.annotations.get(manifest.DEADLINE_ANNOTATION, "")
+    return int(value) if value.isdigit() else (j.spec.active_deadline_seconds or 0)
+
+
 def finished(j: Job) -> Condition | None:
     """The Job's terminal condition (`Complete` or `Failed`), None while it runs."""
     for cond in j.status.conditions or ():
@@ -137,7 +144,7 @@ def ending(j: Job, pods: list[Pod]) -> Ending | None:
     cond = finished(j)
     if cond is None:
         return None
-    base = Ending(scan_id=scan_id(j), deadline_seconds=j.spec.active_deadline_seconds or 0)
+    base = Ending(scan_id=scan_id(j), deadline_seconds=deadline_seconds(j))
     terminated = [
         (p, c.state.terminated)
         for p in pods
@@ -186,7 +193,7 @@ def not_starting(j: Job, pods: list[Pod], now: datetime, wait: timedelta) -> End
         if waiting is not None and waiting.reason in NOT_STARTING:
             return Ending(
                 scan_id=scan_id(j),
-                deadline_seconds=j.spec.active_deadline_seconds or 0,
+                deadline_seconds=deadline_seconds(j),
                 cause=waiting.reason,
                 detail=waiting.message
                 or f"the job did not start within {int(wait.total_seconds())}s",

@@ -37,6 +37,11 @@ SCAN_LABEL = "jetscan.io/scan-id"
 TOOL_LABEL = "jetscan.io/tool"
 # Labels hold at most 63 characters of a restricted alphabet; the annotation holds any id.
 SCAN_ANNOTATION = "jetscan.io/scan-id"
+# The scan's own deadline: the Job's activeDeadlineSeconds is longer (see `active_deadline`).
+DEADLINE_ANNOTATION = "jetscan.io/deadline-seconds"
+# After its deadline the job stops the scanner (SIGTERM, SIGKILL 5 s later), parses what
+# there is and publishes it as a partial result: time it gets before Kubernetes kills it.
+WRAP_UP_SECONDS = 60
 SELECTOR = f"{NAME}=jetscan,{COMPONENT}=scan"
 CONTAINER = "scan"
 SCRATCH = "/scratch"
@@ -150,6 +155,18 @@ def pod_selector(scan_id: str) -> str:
     return f"{SELECTOR},{SCAN_LABEL}={label_value(scan_id)}"
 
 
+def active_deadline(settings: Settings, deadline_seconds: int) -> int:
+    """The Job's `activeDeadlineSeconds`: a backstop past the scan's own deadline.
+
+    Kubernetes counts it from the Job's start, image pull included, while the job's own timer
+    starts with the container. Were they equal, a slow pull would let Kubernetes kill a job
+    that is still inside its deadline, and a job at its deadline would be killed while
+    publishing its partial result. The job enforces the deadline itself; this only ends a
+    job that stopped responding (whose scan liveness fails anyway).
+    """
+    return deadline_seconds + int(settings.k8s_image_pull_wait) + WRAP_UP_SECONDS
+
+
 def build_job(cmd: StartScan, settings: Settings) -> dict[str, Any]:
     """The Job for `cmd` in the settings' namespace, ready to POST."""
     creds = f"{CREDS_DIR}/{CREDS_KEY}" if settings.k8s_nats_creds_secret else ""
@@ -186,12 +203,15 @@ def build_job(cmd: StartScan, settings: Settings) -> dict[str, Any]:
             "name": job_name(cmd.scan_id),
             "namespace": settings.k8s_namespace,
             "labels": job_labels,
-            "annotations": {SCAN_ANNOTATION: cmd.scan_id},
+            "annotations": {
+                SCAN_ANNOTATION: cmd.scan_id,
+                DEADLINE_ANNOTATION: str(cmd.deadline_seconds),
+            },
         },
         "spec": {
             # One attempt: a retry is a new scan, decided by whoever asked for this one.
             "backoffLimit": 0,
-            "activeDeadlineSeconds": cmd.deadline_seconds,
+            "activeDeadlineSeconds": active_deadline(settings, cmd.deadline_seconds),
             "ttlSecondsAfterFinished": settings.k8s_job_ttl_seconds,
             "template": {
                 "metadata": {"labels": job_labels},

@@ -101,10 +101,15 @@ def test_job_shape_and_env_contract() -> None:
         "jetscan.io/scan-id": cmd.scan_id,
         "jetscan.io/tool": "nmap",
     }
-    assert job["metadata"]["annotations"] == {"jetscan.io/scan-id": cmd.scan_id}
+    assert job["metadata"]["annotations"] == {
+        "jetscan.io/scan-id": cmd.scan_id,
+        "jetscan.io/deadline-seconds": "600",
+    }
     spec = job["spec"]
     assert spec["backoffLimit"] == 0
-    assert spec["activeDeadlineSeconds"] == 600
+    # Past the scan's deadline by the image pull wait and a minute to publish a partial
+    # result: the job times itself out; Kubernetes' deadline is only a backstop.
+    assert spec["activeDeadlineSeconds"] == 600 + int(BASE.k8s_image_pull_wait) + 60
     assert spec["ttlSecondsAfterFinished"] == 3600
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"

@@ -12,13 +12,16 @@ from typing import Any
 
 import msgspec
 import pytest
+from nats.aio.client import Client
 
+from contracts import subjects
+from contracts.results import ScanResult
 from contracts.scans import ScanStatus, StartScan
 from contracts.settings import Settings
 from handlers.launcher import manifest
 from handlers.launcher.executor import Ending, LaunchRefused, LaunchUnavailable
 from handlers.launcher.kubernetes import KubernetesExecutor
-from handlers.launcher.lifecycle import Stop, outcome
+from handlers.launcher.lifecycle import JOB_DEADLINE, Stop, outcome
 from tests.conftest import free_port
 from tests.handlers.k8s_fake import FakeCluster, truthy
 
@@ -176,7 +179,7 @@ async def test_an_invalid_job_is_refused(
 ) -> None:
     ex, _ = executor
     # A deadline Kubernetes cannot take: the API answers 422 Invalid.
-    cmd = msgspec.structs.replace(slow(), deadline_seconds=-1)
+    cmd = msgspec.structs.replace(slow(), deadline_seconds=-(10**6))
     with pytest.raises(LaunchRefused) as err:
         await ex.start(cmd)
     assert err.value.cause == "Invalid"
@@ -211,18 +214,29 @@ async def test_an_unreachable_api_is_transient(k8s_settings: Settings, tmp_path:
         await ex.shutdown()
 
 
-async def test_the_deadline_times_the_scan_out(
-    executor: tuple[KubernetesExecutor, Endings], cluster: FakeCluster
+async def test_the_job_times_itself_out_and_publishes_its_partial_result(
+    executor: tuple[KubernetesExecutor, Endings], cluster: FakeCluster, nc: Client
 ) -> None:
     ex, endings = executor
     cmd = msgspec.structs.replace(slow(), deadline_seconds=3)
-    await ex.start(cmd)
-    ending = await endings.of(cmd.scan_id)
-    assert ending.cause == "DeadlineExceeded"
-    status, reason = judged(ending)
-    assert status == ScanStatus.TIMED_OUT
-    assert reason == "deadline of 3s passed (DeadlineExceeded)"
-    await until(lambda: pod_phase(cluster, cmd.scan_id) == "")  # the pod was deleted
+    results = await nc.subscribe(subjects.scan_results("nmap"))
+    try:
+        await ex.start(cmd)
+        ending = await endings.of(cmd.scan_id)
+        # The job stopped nmap at its own deadline, inside the Job's longer backstop.
+        assert ending.cause != "DeadlineExceeded", ending
+        assert ending.returncode == JOB_DEADLINE, ending
+        assert judged(ending) == (ScanStatus.TIMED_OUT, "deadline of 3s passed")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while True:
+            msg = await results.next_msg(timeout=max(deadline - loop.time(), 0.1))
+            result = msgspec.json.decode(msg.data, type=ScanResult)
+            if result.scan_id == cmd.scan_id:
+                break
+        assert result.partial, result
+    finally:
+        await results.unsubscribe()
 
 
 async def test_an_oom_kill_fails_the_scan_with_oomkilled(

@@ -99,7 +99,9 @@ async def test_a_scan_runs_as_a_kubernetes_job_and_its_findings_land_in_postgres
     assert job is not None
     assert job["metadata"]["labels"]["jetscan.io/scan-id"] == started.id
     assert job["metadata"]["labels"]["jetscan.io/tool"] == "nmap"
-    assert job["spec"]["activeDeadlineSeconds"] == started.deadline_seconds
+    annotations = job["metadata"]["annotations"]
+    assert annotations["jetscan.io/deadline-seconds"] == str(started.deadline_seconds)
+    assert job["spec"]["activeDeadlineSeconds"] > started.deadline_seconds
     assert [c["type"] for c in job["status"]["conditions"]][-1] == "Complete"
 
 
@@ -126,7 +128,8 @@ async def test_a_scan_past_its_deadline_times_out(
     req.deadline_seconds = 3
     started = await scans.start_scan(req)
     done = await wait_status(scans, started.id, {v1.ScanStatus.TIMED_OUT}, within=40)
-    assert done.error == "deadline of 3s passed (DeadlineExceeded)"
+    # The job timed itself out (and published what it had), before Kubernetes' backstop.
+    assert done.error == "deadline of 3s passed"
 
 
 async def test_an_oom_killed_job_fails_the_scan(

@@ -192,6 +192,15 @@ def test_ending_of_a_finished_job(
     assert got[1].startswith(reason)
 
 
+def test_the_deadline_is_the_annotations_not_the_jobs_backstop() -> None:
+    raw = job_json(COMPLETE)
+    raw["metadata"]["annotations"]["jetscan.io/deadline-seconds"] = "300"
+    raw["spec"]["activeDeadlineSeconds"] = 660
+    assert kubestate.deadline_seconds(kubestate.job(raw)) == 300
+    # A Job made before the annotation existed had the deadline itself as its backstop.
+    assert kubestate.deadline_seconds(kubestate.job(job_json(COMPLETE))) == 600
+
+
 def test_exit_code_comes_from_the_pod() -> None:
     ending = kubestate.ending(
         kubestate.job(job_json(BACKOFF)), [kubestate.pod(pod_json(terminated(4, "Error")))]
