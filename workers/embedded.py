@@ -155,4 +155,53 @@ def _pgserver_get(pgdata: Path) -> Any:
         # pgserver runs PostgreSQL as an unprivileged user when started as root; it needs
         # to traverse the data folder's parents.
         os.makedirs(pgdata, exist_ok=True)
+        recover_after_crash(pgdata)
         return pgserver.get_server(pgdata, cleanup_mode="stop")
+
+
+def recover_after_crash(pgdata: Path) -> None:
+    """Undo what a killed `jetscan up` leaves in pgserver's files, before pgserver reads them.
+
+    - `.handle_pids.json` lists the processes using the server; pgserver stops it only when
+      the last one leaves. A SIGKILLed jetscan never leaves, so from then on no clean stop
+      would stop PostgreSQL: the dead are dropped.
+    - `postmaster.pid` names the server's pid; pgserver takes any live process with that pid
+      for the server. After a power loss the pid may belong to someone else, and the start
+      would then hand out the URI of a server that is not there ("connection refused"): a
+      pid file whose process is not a postgres of this data folder is removed, and so is
+      the socket's lock file, which PostgreSQL would otherwise refuse to start beside.
+    """
+    handles = pgdata / ".handle_pids.json"
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        pids = json.loads(handles.read_text())
+        alive = [p for p in pids if isinstance(p, int) and _alive(p)]
+        if alive != pids:
+            log.info("dropping dead users of PostgreSQL from %s: %s", handles, pids)
+            handles.write_text(json.dumps(alive))
+    # The socket's lock file names the same pid, and PostgreSQL refuses to start while that
+    # pid is alive; once postmaster.pid is gone nothing of the old server is left to guard.
+    for lock in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
+        with contextlib.suppress(FileNotFoundError, ValueError, IndexError):
+            pid = int(lock.read_text().splitlines()[0])
+            if not _is_postgres_of(pid, pgdata):
+                log.warning("removing stale %s (pid %d is not its server)", lock, pid)
+                lock.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _is_postgres_of(pid: int, pgdata: Path) -> bool:
+    if not _alive(pid):
+        return False
+    try:
+        exe = Path(f"/proc/{pid}/exe").resolve().name
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return exe == "postgres" and str(pgdata).encode() in cmdline
