@@ -23,6 +23,8 @@ DEADLINE_SECONDS = "JETSCAN_DEADLINE_SECONDS"
 WORKDIR = "JETSCAN_WORKDIR"
 PROGRAMS = "JETSCAN_PROGRAMS"
 SCOPE = "JETSCAN_SCOPE"
+CONSOLE_MAX_BYTES = "JETSCAN_CONSOLE_MAX_BYTES"
+DEFAULT_CONSOLE_MAX_BYTES = 64 * 1024 * 1024
 PREFIX = "JETSCAN_"
 
 
@@ -34,6 +36,7 @@ def job_environ(
     workdir: str = "",
     programs: Mapping[str, str] | None = None,
     scope: str = "",
+    console_max_bytes: int = 0,
 ) -> dict[str, str]:
     """The variables of the job that runs `cmd`; optional ones only when set."""
     environ = {
@@ -52,6 +55,8 @@ def job_environ(
         environ[PROGRAMS] = format_programs(programs)
     if scope:
         environ[SCOPE] = scope
+    if console_max_bytes:
+        environ[CONSOLE_MAX_BYTES] = str(console_max_bytes)
     return environ
 
 

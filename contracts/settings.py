@@ -13,6 +13,8 @@ from pathlib import Path
 
 import msgspec
 
+from contracts.jobs import DEFAULT_CONSOLE_MAX_BYTES
+
 PREFIX = "JETSCAN_"
 ROLES = ("edge", "launcher", "ingest", "scheduler", "reports", "queries")
 EXECUTORS = ("local", "kubernetes")
@@ -53,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # `launch_timeout` to send its first heartbeat.
     heartbeat_timeout: float = 15.0
     launch_timeout: float = 120.0
+    # Line text one scan's console may publish; past it the console is cut with a marker.
+    console_max_bytes: int = DEFAULT_CONSOLE_MAX_BYTES
     # The non-jetscan variables a scan job inherits (PATH, locale, TMPDIR, HOME).
     passthrough: dict[str, str] = {}
     # Where the scan jobs find external programs (`zap.sh`, `subfinder`, `dnsx`, `nmap`),
@@ -201,9 +205,9 @@ def _flag(variable: str, text: str) -> bool:
     return text.lower() == "true"
 
 
-def _whole(variable: str, text: str, low: int, high: int) -> int:
+def _whole(variable: str, text: str, low: int, high: int, unit: str = "seconds") -> int:
     if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
-        raise SettingsError(variable, f"expected whole seconds from {low} to {high}, got {text!r}")
+        raise SettingsError(variable, f"expected whole {unit} from {low} to {high}, got {text!r}")
     return int(text)
 
 
@@ -236,6 +240,13 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         public_url=_url("JETSCAN_PUBLIC_URL", get("PUBLIC_URL"), ("http", "https")),
         heartbeat_timeout=_seconds("JETSCAN_HEARTBEAT_TIMEOUT", get("HEARTBEAT_TIMEOUT", "15")),
         launch_timeout=_seconds("JETSCAN_LAUNCH_TIMEOUT", get("LAUNCH_TIMEOUT", "120")),
+        console_max_bytes=_whole(
+            "JETSCAN_CONSOLE_MAX_BYTES",
+            get("CONSOLE_MAX_BYTES", str(DEFAULT_CONSOLE_MAX_BYTES)),
+            64 << 10,
+            1 << 40,
+            unit="bytes",
+        ),
         passthrough={k: environ[k] for k in PASSTHROUGH if k in environ},
         programs=programs("JETSCAN_PROGRAMS", get("PROGRAMS")),
         health_addr=(

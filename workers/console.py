@@ -2,9 +2,14 @@
 
 Rules, in the order a byte meets them:
 - Each pipe is read in chunks and cut into lines by a `LineSplitter`; a trailing `\\r\\n` or
-  `\\n` is stripped. A line longer than `MAX_LINE_BYTES` is split (nothing is lost): it
-  continues in the next message(s), each cut at a UTF-8 character boundary where there is one.
-  Bytes are decoded as UTF-8 with invalid sequences replaced by U+FFFD.
+  `\\n` is stripped. A line longer than `MAX_LINE_BYTES` is cut there (at a UTF-8 character
+  boundary where there is one) and marked `[jetscan: line cut at N bytes]`; the rest of it is
+  skipped. Bytes are decoded as UTF-8 with invalid sequences replaced by U+FFFD.
+- A scan's console is capped at `max_bytes` of line text (`JETSCAN_CONSOLE_MAX_BYTES`): the
+  line that would pass it is replaced by one stderr marker saying the console was cut there,
+  later lines are only counted, and `close` adds one more marker with how many lines and
+  bytes were left out. The scanner's raw output file is stored whole regardless; the cap
+  keeps a scanner that prints without end from filling the OUTPUT stream.
 - `Console.line` numbers lines with one counter shared by both pipes, in the order they are
   read: `seq` runs 1, 2, 3... without gaps. It never waits: lines queue in memory.
 - The queue is bounded by `max_queued_bytes` of encoded messages. A line that does not fit
@@ -41,6 +46,7 @@ import nats.errors
 from nats.js import JetStreamContext, api
 
 from contracts import subjects, wire
+from contracts.jobs import DEFAULT_CONSOLE_MAX_BYTES
 from contracts.output import EndOfOutput, OutputLine, Stream
 
 log = logging.getLogger(__name__)
@@ -55,29 +61,41 @@ MAX_BATCH_LINES = 1024
 # `OutputLines` around its head and lines: the seq's digits, `"lines":[`, `]}`.
 _ENVELOPE_BYTES = 32
 MAX_QUEUED_BYTES = 16 * 1024 * 1024
+MAX_CONSOLE_BYTES = DEFAULT_CONSOLE_MAX_BYTES
 _READ_SIZE = 64 * 1024
 _TRUNCATED = " [jetscan: line truncated]"
+_CUT = b" [jetscan: line cut at %d bytes]"
 # Upper bound of the drop marker's encoded size.
 _MARKER_BYTES = 512
 
 
 class LineSplitter:
-    """Cuts a byte stream into lines of at most `max_line` bytes (see the module docstring)."""
+    """Cuts a byte stream into lines of at most `max_line` bytes (see the module docstring).
+
+    An overlong line keeps its first `max_line` bytes, marked as cut; the rest of it is
+    skipped as it arrives, so memory stays at one line whatever the scanner prints.
+    """
 
     def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
         self._max = max_line
         self._rest = b""
+        self._skipping = False
+        self._marker = _CUT % max_line
 
     def feed(self, chunk: bytes) -> list[bytes]:
         *complete, rest = (self._rest + chunk).split(b"\n")
         lines: list[bytes] = []
         for line in complete:
-            lines += self._pieces(line[:-1] if line.endswith(b"\r") else line)
+            if self._skipping:  # the tail of a line already cut
+                self._skipping = False
+                continue
+            lines.append(self._cut(line[:-1] if line.endswith(b"\r") else line))
+        if self._skipping:
+            rest = b""
         # One byte of slack: a '\r' at the end may belong to a '\r\n' split across chunks.
-        while len(rest) > self._max + 1:
-            cut = _boundary(rest, self._max)
-            lines.append(rest[:cut])
-            rest = rest[cut:]
+        elif len(rest) > self._max + 1:
+            lines.append(self._cut(rest))
+            rest, self._skipping = b"", True
         self._rest = rest
         return lines
 
@@ -86,16 +104,12 @@ class LineSplitter:
         rest, self._rest = self._rest, b""
         if not rest:
             return []
-        return self._pieces(rest[:-1] if rest.endswith(b"\r") else rest)
+        return [self._cut(rest[:-1] if rest.endswith(b"\r") else rest)]
 
-    def _pieces(self, line: bytes) -> list[bytes]:
-        pieces = []
-        while len(line) > self._max:
-            cut = _boundary(line, self._max)
-            pieces.append(line[:cut])
-            line = line[cut:]
-        pieces.append(line)
-        return pieces
+    def _cut(self, line: bytes) -> bytes:
+        if len(line) <= self._max:
+            return line
+        return line[: _boundary(line, self._max)] + self._marker
 
 
 def _boundary(data: bytes, limit: int) -> int:
@@ -147,6 +161,7 @@ class Console:
         scan_id: str,
         *,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
+        max_bytes: int = MAX_CONSOLE_BYTES,
         ack_timeout: float = 5.0,
         max_attempts: int = 5,
     ) -> None:
@@ -156,6 +171,8 @@ class Console:
         # `OutputLines` up to its first seq, spelled the way msgspec would encode it.
         self._batch_head = b'{"type":"lines","scan_id":%s,"seq":' % wire.encode(scan_id)
         self._max_queued = max_queued_bytes
+        self._max_bytes = max_bytes
+        self._shown_bytes = 0
         self._ack_timeout = ack_timeout
         self._max_attempts = max_attempts
         self._queue: deque[_Pending] = deque()
@@ -168,11 +185,17 @@ class Console:
         self.seq = 0
         self.dropped = 0
         self.lost = 0
+        # Lines (and their bytes) past the console's cap: counted, not sent.
+        self.cut_lines = 0
+        self.cut_bytes = 0
 
     def line(self, stream: Stream, raw: bytes) -> None:
         """Queue one line; drop it (and count it) when the queue is full. Never waits."""
         if self._closing:
             raise RuntimeError("console is closed")
+        if self.cut_lines or self._shown_bytes + len(raw) > self._max_bytes:
+            self._past_cap(raw)
+            return
         # A pending drop marker takes the next number, and room, ahead of this line.
         marker = 1 if self._unreported_drops else 0
         payload = self._encode_line(self.seq + 1 + marker, stream, decode(raw))
@@ -182,7 +205,22 @@ class Console:
             return
         if marker:
             self._report_drops()
+        self._shown_bytes += len(raw)
         self._enqueue(payload)
+
+    def _past_cap(self, raw: bytes) -> None:
+        first = not self.cut_lines
+        self.cut_lines += 1
+        self.cut_bytes += len(raw)
+        if first:
+            if self._unreported_drops:
+                self._report_drops()
+            text = (
+                f"[jetscan] console cut here: it reached its cap of {self._max_bytes} bytes"
+                " (JETSCAN_CONSOLE_MAX_BYTES); the scanner's raw output file is kept whole"
+            )
+            log.warning("scan %s: %s", self._scan_id, text)
+            self._enqueue(self._encode_line(self.seq + 1, Stream.STDERR, text))
 
     def close(self, exit_code: int | None) -> None:
         """Append `EndOfOutput`; `run()` returns once everything is acked or given up on."""
@@ -190,6 +228,12 @@ class Console:
             return
         if self._unreported_drops:
             self._report_drops()
+        if self.cut_lines:
+            text = (
+                f"[jetscan] {self.cut_lines} console line(s) ({self.cut_bytes} bytes) past the"
+                " cap were not shown"
+            )
+            self._enqueue(self._encode_line(self.seq + 1, Stream.STDERR, text))
         end = EndOfOutput(scan_id=self._scan_id, seq=self.seq + 1, time=_now(), exit_code=exit_code)
         self._enqueue(wire.encode(end), is_line=False)
         self._closing = True

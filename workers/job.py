@@ -224,7 +224,11 @@ async def _scan(
     grace: float,
 ) -> Scanned:
     """Run the scanner with its console streamed; stop it on `stop` or at the deadline."""
-    console = Console(nc.jetstream(publish_async_max_pending=MAX_IN_FLIGHT), env.scan_id)
+    console = Console(
+        nc.jetstream(publish_async_max_pending=MAX_IN_FLIGHT),
+        env.scan_id,
+        max_bytes=env.console_max_bytes,
+    )
     sender = asyncio.create_task(console.run())
     scanned: Scanned | None = None
     try:

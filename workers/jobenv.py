@@ -15,6 +15,7 @@ this module trusts nothing it is handed and validates every variable again here.
 | `JETSCAN_WORKDIR` | absolute path of a writable directory; default the system temp dir |
 | `JETSCAN_PROGRAMS` | `name=/path,...`: where the tool's external programs are; default PATH |
 | `JETSCAN_SCOPE` | the deployment's scope (domains, CIDRs), for tools that discover names |
+| `JETSCAN_CONSOLE_MAX_BYTES` | console text the job may publish (64 KiB-1 TiB); default 64 MiB |
 
 The scanner runs in a fresh directory made inside `JETSCAN_WORKDIR` and removed at the end,
 and sees the job's environment minus every `JETSCAN_*` variable.
@@ -30,7 +31,9 @@ import msgspec
 from contracts import subjects
 from contracts.jobs import (
     CONFIG,
+    CONSOLE_MAX_BYTES,
     DEADLINE_SECONDS,
+    DEFAULT_CONSOLE_MAX_BYTES,
     NATS_CREDS,
     NATS_URL,
     PREFIX,
@@ -77,6 +80,7 @@ class JobEnv(msgspec.Struct, frozen=True, kw_only=True):
     workdir: str = ""
     programs: dict[str, str] = {}
     scope: str = ""
+    console_max_bytes: int = DEFAULT_CONSOLE_MAX_BYTES
 
     @property
     def spec(self) -> ToolSpec[Any]:
@@ -107,6 +111,7 @@ def parse(environ: Mapping[str, str]) -> JobEnv:
         workdir=_workdir(environ.get(WORKDIR, "")),
         programs=_programs(environ.get(PROGRAMS, "")),
         scope=_scope(environ.get(SCOPE, "")),
+        console_max_bytes=_console_max_bytes(environ.get(CONSOLE_MAX_BYTES, "")),
     )
 
 
@@ -128,12 +133,24 @@ def to_environ(env: JobEnv) -> dict[str, str]:
         environ[PROGRAMS] = format_programs(env.programs)
     if env.scope:
         environ[SCOPE] = env.scope
+    if env.console_max_bytes != DEFAULT_CONSOLE_MAX_BYTES:
+        environ[CONSOLE_MAX_BYTES] = str(env.console_max_bytes)
     return environ
 
 
 def scanner_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """The scanner's environment: the job's, without the bus address and credentials."""
     return {k: v for k, v in environ.items() if not k.startswith(PREFIX)}
+
+
+def _console_max_bytes(text: str) -> int:
+    if not text:
+        return DEFAULT_CONSOLE_MAX_BYTES
+    if not text.isascii() or not text.isdigit() or not 64 << 10 <= int(text) <= 1 << 40:
+        raise JobEnvError(
+            CONSOLE_MAX_BYTES, f"expected whole bytes from {64 << 10} to {1 << 40}, got {text!r}"
+        )
+    return int(text)
 
 
 def _required(environ: Mapping[str, str], variable: str) -> str:

@@ -74,6 +74,7 @@ def make_executor(settings: Settings, launcher: Launcher, catalog: Catalog | Non
         grace=10.0,
         programs=settings.programs,
         scope=settings.scope,
+        console_max_bytes=settings.console_max_bytes,
     )
 
 

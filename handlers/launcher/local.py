@@ -50,6 +50,7 @@ class LocalExecutor:
         python: str = sys.executable,
         programs: Mapping[str, str] | None = None,
         scope: str = "",
+        console_max_bytes: int = 0,
     ) -> None:
         self.nats_url = nats_url
         self.on_exit = on_exit
@@ -58,6 +59,7 @@ class LocalExecutor:
         self.base_env = dict(environ)
         self.programs = dict(programs or {})
         self.scope = scope
+        self.console_max_bytes = console_max_bytes
         self.jobs: dict[str, _Job] = {}
 
     async def open(self) -> None:
@@ -68,7 +70,11 @@ class LocalExecutor:
 
     async def start(self, cmd: StartScan) -> None:
         env = self.base_env | job_environ(
-            cmd, self.nats_url, programs=self.programs, scope=self.scope
+            cmd,
+            self.nats_url,
+            programs=self.programs,
+            scope=self.scope,
+            console_max_bytes=self.console_max_bytes,
         )
         try:
             proc = await asyncio.create_subprocess_exec(

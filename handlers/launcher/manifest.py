@@ -171,7 +171,12 @@ def build_job(cmd: StartScan, settings: Settings) -> dict[str, Any]:
     """The Job for `cmd` in the settings' namespace, ready to POST."""
     creds = f"{CREDS_DIR}/{CREDS_KEY}" if settings.k8s_nats_creds_secret else ""
     environ = job_environ(
-        cmd, settings.nats_url, nats_creds=creds, workdir=SCRATCH, scope=settings.scope
+        cmd,
+        settings.nats_url,
+        nats_creds=creds,
+        workdir=SCRATCH,
+        scope=settings.scope,
+        console_max_bytes=settings.console_max_bytes,
     )
     # Tools that keep state under HOME or TMPDIR (ZAP, Python) need it writable.
     environ |= {"HOME": SCRATCH, "TMPDIR": SCRATCH}

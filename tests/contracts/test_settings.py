@@ -60,6 +60,8 @@ def test_values_are_read_and_ipv6_addresses_parse() -> None:
         ("JETSCAN_K8S_JOB_TTL_SECONDS", "1h"),
         ("JETSCAN_K8S_IMAGE_PULL_WAIT", "0"),
         ("JETSCAN_K8S_RAW_SOCKETS", "yes"),
+        ("JETSCAN_CONSOLE_MAX_BYTES", "65535"),
+        ("JETSCAN_CONSOLE_MAX_BYTES", "1G"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:

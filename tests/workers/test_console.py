@@ -20,6 +20,8 @@ from workers.console import (
     decode,
 )
 
+CUT = b" [jetscan: line cut at 8 bytes]"
+
 
 def split(chunks: list[bytes], max_line: int = 8) -> list[bytes]:
     splitter = LineSplitter(max_line)
@@ -34,21 +36,22 @@ def split(chunks: list[bytes], max_line: int = 8) -> list[bytes]:
         ([b"a\nb\n"], [b"a", b"b"]),
         ([b"a\r\nb\r\n"], [b"a", b"b"]),
         ([b"\n\n"], [b"", b""]),
-        ([b"unterminated"], [b"untermin", b"ated"]),
+        ([b"unterminated"], [b"untermin" + CUT]),
         ([b"a\r"], [b"a"]),
         ([b"x\ry\n"], [b"x\ry"]),
         ([b"ab", b"c\nd", b"e\n"], [b"abc", b"de"]),
         ([b"ab\r", b"\ncd\n"], [b"ab", b"cd"]),
-        # Long lines are split into pieces of at most max_line bytes, nothing dropped.
-        ([b"0123456789abcdefXY\n"], [b"01234567", b"89abcdef", b"XY"]),
+        # Long lines keep their first max_line bytes, marked; the rest of them is skipped.
+        ([b"0123456789abcdefXY\nnext\n"], [b"01234567" + CUT, b"next"]),
         ([b"01234567\n"], [b"01234567"]),
         ([b"01234567\r\n"], [b"01234567"]),
         ([b"0123", b"4567", b"\r", b"\n"], [b"01234567"]),
-        ([b"0123456789", b"abcdefgh", b"ij\n"], [b"01234567", b"89abcdef", b"ghij"]),
+        ([b"0123456789", b"abcdefgh", b"ij\nk\n"], [b"01234567" + CUT, b"k"]),
+        ([b"0123456789", b"abcdefgh", b"ij"], [b"01234567" + CUT]),
         # A cut never falls inside a UTF-8 sequence when it can be avoided.
-        (["1234567é\n".encode()], [b"1234567", "é".encode()]),
-        (["123456€\n".encode()], [b"123456", "€".encode()]),
-        ([b"\x80" * 10 + b"\n"], [b"\x80" * 8, b"\x80\x80"]),
+        (["1234567é\n".encode()], [b"1234567" + CUT]),
+        (["123456€\n".encode()], [b"123456" + CUT]),
+        ([b"\x80" * 10 + b"\n"], [b"\x80" * 8 + CUT]),
     ],
 )
 def test_the_splitter_cuts_lines(chunks: list[bytes], lines: list[bytes]) -> None:
@@ -57,8 +60,13 @@ def test_the_splitter_cuts_lines(chunks: list[bytes], lines: list[bytes]) -> Non
 
 def test_the_splitter_holds_at_most_one_line_of_bytes() -> None:
     splitter = LineSplitter(8)
-    assert splitter.feed(b"x" * 100) == [b"x" * 8] * 12
-    assert splitter.finish() == [b"xxxx"]
+    assert splitter.feed(b"x" * 100) == [b"x" * 8 + CUT]
+    # The rest of an endless line costs nothing: it is skipped as it arrives.
+    for _ in range(1000):
+        assert splitter.feed(b"y" * 65536) == []
+        assert len(splitter._rest) == 0
+    assert splitter.feed(b"zz\nnext") == []
+    assert splitter.finish() == [b"next"]
 
 
 def test_pieces_are_decoded_with_replacement() -> None:
@@ -181,3 +189,21 @@ async def test_a_closed_console_takes_no_lines(nc: Client) -> None:
     await run_console(console, [])
     with pytest.raises(RuntimeError):
         console.line(Stream.STDOUT, b"late")
+
+
+async def test_a_console_past_its_cap_is_cut_with_markers_and_stays_gapless(nc: Client) -> None:
+    scan_id = uuid.uuid4().hex
+    console = Console(nc.jetstream(), scan_id, max_bytes=1000)
+    feed = [(Stream.STDOUT, b"%03d" % i + b"." * 97) for i in range(25)]
+    await run_console(console, feed)
+
+    msgs = await messages.output(nc.jetstream(), scan_id)
+    assert [m.seq for m in msgs] == list(range(1, 14))
+    shown = lines_of(msgs)
+    # Ten lines of 100 bytes fill the cap exactly; the eleventh is where it is cut.
+    assert [m.text[:3] for m in shown[:10]] == [f"{i:03d}" for i in range(10)]
+    assert shown[10].stream is Stream.STDERR
+    assert shown[10].text.startswith("[jetscan] console cut here: it reached its cap of 1000")
+    assert shown[11].text == "[jetscan] 15 console line(s) (1500 bytes) past the cap were not shown"
+    assert (console.cut_lines, console.cut_bytes) == (15, 1500)
+    assert isinstance(msgs[-1], EndOfOutput)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import uuid
@@ -357,3 +359,48 @@ async def test_output_that_does_not_parse_is_one_partial_result_with_the_reason(
     assert (result.partial, result.findings, result.data) == (True, (), NmapRun())
     assert result.error.startswith("output does not parse: ")
     assert result.artifact == f"scans/{scan_id}/nmap.xml"
+
+
+async def test_a_scanner_printing_without_end_is_cut_at_the_console_cap(
+    applied: str, nc: Client, tmp_path: Path
+) -> None:
+    # A hostile "nmap": one 100 MB line without a break, then lines as fast as it can.
+    flood = tmp_path / "nmap"
+    flood.write_text(
+        "#!/bin/sh\nhead -c 100000000 /dev/zero | tr '\\0' x\necho\nexec yes 'another line'\n"
+    )
+    flood.chmod(0o755)
+    cap = 256 * 1024
+    js = nc.jetstream()
+    scan_id, env = job_env(
+        applied,
+        {"ports": "22"},
+        JETSCAN_PROGRAMS=f"nmap={flood}",
+        JETSCAN_DEADLINE_SECONDS="4",
+        JETSCAN_CONSOLE_MAX_BYTES=str(cap),
+    )
+    proc = await start_job(env)
+    peak_kib = 0
+    while proc.returncode is None:
+        with contextlib.suppress(OSError, StopIteration):
+            status = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+            rss = next(line for line in status if line.startswith("VmRSS:"))
+            peak_kib = max(peak_kib, int(rss.split()[1]))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), 0.05)
+    code, stderr = await finish_job(proc)
+
+    assert code == job.EXIT_DEADLINE, stderr
+    output = await messages.output(js, scan_id)
+    assert [m.seq for m in output] == list(range(1, len(output) + 1))
+    lines = [m for m in output if isinstance(m, OutputLine)]
+    assert lines[0].text == "x" * 65536 + " [jetscan: line cut at 65536 bytes]"
+    cut = [m for m in lines if m.text.startswith("[jetscan] console cut here")]
+    assert len(cut) == 1, [m.text[:80] for m in lines if m.text.startswith("[jetscan]")]
+    shown = lines[: lines.index(cut[0])]
+    assert sum(len(m.text.encode()) for m in shown) <= cap + 64
+    assert lines[-1].text.startswith("[jetscan] ")
+    assert "console line(s)" in lines[-1].text and "past the cap were not shown" in lines[-1].text
+    assert isinstance(output[-1], EndOfOutput)
+    # Memory stays at a chunk and a line, whatever the scanner prints.
+    assert 0 < peak_kib < 200 * 1024, f"the job's RSS reached {peak_kib} KiB"

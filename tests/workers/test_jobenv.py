@@ -169,6 +169,8 @@ def test_programs_and_scope_reach_the_job() -> None:
         ({"programs": "../x=/bin/x"}, "JETSCAN_PROGRAMS", "expected NAME"),
         ({"scope": "*.example.com"}, "JETSCAN_SCOPE", "covers its subdomains"),
         ({"scope": "10.0.0.1/8"}, "JETSCAN_SCOPE", "host bits set"),
+        ({"console_max_bytes": "1000"}, "JETSCAN_CONSOLE_MAX_BYTES", "from 65536 to"),
+        ({"console_max_bytes": "64MiB"}, "JETSCAN_CONSOLE_MAX_BYTES", "got '64MiB'"),
     ],
 )
 def test_a_bad_variable_is_named_with_a_reason(
@@ -190,3 +192,10 @@ def test_the_first_bad_variable_in_contract_order_is_reported() -> None:
 def test_the_scanner_sees_no_jetscan_variables() -> None:
     environ = {**BASE, "JETSCAN_NATS_CREDS": "/c", "PATH": "/usr/bin", "HOME": "/home/scan"}
     assert jobenv.scanner_environ(environ) == {"PATH": "/usr/bin", "HOME": "/home/scan"}
+
+
+def test_the_console_cap_travels_in_the_contract() -> None:
+    assert jobenv.parse(env_with()).console_max_bytes == 64 * 1024 * 1024
+    env = jobenv.parse(env_with(console_max_bytes="1048576"))
+    assert env.console_max_bytes == 1048576
+    assert jobenv.parse(jobenv.to_environ(env)) == env
