@@ -32,6 +32,10 @@ async def run_role(
         "JETSCAN_HTTP_ADDR": str(settings.http_addr),
         "JETSCAN_GRPC_ADDR": str(settings.grpc_addr),
         "JETSCAN_LOG_LEVEL": log_level,
+        # The benches drive thousands of calls a second with one token: throughput, not the
+        # per-token limit that protects a deployment, is what they measure.
+        "JETSCAN_START_RATE": "off",
+        "JETSCAN_REPORT_RATE": "off",
     }
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "workers.cli", "run", role, cwd=REPO, env=env

@@ -39,6 +39,32 @@ class Address(msgspec.Struct, frozen=True):
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+_PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class Rate(msgspec.Struct, frozen=True):
+    """`limit` calls per `period` seconds, with a burst of `limit`; a limit of 0 is off."""
+
+    limit: int
+    period: float
+
+    def __str__(self) -> str:
+        unit = next((u for u, p in _PERIODS.items() if p == self.period), None)
+        return f"{self.limit}/{unit}" if unit else f"{self.limit} per {self.period:g}s"
+
+
+def rate(variable: str, text: str) -> Rate:
+    """`N/s`, `N/m` or `N/h` (N calls per second, minute or hour), or `off`."""
+    if text == "off":
+        return Rate(0, 1.0)
+    count, _, unit = text.partition("/")
+    if not (count.isascii() and count.isdigit() and 0 < int(count) <= 1_000_000) or (
+        unit not in _PERIODS
+    ):
+        raise SettingsError(variable, f"expected N/s, N/m, N/h or off, got {text!r}")
+    return Rate(int(count), _PERIODS[unit])
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     home: Path
     grpc_addr: Address
@@ -55,6 +81,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # `launch_timeout` to send its first heartbeat.
     heartbeat_timeout: float = 15.0
     launch_timeout: float = 120.0
+    # Per token, at each edge: StartScan and GenerateReport calls (see edge.ratelimit).
+    start_rate: Rate = Rate(600, 60.0)
+    report_rate: Rate = Rate(60, 60.0)
     # Line text one scan's console may publish; past it the console is cut with a marker.
     console_max_bytes: int = DEFAULT_CONSOLE_MAX_BYTES
     # The non-jetscan variables a scan job inherits (PATH, locale, TMPDIR, HOME).
@@ -240,6 +269,8 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         public_url=_url("JETSCAN_PUBLIC_URL", get("PUBLIC_URL"), ("http", "https")),
         heartbeat_timeout=_seconds("JETSCAN_HEARTBEAT_TIMEOUT", get("HEARTBEAT_TIMEOUT", "15")),
         launch_timeout=_seconds("JETSCAN_LAUNCH_TIMEOUT", get("LAUNCH_TIMEOUT", "120")),
+        start_rate=rate("JETSCAN_START_RATE", get("START_RATE", "600/m")),
+        report_rate=rate("JETSCAN_REPORT_RATE", get("REPORT_RATE", "60/m")),
         console_max_bytes=_whole(
             "JETSCAN_CONSOLE_MAX_BYTES",
             get("CONSOLE_MAX_BYTES", str(DEFAULT_CONSOLE_MAX_BYTES)),

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 
 import uvicorn
-from grpclib.events import RecvRequest, listen
+from grpclib.events import RecvRequest, SendTrailingMetadata, listen
 from grpclib.health.service import Health
 from grpclib.server import Server
 
@@ -17,6 +17,7 @@ from edge import messages
 from edge.auth import TokenCache
 from edge.bus import Bus
 from edge.health import Readiness
+from edge.ratelimit import RateLimits
 from edge.reflection import with_reflection
 from edge.reports import ReportService, ScheduleService
 from edge.scans import ScanService
@@ -54,6 +55,11 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
         services = with_reflection([*api.values(), Health(readiness.checks(api))])
         grpc_server = Server(services)
         listen(grpc_server, RecvRequest, tokens.on_request)
+        limits = RateLimits(
+            {"StartScan": settings.start_rate, "GenerateReport": settings.report_rate}
+        )
+        listen(grpc_server, RecvRequest, limits.on_request)
+        listen(grpc_server, SendTrailingMetadata, limits.on_trailers)
         await readiness.check_once()
         health_task = asyncio.create_task(readiness.run(), name="edge-health")
         await grpc_server.start(settings.grpc_addr.host, settings.grpc_addr.port)
