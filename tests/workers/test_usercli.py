@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import uuid
@@ -15,10 +16,15 @@ import pytest
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from edge.client import EdgeClient
-from scanners import TOOLS
+from scanners import PARSERS, TOOLS
 from tests.conftest import Stack, free_port, run_jetscan, scan_service, wait_status
 from tests.corpus import corpus_file
 from tests.edge.test_scan_answers import edge_with, k8s_settings
+from tests.scanners.dns.test_parse import DNSX_RECORDS, SUBFINDER_RECORDS, pretty
+from tests.scanners.nmap.test_parse import HEAD, TAIL, host, port
+from tests.scanners.sslyze.test_parse_early import SSLYZE2_COMMANDS, sslyze2, sslyze3_same_facts
+from tests.scanners.zap.test_parse import ALERT
+from tests.scanners.zap.test_parse import report as zap_report
 from workers import tables, usercli
 
 NMAP_WITH_PORTS = "nmap/scb__localhost.xml"
@@ -193,6 +199,43 @@ async def test_parse_failures_are_one_line(tmp_path: Path) -> None:
     code, out, err = await run_jetscan(env, "parse", "nmap", str(tmp_path / "missing.xml"))
     assert (code, out) == (1, "")
     assert one_line(err) == f"jetscan: {tmp_path / 'missing.xml'}: No such file or directory"
+
+
+@pytest.mark.parametrize(
+    ("tool", "content"),
+    [
+        ("sslyze", sslyze2(**SSLYZE2_COMMANDS)),
+        ("sslyze", sslyze3_same_facts().replace(b'"size": 1024', b'"size": "1024"')),
+        ("subfinder", pretty(SUBFINDER_RECORDS)),
+        ("dnsx", pretty(DNSX_RECORDS)),
+        ("zap", json.dumps(zap_report(ALERT).decode()).encode()),
+        ("nmap", HEAD + host("10.0.0.1", port(21, inner=b'<service name="ftp\x01"/>')) + TAIL),
+    ],
+    ids=[
+        "sslyze-2-json",
+        "sslyze-3.0-strings",
+        "subfinder-pretty",
+        "dnsx-pretty",
+        "zap-double",
+        "nmap-control-chars",
+    ],
+)
+async def test_parse_reads_the_shapes_that_were_refused(
+    tmp_path: Path, tool: str, content: bytes
+) -> None:
+    path = tmp_path / f"{tool}.out"
+    path.write_bytes(content)
+    env = {"PATH": os.environ.get("PATH", ""), "JETSCAN_HOME": str(tmp_path)}
+    code, out, err = await run_jetscan(env, "parse", tool, str(path))
+    output = PARSERS[tool](io.BytesIO(content))
+    # The sslyze documents list an unreachable target: partial, and said so.
+    note = f"jetscan: {path}: {tool} stopped early; these are the findings it got to\n"
+    assert (code, err) == (0, note if output.partial else "")
+    expected = output.findings
+    assert expected, "a shape with findings, so an empty output cannot pass"
+    assert [json.loads(line) for line in out.splitlines()] == [
+        json.loads(msgspec.json.encode(f)) for f in expected
+    ]
 
 
 # --- pure parts ---------------------------------------------------------------------------
