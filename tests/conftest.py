@@ -266,3 +266,29 @@ async def run_jetscan(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+def k8s_settings(stack: Stack, raw_sockets: bool) -> Settings:
+    """The stack's settings as a Kubernetes deployment's edge has them, on ports of its own."""
+    return msgspec.structs.replace(
+        stack.settings,
+        executor="kubernetes",
+        k8s_raw_sockets=raw_sockets,
+        grpc_addr=Address("127.0.0.1", free_port()),
+        http_addr=Address("127.0.0.1", free_port()),
+    )
+
+
+@contextlib.asynccontextmanager
+async def edge_with(settings: Settings) -> AsyncIterator[Address]:
+    """The edge role alone, with `settings`, beside the session's stack."""
+    from workers.roles import supervise
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(supervise(settings, ["edge"], stop))
+    try:
+        await wait_listening(settings.grpc_addr, timeout=30)
+        yield settings.grpc_addr
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

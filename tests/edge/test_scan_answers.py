@@ -8,14 +8,11 @@ not read.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import struct
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
-import asyncpg
 import h2.config
 import h2.connection
 import h2.events
@@ -34,32 +31,14 @@ from scanners.errors import Unsupported
 from scanners.requests import Capabilities, validate_start
 from scanners.scope import Scope
 from scanners.targets import parse_target
-from tests.conftest import Stack, free_port, scan_service
-from workers.stack import wait_listening
+from tests.conftest import Stack, edge_with, k8s_settings, scan_service
+from tests.workers.test_usercli import insert_scan
 
 
 @pytest.fixture
 async def scans(stack: Stack) -> AsyncIterator[v1.ScanServiceStub]:
     async with scan_service(stack) as stub:
         yield stub
-
-
-async def insert(stack: Stack, domain: str, tool: str = "nmap") -> str:
-    scan_id = f"ans-{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(stack.settings.database_url)
-    try:
-        await conn.execute(
-            "INSERT INTO scans (id, target, domain, tool, status, deadline_seconds, created_at)"
-            " VALUES ($1, $2, $3, $4, 'succeeded', 600, $5)",
-            scan_id,
-            domain.partition("/")[0],
-            domain,
-            tool,
-            datetime(2026, 1, 2, tzinfo=UTC),
-        )
-    finally:
-        await conn.close()
-    return scan_id
 
 
 async def listed(scans: v1.ScanServiceStub, **filters: object) -> list[str]:
@@ -75,8 +54,9 @@ async def test_list_scans_by_an_address_finds_the_scans_of_that_address(
     v4 = parse_target("127.0.0.9", allowed_kinds=kinds).domain
     v6 = parse_target("::9", allowed_kinds=kinds).domain
     assert (v4, v6) == ("127.0.0.9/32", "::9/128")
-    four, six = await insert(stack, v4), await insert(stack, v6)
-    named = await insert(stack, "answers.example")
+    four = await insert_scan(stack, v4, "succeeded", 0)
+    six = await insert_scan(stack, v6, "succeeded", 0)
+    named = await insert_scan(stack, "answers.example", "succeeded", 0)
     for text in ("127.0.0.9", "127.0.0.9/32", " 127.0.0.9 "):
         assert await listed(scans, domain=text) == [four], text
     assert await listed(scans, domain="::9") == [six]
@@ -134,31 +114,6 @@ async def test_a_request_id_reused_with_other_parameters_is_already_exists(
     with pytest.raises(GRPCError) as err:
         await scans.start_scan(deadline)
     assert err.value.status == Status.ALREADY_EXISTS
-
-
-def k8s_settings(stack: Stack, raw_sockets: bool) -> Settings:
-    return msgspec.structs.replace(
-        stack.settings,
-        executor="kubernetes",
-        k8s_raw_sockets=raw_sockets,
-        grpc_addr=Address("127.0.0.1", free_port()),
-        http_addr=Address("127.0.0.1", free_port()),
-    )
-
-
-@contextlib.asynccontextmanager
-async def edge_with(settings: Settings) -> AsyncIterator[Address]:
-    """The edge role alone, with `settings`, beside the session's stack."""
-    from workers.roles import supervise
-
-    stop = asyncio.Event()
-    task = asyncio.create_task(supervise(settings, ["edge"], stop))
-    try:
-        await wait_listening(settings.grpc_addr, timeout=30)
-        yield settings.grpc_addr
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def test_a_syn_scan_without_raw_sockets_is_refused_at_start(

@@ -17,9 +17,16 @@ from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from edge.client import EdgeClient
 from scanners import PARSERS, TOOLS
-from tests.conftest import Stack, free_port, run_jetscan, scan_service, wait_status
+from tests.conftest import (
+    Stack,
+    edge_with,
+    free_port,
+    k8s_settings,
+    run_jetscan,
+    scan_service,
+    wait_status,
+)
 from tests.corpus import corpus_file
-from tests.edge.test_scan_answers import edge_with, k8s_settings
 from tests.scanners.dns.test_parse import DNSX_RECORDS, SUBFINDER_RECORDS, pretty
 from tests.scanners.nmap.test_parse import HEAD, TAIL, host, port
 from tests.scanners.sslyze.test_parse_early import SSLYZE2_COMMANDS, sslyze2, sslyze3_same_facts
