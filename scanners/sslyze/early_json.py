@@ -292,7 +292,9 @@ def _deployments(info: _CertInfo, name: str) -> tuple[CertificateDeployment, ...
     matches = _first(
         info.leaf_certificate_subject_matches_hostname, info.certificate_matches_hostname
     )
-    if matches is None and name:
+    # Only where the leaf's names were written: 1.0-1.3 wrote certificates in another shape,
+    # whose names this reader does not take, and no names must not read as "no match".
+    if matches is None and name and chain[0].dns_names:
         matches = hostname_matches(name, chain[0].dns_names, ())
     ocsp = info.ocsp_response
     return (

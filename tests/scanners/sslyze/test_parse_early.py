@@ -316,3 +316,16 @@ def test_sslyze_3_0_numbers_written_as_strings_are_read_as_numbers() -> None:
     assert (leaf.key_size, leaf.serial) == (1024, "123456789012345678901234567890")
     chain[0]["publicKey"]["size"] = 1024
     assert read(json.dumps(document).encode()) == run
+
+
+def test_a_certificate_in_an_unknown_shape_costs_its_facts_not_a_false_finding() -> None:
+    # sslyze 1.0-1.3 wrote nassl's certificate dict (`as_dict`), with no top-level names.
+    certinfo = {
+        "certificate_chain": [{"as_pem": PEM, "as_dict": {"subject": {"commonName": "a"}}}],
+        "path_validation_result_list": [],
+    }
+    output = parse(sslyze2(certinfo=certinfo))
+    [deployment] = output.data.servers[0].certificate_deployments  # type: ignore[union-attr]
+    assert deployment.hostname_matches is None
+    assert deployment.received_chain[0].sha256
+    assert not [f for f in output.findings if f.title.startswith("Certificate")]
