@@ -263,7 +263,9 @@ async def run_jetscan(env: dict[str, str], *args: str) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    # Generous: a `scan start --follow` or `scan cancel --wait` runs a whole scan's worth, and
+    # a loaded two-core machine is slow at it.
+    out, err = await asyncio.wait_for(proc.communicate(), 150)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 

@@ -31,7 +31,7 @@ from workers.tables import Rows, finding_rows, scan_details, scan_rows, status_n
 EXIT_USAGE = 2
 # How long `scan cancel` waits to show the scan cancelled: a job's scanner gets 5 s after
 # SIGTERM, and the launcher and ingest a moment to report it.
-CANCEL_WAIT = 15.0
+CANCEL_WAIT = 15
 USER_COMMANDS = frozenset({"scan", "parse"})
 
 _STATUSES = {s.name.lower(): s for s in v1.ScanStatus if s != v1.ScanStatus.UNSPECIFIED}
@@ -73,8 +73,16 @@ def add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     start.add_argument("--deadline", type=_whole, default=0, metavar="SECONDS")
     start.add_argument("--request-id", default="", help="idempotency key: same key, same scan")
     start.add_argument("--follow", action="store_true", help="print the console until it ends")
-    for name, what in (("get", "show a scan"), ("cancel", "cancel a scan")):
-        scan_sub.add_parser(name, parents=[as_json], help=what).add_argument("id")
+    scan_sub.add_parser("get", parents=[as_json], help="show a scan").add_argument("id")
+    cancel_parser = scan_sub.add_parser("cancel", parents=[as_json], help="cancel a scan")
+    cancel_parser.add_argument("id")
+    cancel_parser.add_argument(
+        "--wait",
+        type=_whole,
+        default=CANCEL_WAIT,
+        metavar="SECONDS",
+        help=f"wait this long to show the scan cancelled (default {CANCEL_WAIT})",
+    )
     follow = scan_sub.add_parser("follow", parents=[as_json], help="print a scan's console")
     follow.add_argument("id")
     ls = scan_sub.add_parser("list", parents=[as_json], help="list scans, newest first")
@@ -131,7 +139,7 @@ async def _scan_command(args: argparse.Namespace, settings: Settings) -> int:
             case "get":
                 _show_scan(await client.get_scan(args.id), args.json)
             case "cancel":
-                await cancel(client, args.id, as_json=args.json)
+                await cancel(client, args.id, as_json=args.json, wait=args.wait)
             case "follow":
                 return await follow(client, args.id, as_json=args.json)
             case "list":
