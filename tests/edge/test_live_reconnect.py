@@ -40,6 +40,7 @@ async def server(tmp_path: Path) -> AsyncIterator[NatsServer]:
         await s.stop()
 
 
+@pytest.mark.timeout(300)  # two roles, a server restart and 1,000 lines on a loaded machine
 async def test_a_feed_survives_a_nats_restart(
     server: NatsServer, settings: Settings, database_url: str
 ) -> None:
