@@ -44,8 +44,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# A test run must leave tests/ as it found it (no snapshot written on the spot): the state of
+# tests/ in git (diff and untracked files, by content) before and after must match. Outside a
+# git checkout there is nothing to compare, and the run stands on pytest alone.
+TESTS_STATE = { git diff --no-ext-diff HEAD -- tests; git ls-files -o --exclude-standard -z -- tests \
+	| xargs -0r sha256sum; } 2>/dev/null | sha256sum
+
 pytest: $(STAMP)
-	$(BIN)/pytest
+	@before="$$($(TESTS_STATE))"; \
+	$(BIN)/pytest || exit $$?; \
+	if [ "$$before" != "$$($(TESTS_STATE))" ]; then \
+	  echo "jetscan: the test run changed tests/ (a snapshot written?):" >&2; \
+	  git status --short -- tests >&2; exit 1; fi
 
 proto: $(STAMP)
 	$(BIN)/python -m contracts.protogen

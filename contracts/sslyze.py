@@ -19,7 +19,8 @@ class _Data(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=Fa
 
 
 class CipherSuite(_Data, frozen=True):
-    """An accepted cipher suite, by its IANA name (`TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`)."""
+    """An accepted cipher suite, by its IANA name (`TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`),
+    or by its OpenSSL name (`DES-CBC3-SHA`) where the output had no other (1.x/2.x JSON)."""
 
     name: str
     openssl_name: str = ""
@@ -139,9 +140,9 @@ class SslyzeRun(_Data, frozen=True, tag="sslyze", tag_field="kind"):
     """One sslyze invocation. `kind` tags it inside the union of every tool's result data.
 
     `output_format` names the generation read: "json" (5.x and later), "json-legacy"
-    (3.x/4.x) or "xml" (1.x/2.x). `started`/`completed` exist only from 5.x on. `partial` is
-    true when some target or scan command did not complete, so a missing finding there means
-    "not checked", not "fixed".
+    (3.x/4.x), "json-early" or "xml" (1.x/2.x). `started`/`completed` exist only from 5.x
+    on. `partial` is true when some target or scan command did not complete, so a missing
+    finding there means "not checked", not "fixed".
     """
 
     version: str = ""

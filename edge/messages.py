@@ -15,8 +15,8 @@ the algorithm is gzip or deflate (zlib format) in every implementation. grpclib 
 NotImplementedError on such a message, which reached the client as UNKNOWN "Internal Server
 Error". Here gzip and deflate are inflated (told apart by their headers, as grpclib does not
 hand the request's `grpc-encoding` to a method) and the rest answered as the gRPC
-compression spec asks: UNIMPLEMENTED for an unknown algorithm, INTERNAL for data that does
-not inflate.
+compression spec asks: UNIMPLEMENTED for an unknown algorithm, with a `grpc-accept-encoding`
+header naming the ones the edge reads, INTERNAL for data that does not inflate.
 
 Every request message is bounded at 4 MiB, before and after inflating (gRPC's default
 receive limit; grpclib has none), so a small compressed message cannot expand into
@@ -42,6 +42,7 @@ from grpclib.encoding.base import CodecBase
 from edge.reflection import merged_pool
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+ACCEPT_ENCODING = "identity,deflate,gzip"
 _PREFIX = struct.Struct(">?I")  # compressed flag, message length
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -121,8 +122,31 @@ async def recv_message(stream: Any, codec: CodecBase, message_type: Any) -> Any:
     if len(data) != length:
         raise GRPCError(Status.INTERNAL, "message cut short")
     if compressed:
-        data = inflate(data)
+        try:
+            data = inflate(data)
+        except GRPCError as exc:
+            if exc.status is Status.UNIMPLEMENTED:
+                _announce_encodings(stream)
+            raise
     return codec.decode(well_formed(data, message_type), message_type)
+
+
+def _announce_encodings(stream: Any) -> None:
+    """Add `grpc-accept-encoding` to the next headers `stream` sends: the refusal's.
+
+    grpclib refuses `grpc-` keys as metadata, and the answer to an unreadable request is
+    sent before any other headers (trailers-only), so the header goes in below grpclib's
+    metadata check, on this one request's HTTP/2 stream.
+    """
+    send_headers = stream.send_headers
+
+    async def with_accept_encoding(
+        headers: list[tuple[str, str]], end_stream: bool = False
+    ) -> None:
+        stream.send_headers = send_headers
+        await send_headers([*headers, ("grpc-accept-encoding", ACCEPT_ENCODING)], end_stream)
+
+    stream.send_headers = with_accept_encoding
 
 
 def install() -> None:

@@ -15,6 +15,7 @@ from contracts.gen.jetscan import v1
 from contracts.output import OutputLine
 from edge import auth, convert, live, validate
 from edge.bus import Bus
+from scanners.requests import Capabilities
 from scanners.scope import Scope
 
 
@@ -34,9 +35,10 @@ def require_id(field: str, value: str) -> str:
 
 
 class ScanService(v1.ScanServiceBase):
-    def __init__(self, bus: Bus, scope: Scope) -> None:
+    def __init__(self, bus: Bus, scope: Scope, capabilities: Capabilities) -> None:
         self.bus = bus
         self.scope = scope
+        self.capabilities = capabilities
 
     async def _view(self, scan_id: str) -> scans.ScanView:
         return await self.bus.query(
@@ -64,11 +66,12 @@ class ScanService(v1.ScanServiceBase):
             status = convert.status_from_pb(message.status)
             if status is None:
                 raise GRPCError(Status.INVALID_ARGUMENT, "status: unknown value")
+        domain, tool = validate.list_filters(message.domain, message.tool)
         page = await self.bus.query(
             subjects.query("scan", "list"),
             scans.ListScans(
-                domain=message.domain,
-                tool=message.tool,
+                domain=domain,
+                tool=tool,
                 status=status,
                 page_size=message.page_size,
                 page_token=message.page_token,
@@ -89,6 +92,7 @@ class ScanService(v1.ScanServiceBase):
             convert.struct_to_dict(message.config),
             message.deadline_seconds,
             self.scope,
+            self.capabilities,
         )
         scan_id = validate.scan_id(principal.key, request_id)
         cmd = scans.StartScan(
@@ -108,8 +112,9 @@ class ScanService(v1.ScanServiceBase):
             subjects.msg_id("scan", scan_id, "start"),
         )
         if duplicate:
-            # The same request_id was accepted before: answer with that scan as it is now.
-            return convert.scan_to_pb(await self._view(scan_id))
+            # The same request_id was accepted before: answer with that scan as it is now,
+            # unless it was asked for with other parameters (a reused key, not a retry).
+            return convert.scan_to_pb(validate.same_request(await self._view(scan_id), cmd))
         return convert.scan_to_pb(scans.queued(cmd))
 
     async def cancel_scan(self, message: v1.CancelScanRequest) -> v1.Scan:

@@ -22,6 +22,7 @@ from edge.reflection import with_reflection
 from edge.reports import ReportService, ScheduleService
 from edge.scans import ScanService
 from edge.web import create_app
+from scanners.requests import Capabilities
 from scanners.scope import Scope
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
     try:
         await tokens.start(bus.js)
         api = {
-            "jetscan.v1.ScanService": ScanService(bus, scope),
+            "jetscan.v1.ScanService": ScanService(bus, scope, Capabilities.of(settings)),
             "jetscan.v1.ReportService": ReportService(),
             "jetscan.v1.ScheduleService": ScheduleService(),
         }

@@ -12,10 +12,12 @@ from typing import Any
 from grpclib import GRPCError
 from grpclib.const import Status
 
-from scanners import requests
-from scanners.errors import ConfigError, OutOfScope, RequestError, TargetError
-from scanners.requests import ValidScan
+from contracts.scans import ScanView, StartScan
+from scanners import TOOLS, requests
+from scanners.errors import ConfigError, OutOfScope, RequestError, TargetError, Unsupported
+from scanners.requests import Capabilities, ValidScan
 from scanners.scope import Scope
+from scanners.targets import domain_key
 
 # Printable ASCII without spaces: request ids travel in a NATS header.
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
@@ -27,13 +29,22 @@ def invalid(field: str, reason: str) -> GRPCError:
 
 
 def validate_start(
-    tool: str, target: str, config: dict[str, Any], deadline_seconds: int, scope: Scope
+    tool: str,
+    target: str,
+    config: dict[str, Any],
+    deadline_seconds: int,
+    scope: Scope,
+    capabilities: Capabilities,
 ) -> ValidScan:
     """`scanners.requests.validate_start`, its refusals as gRPC errors naming the field."""
     try:
-        return requests.validate_start(tool, target, config, deadline_seconds, scope)
+        return requests.validate_start(
+            tool, target, config, deadline_seconds, scope, capabilities=capabilities
+        )
     except OutOfScope as exc:
         raise GRPCError(Status.PERMISSION_DENIED, str(exc)) from None
+    except Unsupported as exc:
+        raise GRPCError(Status.FAILED_PRECONDITION, str(exc)) from None
     except (RequestError, TargetError, ConfigError) as exc:
         raise invalid(exc.field, exc.reason) from None
 
@@ -42,6 +53,36 @@ def request_id(value: str) -> str:
     if value and not _REQUEST_ID.fullmatch(value):
         raise invalid("request_id", "must be 1-128 printable ASCII characters without spaces")
     return value
+
+
+def list_filters(domain: str, tool: str) -> tuple[str, str]:
+    """ListScans' `domain` as scans are stored under it, and `tool`, checked.
+
+    Scans of an address are stored under its network (`127.0.0.1/32`, see `Target.domain`),
+    so `127.0.0.1` asks for that; names compare lowercased, without a trailing dot. An unknown
+    tool is an error: it could only ever list nothing.
+    """
+    if tool and tool not in TOOLS:
+        known = ", ".join(sorted(TOOLS))
+        raise invalid("tool", f"unknown tool {tool!r}; expected one of {known}")
+    return domain_key(domain), tool
+
+
+def same_request(earlier: ScanView, cmd: StartScan) -> ScanView:
+    """The scan a request id named before, if `cmd` asks for the same; else ALREADY_EXISTS.
+
+    A retry must not be answered with a different scan than it asked for: the client would
+    think its new parameters were accepted.
+    """
+    asked = (cmd.tool, cmd.target, cmd.config, cmd.deadline_seconds)
+    recorded = (earlier.tool, earlier.target, earlier.config, earlier.deadline_seconds)
+    if asked != recorded:
+        raise GRPCError(
+            Status.ALREADY_EXISTS,
+            f"request_id: already used for scan {earlier.id} ({earlier.tool} {earlier.target})"
+            " with other parameters; use a new request_id for a different scan",
+        )
+    return earlier
 
 
 def scan_id(principal_key: str, request_id: str) -> str:

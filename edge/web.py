@@ -56,7 +56,9 @@ def create_app(readiness: Readiness, grpc_addr: str, bus: Bus, tokens: TokenCach
             Route("/", index),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            WebSocketRoute("/ws/scans/{id}", ConsoleSocket(bus, tokens).handle),
+            # `{id:path}`: an empty id or one holding "/" is a bad id (4400), as WatchScan's
+            # INVALID_ARGUMENT, not a missing endpoint (4404).
+            WebSocketRoute("/ws/scans/{id:path}", ConsoleSocket(bus, tokens).handle),
             WebSocketRoute("/{path:path}", no_such_socket),
         ]
     )

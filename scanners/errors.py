@@ -45,3 +45,7 @@ class RequestError(_FieldError):
 
 class OutOfScope(_FieldError):
     """A valid target that the deployment's scope (JETSCAN_SCOPE) does not allow."""
+
+
+class Unsupported(_FieldError):
+    """A valid request this deployment cannot run (a syn scan where raw sockets are off)."""

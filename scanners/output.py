@@ -39,3 +39,27 @@ def utf8(data: bytes) -> bytes:
     except UnicodeDecodeError:
         return data.decode(errors="replace").encode()
     return data
+
+
+def found(data: bytes) -> str:
+    """What a file that is no report at all starts with, for the refusal to name it.
+
+    A Markdown or HTML report saved under a scanner's file name is the usual case: saying
+    "Markdown text starting '# Scan report'" tells the user which file they picked.
+    """
+    text = data.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not text:
+        return "an empty file"
+    head = text[:240].decode(errors="replace").splitlines()[0].strip()
+    if len(head) > 60:
+        head = head[:60] + "..."
+    lowered = head.lower()
+    if lowered.startswith(("<!doctype html", "<html")):
+        kind = "an HTML page"
+    elif head.startswith(("#", "```", "---", "* ", "- ", "|")):
+        kind = "Markdown text"
+    elif text.startswith(b"%PDF"):
+        kind = "a PDF document"
+    else:
+        kind = "text"
+    return f"found {kind} starting {head!r}"

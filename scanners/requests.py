@@ -12,8 +12,9 @@ from typing import Any
 
 import msgspec
 
+from contracts.settings import Settings
 from scanners import TOOLS, decode_config
-from scanners.errors import ConfigError, OutOfScope, RequestError, TargetError
+from scanners.errors import ConfigError, OutOfScope, RequestError, TargetError, Unsupported
 from scanners.scope import Scope, in_scope
 from scanners.targets import Target, parse_target
 
@@ -26,10 +27,36 @@ class ValidScan:
     deadline_seconds: int
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What the deployment's executor can run, so a scan it cannot is refused when asked for
+    rather than accepted and failed at launch. The edge and the scheduler pass the same."""
+
+    raw_sockets: bool
+
+    @classmethod
+    def of(cls, settings: Settings) -> Capabilities:
+        # Kubernetes admits a root pod with NET_RAW only where the deployment says so; a
+        # local job runs with whatever privileges the launcher has, and nmap says if short.
+        return cls(raw_sockets=settings.executor != "kubernetes" or settings.k8s_raw_sockets)
+
+
+def needs_raw_sockets(tool: str, config: dict[str, Any]) -> bool:
+    """Whether a canonical scan sends raw packets (needs CAP_NET_RAW): nmap's syn scans."""
+    return tool == "nmap" and config.get("scan_type") == "syn"
+
+
 def validate_start(
-    tool: str, target: str, config: dict[str, Any], deadline_seconds: int, scope: Scope
+    tool: str,
+    target: str,
+    config: dict[str, Any],
+    deadline_seconds: int,
+    scope: Scope,
+    *,
+    capabilities: Capabilities,
 ) -> ValidScan:
-    """The canonical scan, or RequestError/TargetError/ConfigError (bad input) or OutOfScope."""
+    """The canonical scan, or RequestError/TargetError/ConfigError (bad input), OutOfScope, or
+    Unsupported (valid, but the executor cannot run it)."""
     spec = TOOLS.get(tool)
     if spec is None:
         known = ", ".join(sorted(TOOLS))
@@ -51,7 +78,14 @@ def validate_start(
         )
     if not in_scope(parsed, scope):
         raise OutOfScope("target", f"{parsed.value!r} is outside the allowed scope (JETSCAN_SCOPE)")
-    return ValidScan(tool, parsed, options_set(typed), deadline_seconds)
+    canonical = options_set(typed)
+    if needs_raw_sockets(tool, canonical) and not capabilities.raw_sockets:
+        raise Unsupported(
+            "config.scan_type",
+            "syn scans need raw sockets (root with NET_RAW), which this deployment does not"
+            " allow (JETSCAN_K8S_RAW_SOCKETS=false); use scan_type connect",
+        )
+    return ValidScan(tool, parsed, canonical, deadline_seconds)
 
 
 def options_set(config: msgspec.Struct) -> dict[str, Any]:

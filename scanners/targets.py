@@ -318,6 +318,17 @@ def _net(address: IPAddress) -> str:
     return str(ipaddress.ip_network(address))
 
 
+def domain_key(text: str) -> str:
+    """The `domain` that targets `text` names are stored under, for a filter: an address or a
+    network as its network (`127.0.0.1` -> `127.0.0.1/32`, `::1` -> `::1/128`), a name in
+    lowercase without a trailing dot, "" as "" (no filter)."""
+    text = text.strip()
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        return text.lower().rstrip(".")
+
+
 def _domain_of(hostname: str) -> str:
     labels = hostname.split(".")
     keep = 3 if ".".join(labels[-2:]) in _SECOND_LEVEL_SUFFIXES else 2

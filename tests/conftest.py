@@ -91,7 +91,9 @@ def settings(tmp_home: Path, applied: str, database_url: str) -> Settings:
         http_addr=Address("127.0.0.1", free_port()),
         nats_url=applied,
         database_url=database_url,
-        heartbeat_timeout=4.0,
+        # Five of the job's 2 s heartbeats: a loaded two-core machine delays a beat by
+        # seconds, and a scan failed as lost for that would fail an unrelated test.
+        heartbeat_timeout=10.0,
         launch_timeout=20.0,
         passthrough={k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ},
     )
@@ -261,6 +263,34 @@ async def run_jetscan(env: dict[str, str], *args: str) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    # Generous: a `scan start --follow` or `scan cancel --wait` runs a whole scan's worth, and
+    # a loaded two-core machine is slow at it.
+    out, err = await asyncio.wait_for(proc.communicate(), 150)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+def k8s_settings(stack: Stack, raw_sockets: bool) -> Settings:
+    """The stack's settings as a Kubernetes deployment's edge has them, on ports of its own."""
+    return msgspec.structs.replace(
+        stack.settings,
+        executor="kubernetes",
+        k8s_raw_sockets=raw_sockets,
+        grpc_addr=Address("127.0.0.1", free_port()),
+        http_addr=Address("127.0.0.1", free_port()),
+    )
+
+
+@contextlib.asynccontextmanager
+async def edge_with(settings: Settings) -> AsyncIterator[Address]:
+    """The edge role alone, with `settings`, beside the session's stack."""
+    from workers.roles import supervise
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(supervise(settings, ["edge"], stop))
+    try:
+        await wait_listening(settings.grpc_addr, timeout=30)
+        yield settings.grpc_addr
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

@@ -50,6 +50,17 @@ def cases(*tools: str, pattern: str = "*") -> list[Any]:
     return [pytest.param(p, id=f"{p.parent.name}/{p.name}" if several else p.name) for p in found]
 
 
+def snapshot_names(*tools: str, pattern: str = "*", with_tool: bool = False) -> list[str]:
+    """The snapshot file name of every corpus file of `tools` (`name.json`, or
+    `tool__name.json` when several tools share a directory), for the orphan check."""
+    if CORPUS is None:
+        pytest.skip("JETSCAN_CORPUS=''")
+    found = files(*tools, pattern=pattern)
+    if not found:
+        require(None, "/".join(tools) + " files")
+    return [f"{p.parent.name}__{p.name}.json" if with_tool else f"{p.name}.json" for p in found]
+
+
 def require(path: Path | None, what: str) -> Path:
     """`path` from `cases`; a missing corpus (None) fails, naming `what` was looked for."""
     if path is None:

@@ -331,7 +331,13 @@ def _kill_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-async def _finish(js: JetStreamContext, env: JobEnv, workdir: Path, scanned: Scanned) -> int:
+async def _finish(
+    js: JetStreamContext,
+    env: JobEnv,
+    workdir: Path,
+    scanned: Scanned,
+    part_bytes: int = RESULT_PART_BYTES,
+) -> int:
     spec = env.spec
     path = workdir / spec.output_file
     spooled: Spooled | None = None
@@ -340,7 +346,7 @@ async def _finish(js: JetStreamContext, env: JobEnv, workdir: Path, scanned: Sca
         artifact = await _store_artifact(js, artifact_name(env.scan_id, spec.output_file), path)
         into = Path(tempfile.mkdtemp(prefix="result-", dir=workdir))
         try:
-            spooled = await asyncio.to_thread(_spool_file, spec, path, into)
+            spooled = await asyncio.to_thread(_spool_file, spec, path, into, part_bytes)
         except ParseError as exc:
             problem = f"output does not parse: {exc}"
     else:
@@ -348,7 +354,7 @@ async def _finish(js: JetStreamContext, env: JobEnv, workdir: Path, scanned: Sca
     verdict = judge(spec, scanned, spooled is not None and spooled.partial, problem)
     empty = empty_data(env.tool)
     data, data_artifact = empty, ""
-    if spooled is not None and spooled.data_size > RESULT_PART_BYTES:
+    if spooled is not None and spooled.data_size > part_bytes:
         # Tool data bigger than a message: every part names it in the object store.
         name = artifact_name(env.scan_id, "result-data.json")
         data_artifact = await _store_artifact(js, name, spooled.data_path)
@@ -380,9 +386,9 @@ async def _finish(js: JetStreamContext, env: JobEnv, workdir: Path, scanned: Sca
     return verdict.exit_code
 
 
-def _spool_file(spec: ToolSpec[Any], path: Path, into: Path) -> Spooled:
+def _spool_file(spec: ToolSpec[Any], path: Path, into: Path, part_bytes: int) -> Spooled:
     with path.open("rb") as fp:
-        return spool(spec, fp, into, RESULT_PART_BYTES)
+        return spool(spec, fp, into, part_bytes)
 
 
 async def _store_artifact(js: JetStreamContext, name: str, path: Path) -> str:

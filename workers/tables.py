@@ -86,11 +86,12 @@ def finding_rows(findings: Sequence[v1.Finding]) -> Rows:
     return FINDING_HEADERS, rows
 
 
-def scan_details(scan: v1.Scan) -> str:
+def scan_details(scan: v1.Scan, *, status: str = "") -> str:
+    """One `name  value` line per field; `status` replaces the scan's own (`cancelling`)."""
     config = plain(scan.config.to_dict()) if scan.config is not None else {}
     fields = [
         ("id", scan.id),
-        ("status", status_name(scan.status)),
+        ("status", status or status_name(scan.status)),
         ("tool", scan.tool),
         ("target", scan.target),
         ("domain", scan.domain or "-"),

@@ -29,6 +29,9 @@ from scanners.errors import ParseError
 from workers.tables import Rows, finding_rows, scan_details, scan_rows, status_name, table
 
 EXIT_USAGE = 2
+# How long `scan cancel` waits to show the scan cancelled: a job's scanner gets 5 s after
+# SIGTERM, and the launcher and ingest a moment to report it.
+CANCEL_WAIT = 15
 USER_COMMANDS = frozenset({"scan", "parse"})
 
 _STATUSES = {s.name.lower(): s for s in v1.ScanStatus if s != v1.ScanStatus.UNSPECIFIED}
@@ -70,13 +73,21 @@ def add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     start.add_argument("--deadline", type=_whole, default=0, metavar="SECONDS")
     start.add_argument("--request-id", default="", help="idempotency key: same key, same scan")
     start.add_argument("--follow", action="store_true", help="print the console until it ends")
-    for name, what in (("get", "show a scan"), ("cancel", "cancel a scan")):
-        scan_sub.add_parser(name, parents=[as_json], help=what).add_argument("id")
+    scan_sub.add_parser("get", parents=[as_json], help="show a scan").add_argument("id")
+    cancel_parser = scan_sub.add_parser("cancel", parents=[as_json], help="cancel a scan")
+    cancel_parser.add_argument("id")
+    cancel_parser.add_argument(
+        "--wait",
+        type=_whole,
+        default=CANCEL_WAIT,
+        metavar="SECONDS",
+        help=f"wait this long to show the scan cancelled (default {CANCEL_WAIT})",
+    )
     follow = scan_sub.add_parser("follow", parents=[as_json], help="print a scan's console")
     follow.add_argument("id")
     ls = scan_sub.add_parser("list", parents=[as_json], help="list scans, newest first")
     ls.add_argument("--domain", default="")
-    ls.add_argument("--tool", default="")
+    ls.add_argument("--tool", type=_tool)
     ls.add_argument("--status", choices=list(_STATUSES))
     ls.add_argument("--limit", type=_whole, default=50, help="at most this many (0: all)")
     findings = scan_sub.add_parser("findings", parents=[as_json], help="a scan's findings")
@@ -128,13 +139,13 @@ async def _scan_command(args: argparse.Namespace, settings: Settings) -> int:
             case "get":
                 _show_scan(await client.get_scan(args.id), args.json)
             case "cancel":
-                _show_scan(await client.cancel_scan(args.id), args.json)
+                await cancel(client, args.id, as_json=args.json, wait=args.wait)
             case "follow":
                 return await follow(client, args.id, as_json=args.json)
             case "list":
                 status = _STATUSES[args.status] if args.status else v1.ScanStatus.UNSPECIFIED
                 scans = client.list_scans(
-                    domain=args.domain, tool=args.tool, status=status, limit=args.limit
+                    domain=args.domain, tool=args.tool or "", status=status, limit=args.limit
                 )
                 rows = [s async for s in scans]
                 _show_list(rows, args.json, scan_rows)
@@ -155,27 +166,36 @@ async def follow(
 ) -> int:
     """Print the scan's console until it ends; return the exit code `exit_status` gives it.
 
-    Until the edge implements WatchScan (it answers UNIMPLEMENTED), and whenever a watch
-    ends before the scan does, the status is polled instead: no console, but the same end.
-    `seen` is a status already shown, not to be repeated.
+    The watch shows a finished scan's status first, then its whole console, then the status
+    again: a terminal status ends the follow only once the watch itself ends, and is shown
+    (with `--json`) once, last. Should an edge answer UNIMPLEMENTED, or a watch end before the
+    scan does, the status is polled instead: no console, but the same end. `seen` is a status
+    already shown, not to be repeated.
     """
     last = seen
+    final: v1.Scan | None = None
     try:
         async for event in client.watch_scan(scan_id):
             which, value = betterproto2.which_one_of(event, "event")
-            if as_json and value is not None:
+            if isinstance(value, v1.Scan):
+                if value.status in _TERMINAL:
+                    final = value
+                elif as_json and value.status != last:
+                    _emit({which: _dict(value)})
+                last = value.status
+            elif as_json and value is not None:
                 _emit({which: _dict(value)})
             elif isinstance(value, v1.OutputLine):
                 text = value.text
                 sys.stdout.write(text if text.endswith("\n") else text + "\n")
                 sys.stdout.flush()
-            if isinstance(value, v1.Scan):
-                last = value.status
-                if value.status in _TERMINAL:
-                    return _finished(value, as_json)
     except GRPCError as exc:
         if exc.status != Status.UNIMPLEMENTED:
             raise
+    if final is not None:
+        if as_json:
+            _emit({"status": _dict(final)})
+        return _finished(final, as_json)
     while True:
         scan = await client.get_scan(scan_id)
         changed, last = scan.status != last, scan.status
@@ -188,6 +208,36 @@ async def follow(
         if changed and not as_json:
             _note(f"scan {scan.id}: {status_name(scan.status)}")
         await asyncio.sleep(poll_interval)
+
+
+async def cancel(
+    client: EdgeClient,
+    scan_id: str,
+    *,
+    as_json: bool,
+    wait: float = CANCEL_WAIT,
+    poll_interval: float = 0.5,
+) -> None:
+    """Cancel the scan and show it as it ends up, or say it is still being cancelled.
+
+    CancelScan answers with the scan as it was when asked (running): showing that would
+    read as if the cancel did nothing. A queued scan ends at once, a running one once its
+    job has stopped (its scanner gets a grace period), so this waits `wait` seconds for it.
+    """
+    scan = await client.cancel_scan(scan_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while scan.status not in _TERMINAL and loop.time() < deadline:
+        await asyncio.sleep(poll_interval)
+        scan = await client.get_scan(scan_id)
+    if scan.status in _TERMINAL:
+        _show_scan(scan, as_json)
+        return
+    _note(f"scan {scan.id}: being cancelled; `jetscan scan get {scan.id}` shows when it ends")
+    if as_json:
+        _emit(_dict(scan) | {"cancelling": True})
+    else:
+        sys.stdout.write(scan_details(scan, status="cancelling"))
 
 
 def exit_status(scan: v1.Scan) -> int:
@@ -263,6 +313,13 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key.strip(), value
+
+
+def _tool(text: str) -> str:
+    if text not in TOOLS:
+        known = ", ".join(sorted(TOOLS))
+        raise argparse.ArgumentTypeError(f"unknown tool {text!r}; expected one of {known}")
+    return text
 
 
 def _whole(text: str) -> int:

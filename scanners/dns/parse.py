@@ -9,14 +9,19 @@ and findings from `scanners.dns.findings`.
 - `parse_subfinder*`/`parse_dnsx*`: a bare tool file, as `jetscan parse subfinder FILE`
   reads it. There is no scan around it, so a subfinder name is judged only against its
   line's `input` domain (when the line has one) and dnsx names are all taken as in scope.
-In every JSON-lines file, blank lines are skipped, and a last line cut off before its newline
-that is not JSON (a killed writer) makes the result partial; any other bad line is a
-`ParseError` naming the line and the reason.
+Every file is read as a sequence of JSON objects: one per line as the tools write them, or
+pretty-printed over several lines, or several on a line. Blank lines are skipped, and an
+object cut off by the end of the file before a final newline (a killed writer) makes the
+result partial; anything else that is not a JSON object is a `ParseError` naming the line
+and the reason (and, for text that is no JSON at all, what it starts with).
 """
 
 from __future__ import annotations
 
 import io
+import json
+import re
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, TypeVar
@@ -28,10 +33,15 @@ from scanners.dns import transcript
 from scanners.dns.findings import recon_findings
 from scanners.dns.names import addresses_outside, judge
 from scanners.errors import ParseError
-from scanners.output import ToolOutput, utf8
+from scanners.output import ToolOutput, found, utf8
 from scanners.scope import Scope
 
 T = TypeVar("T")
+_SCANNER = json.JSONDecoder()
+_SPACE = re.compile(r"\s*")
+# A subfinder or dnsx record is well under a kilobyte; gathering stops long before memory
+# or the rescans of an unfinished object could matter.
+_MAX_OBJECT = 1 << 20
 RECORD_FIELDS = ("a", "aaaa", "cname", "mx", "ns", "txt")
 
 
@@ -153,32 +163,98 @@ def _bare(names: _Names, domain: str, partial: bool, resolver: str = "") -> Tool
 
 
 class _Lines(Iterator[T]):
-    """Decoded JSON lines; `cut` turns true when the last line was cut off mid-write."""
+    """The JSON objects of a file, decoded: one per line (JSON lines, what the tools write),
+    or pretty-printed over several lines, or several on one line (what a user's `jq .` or
+    editor leaves). `cut` turns true when the file ends inside an object that was never
+    finished and the last line has no newline (a killed writer).
+
+    A line that decodes alone takes the fast path; any other text is gathered line by line
+    until Python's JSON scanner finds complete objects in it. Gathering stops at the first
+    error that more text could not mend (one before the end of what was gathered), so a
+    broken line costs one scan, and an object may not outgrow `_MAX_OBJECT`.
+    """
 
     def __init__(self, fp: IO[bytes], tool: str, decode: Callable[[bytes], T]) -> None:
         self._numbered = enumerate(fp, start=1)
         self._tool = tool
         self._decode = decode
+        self._ready: deque[T] = deque()
+        self._pending: list[bytes] = []
+        self._first = 0  # the line the gathered text starts on
         self.cut = False
 
     def __iter__(self) -> _Lines[T]:
         return self
 
     def __next__(self) -> T:
+        while not self._ready:
+            if not self._read():
+                raise StopIteration
+        return self._ready.popleft()
+
+    def _read(self) -> bool:
+        """Decode what the next lines hold; False at the end of the file with nothing left."""
         for number, raw in self._numbered:
-            text = raw.strip()
-            if not text:
-                continue
+            if not self._pending:
+                text = raw.strip()
+                if not text:
+                    continue
+                try:
+                    self._ready.append(self._typed(utf8(text), number))
+                    return True
+                except msgspec.DecodeError:
+                    self._first = number
+            self._pending.append(raw)
+            # Only the file's last line can lack its newline.
+            if self._scan(final=not raw.endswith(b"\n")):
+                return True
+        return bool(self._pending) and self._scan(final=True)
+
+    def _scan(self, final: bool) -> bool:
+        gathered = utf8(b"".join(self._pending)).decode()
+        self._pending.clear()
+        at, found_any = _skip_space(gathered, 0), False
+        while at < len(gathered):
+            line = self._first + gathered.count("\n", 0, at)
+            if gathered[at] != "{":
+                raise ParseError(
+                    self._tool, f"line {line}: not JSON objects: {found(gathered[at:].encode())}"
+                )
             try:
-                return self._decode(utf8(text))
-            except msgspec.ValidationError as exc:
-                raise ParseError(self._tool, f"line {number}: {exc}") from exc
-            except msgspec.DecodeError as exc:
-                if not raw.endswith(b"\n"):
+                end = _SCANNER.raw_decode(gathered, at)[1]
+            except json.JSONDecodeError as exc:
+                unfinished = exc.pos >= len(gathered.rstrip())
+                if final and not gathered.endswith("\n"):
                     self.cut = True
-                    break
-                raise ParseError(self._tool, f"line {number}: not JSON ({exc})") from exc
-        raise StopIteration
+                elif unfinished and not final and len(gathered) - at <= _MAX_OBJECT:
+                    self._pending.append(gathered[at:].encode())
+                    self._first = line
+                elif unfinished:
+                    why = (
+                        "the object starting here is not finished at the end of the file"
+                        if final
+                        else f"no complete JSON object in {_MAX_OBJECT} bytes"
+                    )
+                    raise ParseError(self._tool, f"line {line}: not JSON ({why})") from exc
+                else:
+                    where = self._first + gathered.count("\n", 0, exc.pos)
+                    raise ParseError(self._tool, f"line {where}: not JSON ({exc.msg})") from exc
+                return found_any
+            self._ready.append(self._typed(gathered[at:end].encode(), line))
+            found_any = True
+            at = _skip_space(gathered, end)
+        return found_any
+
+    def _typed(self, text: bytes, line: int) -> T:
+        try:
+            return self._decode(text)
+        except msgspec.ValidationError as exc:
+            raise ParseError(self._tool, f"line {line}: {exc}") from exc
+
+
+def _skip_space(text: str, at: int) -> int:
+    match = _SPACE.match(text, at)
+    return match.end() if match else at
 
 
 def _add_tool_line(

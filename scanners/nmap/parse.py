@@ -10,6 +10,8 @@
   DTD with entity declarations (defusedxml refuses those: entity expansion bombs). Empty
   input is a `ParseError` as well: nmap writes the root element at start-up, so an empty file
   means nmap never ran, not that it found nothing.
+- Control characters XML forbids (older nmap wrote them raw inside attribute values, copied
+  from service banners) are replaced by U+FFFD instead of failing the scan.
 - One tolerance: comments before the XML declaration are skipped. nmap never writes them, but
   repositories prepend licence headers to committed scan files, and a comment holds no data.
 """
@@ -46,7 +48,7 @@ from contracts.nmap import (
 )
 from scanners.errors import ParseError
 from scanners.nmap.findings import host_findings
-from scanners.output import Piece, ToolOutput
+from scanners.output import Piece, ToolOutput, found
 
 _TOOL = "nmap"
 _TRUNCATION_CODES = frozenset(
@@ -70,6 +72,8 @@ _CHUNK_SIZE = 1 << 16
 # What a missing optional child reads as: every attribute then takes its default, which is
 # what nmap versions that never wrote the element meant.
 _EMPTY: dict[str, str] = {}
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_REPLACEMENT = "\ufffd".encode()
 _LEADING_COMMENTS = re.compile(rb"(?:\s*<!--.*?-->)+\s*(?=<\?xml)", re.S)
 
 
@@ -171,6 +175,7 @@ class _Document:
         # The root's attributes, once `<nmaprun>` is open; None until then.
         self.root: dict[str, str] | None = None
         self.truncated = False
+        self._head = b""
 
     @property
     def attrib(self) -> dict[str, str]:
@@ -206,13 +211,18 @@ class _Document:
         expat.EndElementHandler = end
         try:
             for chunk in _chunks(self._fp):
+                self._head = self._head or chunk
                 parser.feed(chunk)
                 yield from finished
                 finished.clear()
             parser.close()
         except XMLParseError as exc:
             if self.root is None or exc.code not in _TRUNCATION_CODES:
-                raise ParseError(_TOOL, _xml_error(exc, self.root is None)) from exc
+                reason = _xml_error(exc, self.root is None)
+                head = self._head.lstrip()
+                if self.root is None and head and not head.startswith(b"<"):
+                    reason = f"{reason}; {found(head)}"
+                raise ParseError(_TOOL, reason) from exc
             self.truncated = True
         except LookupError as exc:  # the XML declaration names an encoding Python lacks
             raise ParseError(_TOOL, f"XML in an {exc}") from exc
@@ -226,9 +236,19 @@ def _chunks(fp: IO[bytes]) -> Iterator[bytes]:
     head = fp.read(_HEAD_SIZE)
     # One tolerance, see the module docstring: licence comments before the XML declaration.
     match = _LEADING_COMMENTS.match(head)
-    yield head[match.end() :] if match else head
+    yield _printable(head[match.end() :] if match else head)
     while chunk := fp.read(_CHUNK_SIZE):
-        yield chunk
+        yield _printable(chunk)
+
+
+def _printable(chunk: bytes) -> bytes:
+    # Older nmap versions copied control characters from service banners into attribute
+    # values raw; XML 1.0 forbids them, so expat would refuse the whole scan. They are one
+    # byte each in UTF-8 (never part of a multi-byte sequence), so a chunk boundary cannot
+    # split one, and replacing them loses only the unprintable byte.
+    if _CONTROL.search(chunk) is None:
+        return chunk
+    return _CONTROL.sub(_REPLACEMENT, chunk)
 
 
 def _qualified(tag: str) -> str:

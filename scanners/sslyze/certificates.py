@@ -55,6 +55,17 @@ def parse_time(text: str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def integer(value: int | str | None) -> int | None:
+    """A number sslyze 1.x-3.0 wrote with `str()` ("2048") or a later one wrote as a number.
+
+    The text is the whole decimal number, so reading it loses nothing; anything else is None.
+    """
+    if isinstance(value, int):
+        return value
+    text = (value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def key_algorithm(name: str) -> str:
     """ "RSA", "EC", "DSA", "Ed25519"... from `RSAPublicKey`, `_EllipticCurvePublicKey`, `RSA`."""
     bare = name.lstrip("_").removesuffix("PublicKey")

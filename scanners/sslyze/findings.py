@@ -68,8 +68,9 @@ _PROTOCOL_REFERENCES = {
     "TLS 1.0": ("https://datatracker.ietf.org/doc/html/rfc8996",),
     "TLS 1.1": ("https://datatracker.ietf.org/doc/html/rfc8996",),
 }
-# Suite name tokens (IANA names split on "_") and why each makes a suite insecure or weak.
-_INSECURE_TOKENS = {"NULL": "no encryption", "ANON": "no authentication", "EXPORT": "export"}
+# Suite name tokens (IANA names split on "_", OpenSSL names on "-") and why each makes a
+# suite insecure or weak. "EXP" is OpenSSL's spelling of EXPORT, which it also covers.
+_INSECURE_TOKENS = {"NULL": "no encryption", "ANON": "no authentication", "EXP": "export"}
 _WEAK_TOKENS = {
     "RC4": "RC4",
     "RC2": "RC2",
@@ -107,7 +108,7 @@ def server_findings(server: Server, at: datetime | None) -> list[Finding]:
 
 def classify_suite(suite: CipherSuite) -> tuple[Severity, str] | None:
     """(HIGH, why) for an insecure suite, (MEDIUM, why) for a weak one, None if sound."""
-    tokens = suite.name.upper().split("_")
+    tokens = suite.name.upper().replace("-", "_").split("_")
     if suite.anonymous:
         return Severity.HIGH, "no authentication"
     for token in tokens:

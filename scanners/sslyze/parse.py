@@ -4,9 +4,13 @@ Formats, told apart by shape, not by the version string:
 - JSON with `server_scan_results[].scan_result` (5.x, 6.x): what jetscan runs.
 - JSON with `server_scan_results[].scan_commands_results` and `server_connectivity_errors` or
   `total_scan_time` (3.x, 4.x).
+- JSON with `accepted_targets` (1.x, 2.x), as their `JsonOutputGenerator` wrote it
+  (`early_json`).
 - XML `<document SSLyzeVersion=...>` (1.x, 2.x), through defusedxml (`xml_report`).
-- Refused with a `ParseError` that says so: 1.x/2.x JSON (`accepted_targets`), for which
-  there is no sample to check a reader against; anything that is not one of the above.
+- Refused with a `ParseError` that says what it found: anything that is not one of the above.
+
+Numbers that sslyze 1.x-3.0 wrote as strings (a public key's `size`, a serial number) are
+read as the numbers they spell; the text is the whole number, so nothing is lost.
 
 A server sslyze could not reach, a scan command that errored and a target string it refused
 make the output `partial` (findings there were not checked), never a parse error: the rest
@@ -36,11 +40,12 @@ from contracts.sslyze import (
     Vulnerabilities,
 )
 from scanners.errors import ParseError
-from scanners.output import ToolOutput, utf8
-from scanners.sslyze import schema, xml_report
+from scanners.output import ToolOutput, found, utf8
+from scanners.sslyze import early_json, schema, xml_report
 from scanners.sslyze.certificates import (
     der_sha256,
     hostname_matches,
+    integer,
     key_algorithm,
     parse_time,
     sha256_from_base64,
@@ -89,7 +94,7 @@ def read(data: bytes) -> SslyzeRun:
     if text.startswith(b"<"):
         return xml_report.read(text)
     if not text.startswith(b"{"):
-        raise ParseError(_TOOL, "neither sslyze JSON (an object) nor sslyze XML")
+        raise ParseError(_TOOL, f"neither sslyze JSON (an object) nor sslyze XML: {found(text)}")
     text = utf8(text)
     try:
         top = _TOP.decode(text)
@@ -97,11 +102,7 @@ def read(data: bytes) -> SslyzeRun:
         raise ParseError(_TOOL, f"not valid JSON (cut short?): {exc}") from exc
     if "server_scan_results" not in top:
         if "accepted_targets" in top:
-            raise ParseError(
-                _TOOL,
-                "sslyze 1.x/2.x JSON output (accepted_targets) is not supported: there is no"
-                " sample of it to check a reader against; use sslyze 3 or later, or its XML",
-            )
+            return early_json.read(text)
         raise ParseError(_TOOL, "JSON without server_scan_results is not sslyze output")
     try:
         if any(key in top for key in _LEGACY_KEYS):
@@ -295,7 +296,7 @@ def _certificate(cert: schema.Certificate) -> Certificate:
         dns_names=(names.dns_names or names.dns) if names else (),
         ip_addresses=names.ip_addresses if names else (),
         key_algorithm=key_algorithm(key.algorithm) if key else "",
-        key_size=(key.key_size if key.key_size is not None else key.size) if key else None,
+        key_size=(key.key_size if key.key_size is not None else integer(key.size)) if key else None,
         curve=(key.ec_curve_name or key.curve or "") if key else "",
         signature_algorithm=(
             cert.signature_algorithm_oid.name

@@ -40,8 +40,8 @@ class PublicKey(_In, frozen=True):
     algorithm: str = ""
     key_size: int | None = None
     ec_curve_name: str | None = None
-    # 3.x
-    size: int | None = None
+    # 3.x; 3.0 wrote it with str() ("2048"), as 1.x/2.x did.
+    size: int | str | None = None
     curve: str | None = None
 
 

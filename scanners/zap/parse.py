@@ -8,8 +8,9 @@ character: `{` JSON, `<` XML.
 
 Tolerated, because real reports have them: ZAP 2.7's single `site` written as an object
 rather than a list (ZAP issue 5162), `null` texts, numbers written as JSON numbers rather
-than strings, comments before the XML declaration (licence headers in repositories), and
-metadata (CWE, WASC, counts) that is missing or not a number, read as absent.
+than strings, comments before the XML declaration (licence headers in repositories),
+metadata (CWE, WASC, counts) that is missing or not a number, read as absent, and a report
+written double-encoded (one JSON string holding the JSON or XML report), read once unwrapped.
 
 A `ParseError` names what is wrong: empty output (ZAP writes its report only once the plan
 is done, so an empty file means it wrote none), neither JSON nor XML, malformed or cut-off
@@ -36,7 +37,7 @@ from defusedxml.ElementTree import fromstring
 
 from contracts.zap import ZapAlert, ZapInstance, ZapReport, ZapSite, ZapTag
 from scanners.errors import ParseError
-from scanners.output import ToolOutput, utf8
+from scanners.output import ToolOutput, found, utf8
 from scanners.zap.findings import report_findings
 
 _TOOL = "zap"
@@ -101,6 +102,7 @@ class _JsonReport(msgspec.Struct, kw_only=True):
 
 
 _json_report = msgspec.json.Decoder(_JsonReport)
+_json_string = msgspec.json.Decoder(str)
 
 
 def parse(data: bytes) -> ToolOutput:
@@ -117,11 +119,26 @@ def read_report(data: bytes) -> ZapReport:
     text = data.removeprefix(_BOM).lstrip()
     if not text:
         raise ParseError(_TOOL, "empty output: ZAP wrote no report")
+    if text.startswith(b'"'):
+        text = _unwrap(text)
     if text.startswith(b"{"):
         return _from_json(text)
     if text.startswith(b"<"):
         return _from_xml(text)
-    raise ParseError(_TOOL, "neither a JSON nor an XML report")
+    raise ParseError(_TOOL, f"neither a JSON nor an XML report: {found(text)}")
+
+
+def _unwrap(data: bytes) -> bytes:
+    """The report inside a JSON string: a script that passed ZAP's JSON through
+    `json.dumps` again writes the whole report as one string (double-encoded)."""
+    try:
+        inner = _json_string.decode(utf8(data))
+    except msgspec.DecodeError as exc:
+        raise ParseError(_TOOL, f"a JSON string, but not one that holds a report: {exc}") from exc
+    text = inner.encode().removeprefix(_BOM).lstrip()
+    if not text.startswith((b"{", b"<")):
+        raise ParseError(_TOOL, f"a JSON string that holds no report: {found(text)}")
+    return text
 
 
 def _from_json(data: bytes) -> ZapReport:

@@ -43,8 +43,33 @@ async def make_token(stack: Stack, role: Role) -> str:
         token = await tokens.create(nc.jetstream(), role, f"test-{role.value}")
     finally:
         await nc.drain()
-    await asyncio.sleep(0.2)  # the edge learns tokens through a KV watch
+    # The edge learns tokens through a KV watch: wait until it knows this one.
+    await until_token(stack, token, accepted=True)
     return token
+
+
+async def until_token(stack: Stack, token: str, *, accepted: bool, within: float = 30) -> None:
+    """Poll the edge until `token` is accepted (or refused as UNAUTHENTICATED)."""
+    addr = stack.settings.grpc_addr
+    channel = Channel(addr.host, addr.port)
+    stub = v1.ScanServiceStub(channel, timeout=15)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    try:
+        while True:
+            # No such scan: NOT_FOUND once the token is known, UNAUTHENTICATED before.
+            try:
+                await stub.get_scan(v1.GetScanRequest(id="token-probe"), metadata=auth(token))
+            except GRPCError as err:
+                now_accepted = err.status != Status.UNAUTHENTICATED
+            else:
+                now_accepted = True
+            if now_accepted == accepted:
+                return
+            assert loop.time() < deadline, f"token not {'accepted' if accepted else 'refused'}"
+            await asyncio.sleep(0.05)
+    finally:
+        channel.close()
 
 
 async def wait_serving(channel: Channel, service: str, timeout: float = 15.0) -> None:
@@ -115,7 +140,7 @@ async def test_revoked_token_stops_working(channel: Channel, stack: Stack) -> No
         await kv.delete(token_key(token))
     finally:
         await nc.drain()
-    await asyncio.sleep(0.2)
+    await until_token(stack, token, accepted=False)
     with pytest.raises(GRPCError) as err:
         await stub.list_scans(v1.ListScansRequest(), metadata=auth(token))
     assert err.value.status == Status.UNAUTHENTICATED

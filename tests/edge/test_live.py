@@ -242,11 +242,13 @@ async def test_refusals_have_their_close_codes(stack: Stack, base: str) -> None:
     assert (await watch(ws_url(base, scan_id), "jst_not-a-token"))[1] == 4401
     assert (await watch(ws_url(base, scan_id, token="jst_nope"), None))[1] == 4401
     assert (await watch(ws_url(base, "no-such-scan"), stack.admin_token))[1] == 4404
-    assert (await watch(ws_url(base, "bad%20id"), stack.admin_token))[1] == 4400
+    # The ids WatchScan refuses with INVALID_ARGUMENT (test_watch_scan_streams_...) get 4400.
+    for bad in ("bad%20id", "a.b", "", "a/b", "x" * 129):
+        assert (await watch(ws_url(base, bad), stack.admin_token))[1] == 4400, bad
     assert (await watch(ws_url(base, scan_id, after_seq=-1), stack.admin_token))[1] == 4400
     assert (await watch(ws_url(base, scan_id, after_seq=2**63), stack.admin_token))[1] == 4400
     assert (await watch(ws_url(base, scan_id, after_seq="1e3"), stack.admin_token))[1] == 4400
-    for path in ("/ws/scans/", "/ws/scans", "/ws/nothing", "/"):
+    for path in ("/ws/scans", "/ws/nothing", "/"):
         assert (await watch(f"{base}{path}", stack.admin_token))[1] == 4404, path
 
 
@@ -324,10 +326,15 @@ async def test_watch_scan_streams_the_same_console_over_grpc(stack: Stack, nc: C
         assert [e.line.seq for e in resumed if e.line] == list(range(251, 1001))
         assert full[0].status and full[0].status.status == v1.ScanStatus.RUNNING
         assert full[-1].status and full[-1].status.status == v1.ScanStatus.FAILED
-        for bad, status in (("no-such-scan", Status.NOT_FOUND), ("a.b", Status.INVALID_ARGUMENT)):
+        refusals = [("no-such-scan", Status.NOT_FOUND)] + [
+            (bad, Status.INVALID_ARGUMENT) for bad in ("bad id", "a.b", "", "a/b", "x" * 129)
+        ]
+        for bad, status in refusals:
             with pytest.raises(GRPCError) as err:
                 await stub.watch_scan(v1.WatchScanRequest(id=bad)).__anext__()
-            assert err.value.status == status
+            assert err.value.status == status, bad
+            if status == Status.INVALID_ARGUMENT:
+                assert (err.value.message or "").startswith("id:"), err.value.message
         with pytest.raises(GRPCError) as err:
             await stub.watch_scan(v1.WatchScanRequest(id=scan_id, after_seq=2**63)).__anext__()
         assert err.value.status == Status.INVALID_ARGUMENT

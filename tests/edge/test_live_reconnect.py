@@ -1,53 +1,33 @@
 """A feed keeps `seq` contiguous across a NATS restart: its own nats-server, stopped and
-started again on the same port and store while a viewer follows a scan."""
+started again on the same port and store while a viewer follows a scan. The queries and
+ingest roles run for real against it (and the session's PostgreSQL), so the status the feed
+ends with is the one ingest projected and queries read back."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import asyncpg
 import msgspec
 import nats
 import pytest
-from nats.micro import add_service
-from nats.micro.request import Request
-from nats.micro.service import EndpointConfig, ServiceConfig
+from grpclib import GRPCError
 
-from contracts import subjects, wire
-from contracts.output import OutputPage
-from contracts.scans import ScanEvent, ScanStatus, ScanView
+from contracts import subjects
+from contracts.scans import GetScan, ScanStatus, ScanView
+from contracts.settings import Settings
 from edge.bus import Bus
 from edge.live import Feed, Frame
 from handlers import topology
 from tests.conftest import free_port
-from tests.edge.test_live import produce
+from tests.edge.test_live import finish, produce
 from workers.embedded import NatsServer
+from workers.roles import supervise
 
 pytestmark = pytest.mark.slow
-
-
-class QueriesStandIn:
-    """Answers the two queries a feed asks, as the queries role would for this scan."""
-
-    def __init__(self, scan_id: str) -> None:
-        self.view = ScanView(
-            id=scan_id,
-            target="127.0.0.1",
-            domain="127.0.0.1",
-            tool="nmap",
-            config={},
-            status=ScanStatus.RUNNING,
-            created_at=datetime.now(UTC),
-            deadline_seconds=60,
-        )
-
-    async def get(self, req: Request) -> None:
-        await req.respond(wire.encode(self.view))
-
-    async def output(self, req: Request) -> None:
-        await req.respond(wire.encode(OutputPage()))
 
 
 @pytest.fixture
@@ -60,26 +40,22 @@ async def server(tmp_path: Path) -> AsyncIterator[NatsServer]:
         await s.stop()
 
 
-async def test_a_feed_survives_a_nats_restart(server: NatsServer) -> None:
+@pytest.mark.timeout(300)  # two roles, a server restart and 1,000 lines on a loaded machine
+async def test_a_feed_survives_a_nats_restart(
+    server: NatsServer, settings: Settings, database_url: str
+) -> None:
     url = server.url
-    scan_id = "reconnect-scan"
-    stand_in = QueriesStandIn(scan_id)
+    scan_id = f"reconnect-{uuid.uuid4().hex[:12]}"
     setup = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    await topology.apply(setup.jetstream(), topology.load())
+    await insert_running_scan(database_url, scan_id)
+    roles = msgspec.structs.replace(settings, nats_url=url, database_url=database_url)
+    stop = asyncio.Event()
+    running = asyncio.create_task(supervise(roles, ["queries", "ingest"], stop))
     bus = await Bus.connect(url)
     frames: list[Frame] = []
     try:
-        await topology.apply(setup.jetstream(), topology.load())
-        service = await add_service(setup, ServiceConfig(name="stand-in", version="0.0.1"))
-        await service.add_endpoint(
-            EndpointConfig(name="get", subject=subjects.query("scan", "get"), handler=stand_in.get)
-        )
-        await service.add_endpoint(
-            EndpointConfig(
-                name="out", subject=subjects.query("output", "list"), handler=stand_in.output
-            )
-        )
-
-        await setup.flush()  # the server has the stand-in's subscriptions before any request
+        await until(lambda: answers(bus, scan_id), "the queries role answering")
 
         async def follow() -> None:
             async for frame in Feed(bus, scan_id).frames():
@@ -88,30 +64,65 @@ async def test_a_feed_survives_a_nats_restart(server: NatsServer) -> None:
         viewer = asyncio.create_task(follow())
         await produce(setup, scan_id, 1, 500, end=False)
         # Generous bounds: on a loaded two-core machine the first 500 lines can take seconds.
-        for _ in range(1200):
-            if len(frames) >= 501:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: done(len(frames) >= 501), "the first 500 lines")
         assert len(frames) == 501
+        first = frames[0]
+        assert isinstance(first, ScanView) and first.status is ScanStatus.RUNNING
 
         await server.stop()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # the restart itself, not a wait for a condition
         await server.start()
-        for _ in range(1200):  # both clients back before the rest of the scan is sent
-            if setup.is_connected and bus.nc.is_connected:
-                break
-            await asyncio.sleep(0.05)
+        # Both clients back before the rest of the scan is sent.
+        await until(lambda: done(setup.is_connected and bus.nc.is_connected), "reconnects")
         await produce(setup, scan_id, 501, 500, end=True)
-        stand_in.view = msgspec.structs.replace(stand_in.view, status=ScanStatus.SUCCEEDED)
-        event = ScanEvent(scan_id=scan_id, status=ScanStatus.SUCCEEDED, at=datetime.now(UTC))
-        await setup.jetstream().publish(
-            subjects.scan_event(scan_id, "succeeded"), wire.encode(event)
-        )
-        await asyncio.wait_for(viewer, 90)
+        await finish(setup, scan_id)
+        await asyncio.wait_for(viewer, 120)
     finally:
         await bus.close()
         await setup.drain()
+        stop.set()
+        await asyncio.wait_for(running, 30)
     lines = [f.seq for f in frames if not isinstance(f, ScanView)]
     assert lines == list(range(1, 1001))
     last = frames[-1]
     assert isinstance(last, ScanView) and last.status is ScanStatus.SUCCEEDED
+    conn = await asyncpg.connect(database_url)
+    try:
+        stored = await conn.fetchval("SELECT status FROM scans WHERE id = $1", scan_id)
+    finally:
+        await conn.close()
+    assert stored == "succeeded"
+
+
+async def insert_running_scan(database_url: str, scan_id: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        # updated_at in the future keeps liveness away; result_at lets `succeeded` apply.
+        await conn.execute(
+            "INSERT INTO scans (id, target, domain, tool, status, deadline_seconds, created_at,"
+            " started_at, updated_at, result_at) VALUES ($1, '127.0.0.1', '127.0.0.1/32', 'nmap',"
+            " 'running', 600, now(), now(), now() + interval '1 hour', now())",
+            scan_id,
+        )
+    finally:
+        await conn.close()
+
+
+async def answers(bus: Bus, scan_id: str) -> bool:
+    try:
+        view = await bus.query(subjects.query("scan", "get"), GetScan(id=scan_id), ScanView)
+    except GRPCError:
+        return False
+    return view.status is ScanStatus.RUNNING
+
+
+async def done(condition: bool) -> bool:
+    return condition
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, within: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await check():
+        assert loop.time() < deadline, f"no {what} within {within}s"
+        await asyncio.sleep(0.05)

@@ -18,7 +18,7 @@ from contracts import subjects
 from contracts.results import ScanResult
 from contracts.scans import ScanStatus, StartScan
 from contracts.settings import Settings
-from handlers.launcher import manifest
+from handlers.launcher import kubestate, manifest
 from handlers.launcher.executor import Ending, LaunchRefused, LaunchUnavailable
 from handlers.launcher.kubernetes import KubernetesExecutor
 from handlers.launcher.lifecycle import JOB_DEADLINE, Stop, outcome
@@ -107,6 +107,20 @@ async def until(check: Callable[[], bool], within: float = 30) -> None:
         await asyncio.sleep(0.05)
 
 
+def settled(ex: KubernetesExecutor, scan_id: str, *, gone: bool) -> bool:
+    """The executor has taken in the Job's last state (finished, or deleted when `gone`) and
+    has no report in flight: an ending about to be reported twice would be reported by now.
+    What a negative check waits for, instead of a fixed sleep."""
+    name = manifest.job_name(scan_id)
+    if gone:
+        seen = name not in ex.jobs
+    else:
+        job = ex.jobs.get(name)
+        seen = job is not None and kubestate.finished(job) is not None
+    reporting = any(t.get_name().startswith("k8s-report") for t in ex._tasks)
+    return seen and not reporting
+
+
 def pod_phase(fake: FakeCluster, scan_id: str) -> str:
     for pod in fake.objects["pods"].values():
         if pod["metadata"]["labels"].get("jetscan.io/scan-id") == scan_id:
@@ -157,7 +171,7 @@ async def test_a_redelivered_start_finds_the_job_and_runs_nothing_twice(
     await ex.start(cmd)  # 409 AlreadyExists: success
     assert posts(cluster) == 2
     await endings.of(cmd.scan_id)
-    await asyncio.sleep(0.5)
+    await until(lambda: settled(ex, cmd.scan_id, gone=False), within=60)
     assert [e.scan_id for e in endings.seen].count(cmd.scan_id) == 1
     assert sum(1 for name in cluster.procs if name.startswith(manifest.job_name(cmd.scan_id))) == 1
 
@@ -272,7 +286,7 @@ async def test_cancel_deletes_the_job_in_the_background_and_its_pod_goes(
     assert proc.returncode is not None  # the job runtime was stopped with its pod
     assert not ex.running(cmd.scan_id)
     # Its deletion is not reported again, and a second stop finds nothing.
-    await asyncio.sleep(0.5)
+    await until(lambda: settled(ex, cmd.scan_id, gone=True), within=60)
     assert [e.scan_id for e in endings.seen].count(cmd.scan_id) == 1
     assert not await ex.stop(cmd.scan_id, Stop.CANCELLED)
 
@@ -379,7 +393,7 @@ async def test_a_job_deleted_by_someone_else_is_left_to_liveness(
     await until(lambda: ex.running(cmd.scan_id) and manifest.job_name(cmd.scan_id) in ex.jobs)
     cluster._delete_job(NAMESPACE, manifest.job_name(cmd.scan_id), "Background")
     await until(lambda: not ex.running(cmd.scan_id))
-    await asyncio.sleep(0.5)
+    await until(lambda: settled(ex, cmd.scan_id, gone=True), within=60)
     assert all(e.scan_id != cmd.scan_id for e in endings.seen)
 
 

@@ -54,20 +54,23 @@ async def cluster_url(tmp_path: Path) -> AsyncIterator[str]:
 
 
 async def _wait_for_meta_leader(url: str) -> None:
+    """Until every node answers JetStream requests: the CLI is pointed at the first node
+    alone, which on a loaded machine may come up after the others have elected a leader."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while True:
-        try:
-            nc = await nats.connect(url.split(","), connect_timeout=2)
+    deadline = loop.time() + 60
+    for node in url.split(","):
+        while True:
             try:
-                await nc.jetstream().account_info()
-                return
-            finally:
-                await nc.close()
-        except Exception:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+                nc = await nats.connect(node, connect_timeout=2, max_reconnect_attempts=0)
+                try:
+                    await nc.jetstream().account_info()
+                    break
+                finally:
+                    await nc.close()
+            except Exception:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
 
 
 async def test_streams_apply_with_three_replicas_on_a_cluster(

@@ -299,16 +299,17 @@ async def own_js(tmp_path: Path) -> AsyncIterator[JetStreamContext]:
 
 
 async def test_a_result_too_big_for_one_message_goes_out_in_parts_with_its_data_stored(
-    own_js: JetStreamContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_js: JetStreamContext, tmp_path: Path
 ) -> None:
     # 4 KiB parts instead of 4 MiB: a few hundred hosts then behave as a huge scan does.
-    monkeypatch.setattr(job, "RESULT_PART_BYTES", 4096)
     xml = nmapxml.scan_of(300)
     scan_id, environ = job_env("nats://127.0.0.1:1", {"ports": "22"})
     (tmp_path / NMAP.output_file).write_bytes(xml)
     js = own_js
 
-    code = await job._finish(js, jobenv.parse(environ), tmp_path, Scanned(exit_code=0))
+    code = await job._finish(
+        js, jobenv.parse(environ), tmp_path, Scanned(exit_code=0), part_bytes=4096
+    )
 
     assert code == job.EXIT_OK
     parts = await messages.results(js, "nmap", scan_id)

@@ -255,3 +255,78 @@ def test_bad_dnsx_lines_are_parse_errors() -> None:
         parse_dnsx(b'{"host": "a.example.com", "a": "10.0.0.1"}\n')
     assert raised.value.tool == "dnsx"
     assert raised.value.reason == "line 1: Expected `array`, got `str` - at `$.a`"
+
+
+# --- any sequence of JSON objects ---------------------------------------------------------
+
+SUBFINDER_RECORDS = [
+    {"host": "a.example.com", "input": "example.com", "source": "crtsh"},
+    {"host": "b.example.com", "input": "example.com", "source": "alienvault"},
+    {"host": "a.example.com", "input": "example.com", "source": "anubis"},
+]
+DNSX_RECORDS = [
+    {"host": "a.example.com", "a": ["10.0.0.1"], "status_code": "NOERROR", "resolver": ["1:53"]},
+    {"host": "b.example.com", "cname": ["a.example.com"], "status_code": "NOERROR"},
+]
+
+
+def json_lines(records: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(record).encode() + b"\n" for record in records)
+
+
+def pretty(records: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(record, indent=2).encode() + b"\n" for record in records)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        pretty,
+        lambda records: b"".join(json.dumps(r, indent="\t").encode() for r in records),
+        lambda records: b" ".join(json.dumps(r).encode() for r in records) + b"\n",
+        lambda records: b"\r\n\r\n".join(json.dumps(r, indent=4).encode() for r in records),
+    ],
+    ids=["pretty", "tabs-no-newlines", "one-line", "crlf-blank-lines"],
+)
+def test_subfinder_and_dnsx_objects_over_several_lines_read_like_json_lines(
+    layout: Any,
+) -> None:
+    assert parse_subfinder(layout(SUBFINDER_RECORDS)) == parse_subfinder(
+        json_lines(SUBFINDER_RECORDS)
+    )
+    assert parse_dnsx(layout(DNSX_RECORDS)) == parse_dnsx(json_lines(DNSX_RECORDS))
+    assert len(parse_subfinder(layout(SUBFINDER_RECORDS)).data.subdomains) == 2
+    assert not parse_dnsx(layout(DNSX_RECORDS)).partial
+
+
+def test_a_pretty_printed_object_cut_by_the_end_of_the_file_makes_it_partial() -> None:
+    whole = pretty(SUBFINDER_RECORDS[:2])
+    output = parse_subfinder(whole + pretty(SUBFINDER_RECORDS[2:])[:30])
+    assert output.partial
+    assert output.data == parse_subfinder(whole).data.__class__(
+        **{**msgspec_fields(parse_subfinder(whole).data), "partial": True}
+    )
+
+
+def msgspec_fields(value: Any) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in value.__struct_fields__}
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        # The error is named on the line it is on, not the line the object started on.
+        (b'{\n  "host": "a.example.com",\n  "source" "crtsh"\n}\n', "line 3: not JSON"),
+        (pretty(SUBFINDER_RECORDS[:1]) + b'{\n  "host": 5\n}\n', "line 6: Expected `str`"),
+        (b'{"host": "a.example.com"}\n{\n"host": "b.example.com"\n', "line 2: not JSON"),
+        (
+            b"# Subdomains of example.com\n\n- a.example.com\n",
+            "line 1: not JSON objects: found Markdown text starting '# Subdomains of example.com'",
+        ),
+        (b"# Subdomains", "line 1: not JSON objects: found Markdown text"),
+    ],
+)
+def test_text_that_is_not_a_sequence_of_objects_is_a_parse_error(data: bytes, reason: str) -> None:
+    with pytest.raises(ParseError) as raised:
+        parse_subfinder(data)
+    assert raised.value.reason.startswith(reason), raised.value.reason

@@ -27,9 +27,10 @@ from tests.corpus import (
     corpus_file,
     require,
     snapshot_bytes,
+    snapshot_names,
     summary_or_error,
 )
-from tests.snapshots import assert_snapshot
+from tests.snapshots import assert_no_orphans, assert_snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 PARSERS: dict[str, tuple[Callable[[bytes], ToolOutput], Callable[[IO[bytes]], ToolOutput]]] = {
@@ -57,6 +58,10 @@ def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
     parse, _ = PARSERS[path.parent.name]
     document = summary_or_error(parse, summary, path.read_bytes())
     assert_snapshot(SNAPSHOTS / f"{path.parent.name}__{path.name}.json", snapshot_bytes(document))
+
+
+def test_every_snapshot_has_its_corpus_file() -> None:
+    assert_no_orphans(SNAPSHOTS, snapshot_names(*PARSERS, with_tool=True))
 
 
 @pytest.mark.parametrize("path", cases(*PARSERS))

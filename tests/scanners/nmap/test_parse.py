@@ -251,3 +251,22 @@ def test_iter_run_on_a_cut_ends_with_a_partial_run() -> None:
 def test_iter_run_refuses_a_wrong_root_before_yielding() -> None:
     with pytest.raises(ParseError, match="root element is <report>"):
         next(iter_run(io.BytesIO(b'<?xml version="1.0"?><report/>')))
+
+
+def test_control_characters_in_attribute_values_are_replaced_not_fatal() -> None:
+    # Older nmap copied service banners' control bytes into attributes raw; XML forbids them.
+    banner = b'<service name="ftp" product="vsFTPd\x01\x1b[0m" extrainfo="a\x00b\tc" conf="10"/>'
+    output = parse(HEAD + host("10.0.0.1", port(21, inner=banner)) + TAIL)
+    assert isinstance(output.data, NmapRun)
+    [found] = output.data.hosts
+    service = found.ports[0].service
+    assert service is not None
+    assert (service.product, service.extrainfo) == ("vsFTPd\ufffd\ufffd[0m", "a\ufffdb c")
+    assert not output.partial
+
+
+def test_markdown_saved_as_xml_is_refused_naming_what_it_is() -> None:
+    with pytest.raises(ParseError) as raised:
+        parse(b"# nmap scan of 10.0.0.0/30\n\nAll hosts down.\n")
+    assert raised.value.reason.startswith("not well-formed XML")
+    assert raised.value.reason.endswith("found Markdown text starting '# nmap scan of 10.0.0.0/30'")

@@ -51,7 +51,8 @@ def done(result: dict[str, Any]) -> dict[str, Any]:
         (b"Traceback (most recent call last):", "neither sslyze JSON"),
         (b"[]", "neither sslyze JSON"),
         (b'{"server_scan_results": [', "not valid JSON (cut short?)"),
-        (b'{"accepted_targets": [], "sslyze_version": "2.1.4"}', "1.x/2.x JSON output"),
+        (b'{"accepted_targets": {}, "sslyze_version": "2.1.4"}', "unexpected sslyze 1.x/2.x JSON"),
+        (b"# TLS report\n\n| host | grade |\n", "found Markdown text starting '# TLS report'"),
         (b'{"hosts": []}', "without server_scan_results is not sslyze output"),
         (b'{"server_scan_results": {}}', "unexpected sslyze JSON: Expected `array`"),
         (

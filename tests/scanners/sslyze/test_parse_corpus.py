@@ -25,14 +25,13 @@ from tests.corpus import (
     corpus_file,
     require,
     snapshot_bytes,
+    snapshot_names,
     summary_or_error,
 )
-from tests.snapshots import assert_snapshot
+from tests.snapshots import assert_no_orphans, assert_snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 WHAT = "sslyze/*"
-# The one format refused on purpose (see scanners/sslyze/parse.py); none is in the corpus.
-REFUSED = "sslyze 1.x/2.x JSON output (accepted_targets) is not supported"
 
 
 def summary(output: ToolOutput) -> dict[str, Any]:
@@ -72,8 +71,12 @@ def summary(output: ToolOutput) -> dict[str, Any]:
 def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
     path = require(path, WHAT)
     document = summary_or_error(parse, summary, path.read_bytes())
-    assert document.get("parse_error", REFUSED).startswith(REFUSED), document
+    assert "parse_error" not in document, document
     assert_snapshot(SNAPSHOTS / f"{path.name}.json", snapshot_bytes(document))
+
+
+def test_every_snapshot_has_its_corpus_file() -> None:
+    assert_no_orphans(SNAPSHOTS, snapshot_names("sslyze"))
 
 
 @pytest.mark.parametrize("path", cases("sslyze"))

@@ -239,3 +239,38 @@ def test_a_second_alert_is_named_by_its_place() -> None:
     broken = ALERTITEM.replace("<riskcode>1</riskcode>", "<riskcode>-1</riskcode>")
     with pytest.raises(ParseError, match=r"site 0 alert 1 \(Absence.*\): riskcode '-1'"):
         parse(xml(ALERTITEM + broken))
+
+
+def test_a_double_encoded_json_report_is_read_as_the_report_it_holds() -> None:
+    # A script that ran ZAP's JSON through json.dumps again wrote one JSON string.
+    plain = report(ALERT)
+    double = json.dumps(plain.decode()).encode()
+    assert double.startswith(b'"{')
+    assert parse(double) == parse(plain)
+    assert read_report(b"\xef\xbb\xbf " + double + b"\n") == read_report(plain)
+
+
+def test_a_double_encoded_xml_report_is_read_too() -> None:
+    plain = xml(ALERTITEM)
+    assert parse(json.dumps(plain.decode()).encode()) == parse(plain)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b'"{\\"site\\": [', "a JSON string, but not one that holds a report"),
+        (json.dumps("# ZAP Scanning Report").encode(), "a JSON string that holds no report"),
+        (json.dumps(json.dumps("{}")).encode(), "a JSON string that holds no report"),
+        (
+            b"# ZAP Scanning Report\n\n## Summary of Alerts\n",
+            "neither a JSON nor an XML report: found Markdown text starting"
+            " '# ZAP Scanning Report'",
+        ),
+    ],
+)
+def test_strings_and_markdown_that_hold_no_report_are_refused_by_name(
+    data: bytes, reason: str
+) -> None:
+    with pytest.raises(ParseError) as raised:
+        parse(data)
+    assert reason in raised.value.reason

@@ -18,8 +18,15 @@ from contracts.zap import ZapReport
 from scanners.errors import ParseError
 from scanners.output import ToolOutput
 from scanners.zap.parse import parse, parse_stream
-from tests.corpus import cases, corpus_file, require, snapshot_bytes, summary_or_error
-from tests.snapshots import assert_snapshot
+from tests.corpus import (
+    cases,
+    corpus_file,
+    require,
+    snapshot_bytes,
+    snapshot_names,
+    summary_or_error,
+)
+from tests.snapshots import assert_no_orphans, assert_snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -73,6 +80,10 @@ def test_corpus_file_matches_its_snapshot(path: Path | None) -> None:
     path = require(path, "zap/*")
     document = summary_or_error(parse, summary, path.read_bytes())
     assert_snapshot(SNAPSHOTS / f"{path.name}.json", snapshot_bytes(document))
+
+
+def test_every_snapshot_has_its_corpus_file() -> None:
+    assert_no_orphans(SNAPSHOTS, snapshot_names("zap"))
 
 
 @pytest.mark.parametrize("path", cases("zap"))
