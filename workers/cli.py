@@ -163,7 +163,10 @@ async def _parked(settings: Settings, args: argparse.Namespace) -> None:
             if args.json:
                 sys.stdout.write("".join(msgspec.json.encode(e).decode() + "\n" for e in entries))
             else:
-                sys.stdout.write(table(parked.HEADERS, parked.rows(entries)) + "\n")
+                sys.stdout.write(table(parked.HEADERS, parked.rows(entries)))
+            total = await parked.count(js)
+            if total > len(entries):
+                sys.stderr.write(f"jetscan: {len(entries)} of {total} shown; --limit for more\n")
             return
         seqs = [p.seq for p in await parked.list_parked(js, limit=10**9)] if args.all else args.seq
         for seq in seqs:

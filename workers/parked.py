@@ -94,6 +94,11 @@ async def list_parked(js: JetStreamContext, *, limit: int = 100) -> list[Parked]
     return out
 
 
+async def count(js: JetStreamContext) -> int:
+    """How many messages are parked now."""
+    return int((await js.stream_info(STREAM)).state.messages)
+
+
 async def replay(js: JetStreamContext, seq: int) -> Parked:
     """Publish parked message `seq` again on its subject, then drop it from PARKED.
 

@@ -85,9 +85,10 @@ async def test_a_parked_result_is_listed_with_its_reason_and_applied_once_replay
         assert entry["consumer"] == "ingest-results", entry
         assert f"scan {scan_id} was never started" in str(entry["reason"]), entry
 
-        code, out, _ = await run_jetscan(env_for(stack), "parked", "list")
+        code, out, _ = await run_jetscan(env_for(stack), "parked", "list", "--limit=9999")
         assert code == 0
         header, *rows = out.splitlines()
+        assert all(rows), out
         assert header.split()[:3] == ["SEQ", "PARKED", "KIND"]
         assert any(r.split()[0] == str(entry["seq"]) and "never started" in r for r in rows), out
 
@@ -147,5 +148,21 @@ async def test_replaying_a_message_gone_from_its_stream_says_so(stack: Stack) ->
         assert code == 1
         assert "is gone from RESULTS" in err, err
         assert any(e["seq"] == entry["seq"] for e in await parked_entries(stack))
+    finally:
+        await nc.drain()
+
+
+async def test_a_list_cut_by_its_limit_says_so(stack: Stack) -> None:
+    nc = await nats.connect(stack.settings.nats_url)
+    try:
+        js = nc.jetstream()
+        for _ in range(2):
+            ack = await js.publish(subjects.scan_results("nmap"), b"{")
+            await wait_parked(stack, subjects.scan_results("nmap"), ack.seq)
+        code, out, err = await run_jetscan(env_for(stack), "parked", "list", "--limit", "1")
+        assert code == 0
+        assert len(out.splitlines()) == 2  # the header and one entry
+        total = int((await js.stream_info("PARKED")).state.messages)
+        assert err == f"jetscan: 1 of {total} shown; --limit for more\n"
     finally:
         await nc.drain()
