@@ -317,3 +317,19 @@ async def test_list_findings_refuses_bad_filters(scans: v1.ScanServiceStub) -> N
     with pytest.raises(GRPCError) as err:
         await scans.list_findings(v1.ListFindingsRequest(changed_in_scan="no.such"))
     assert err.value.status == Status.INVALID_ARGUMENT
+
+
+async def test_sslyze_against_a_closed_port_fails_saying_it_reached_nothing(
+    scans: v1.ScanServiceStub, ports: Ports
+) -> None:
+    closed = await ports.reserve()
+    started = await scans.start_scan(
+        v1.StartScanRequest(
+            target=f"127.0.0.1:{closed}", tool="sslyze", config=Struct.from_dict({})
+        )
+    )
+    done = await wait_status(scans, started.id, {v1.ScanStatus.FAILED}, within=120)
+    # exit_code is sslyze's own (it exits 0 either way); the job's verdict is the status.
+    assert done.error.startswith("the scan reached nothing: sslyze reached nothing")
+    assert "rejected" in done.error.lower() or "refused" in done.error.lower(), done.error
+    assert counts(done) == (0, 0, 0, 0)
