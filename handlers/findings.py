@@ -25,20 +25,26 @@ _finding = msgspec.json.Decoder(Finding)
 _encoder = msgspec.json.Encoder()
 
 _STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS finding_stage (id text, fingerprint text, severity smallint,"
-    " body text, change text, state text, decided_at timestamptz, reopened integer)"
-    " ON COMMIT DELETE ROWS"
+    "CREATE TEMP TABLE IF NOT EXISTS finding_stage (id text, severity smallint, body text,"
+    " state text, decided_at timestamptz, reopened integer) ON COMMIT DELETE ROWS"
 )
-_STAGE_COLUMNS = (
+_STAGE_COLUMNS = ("id", "severity", "body", "state", "decided_at", "reopened")
+_NEW_COLUMNS = (
     "id",
+    "tool",
+    "target",
+    "domain",
     "fingerprint",
     "severity",
     "body",
-    "change",
+    "first_seen",
+    "last_seen",
+    "last_scan_id",
     "state",
     "decided_at",
     "reopened",
 )
+_SEEN_COLUMNS = ("scan_id", "finding_id", "severity", "change")
 
 
 def finding_id(tool: str, target: str, fingerprint: str) -> str:
@@ -62,10 +68,12 @@ async def record_seen(
     at: datetime,
     findings: Sequence[Finding],
 ) -> int:
-    """Upsert the findings a scan saw and record each one's change; return how many.
+    """Store the findings a scan (part) saw and each one's change; return how many.
 
-    Runs inside the caller's transaction. A replayed part changes nothing: its findings were
-    decided at `at` already, and the scan's recorded changes are kept.
+    Runs inside the caller's transaction, once per part (the caller skips a part it stored
+    before). Under the (tool, target) lock the state read is the state written, so findings
+    never seen are COPYed in as they are, and only the known ones are updated: a first scan
+    costs about what a COPY of its rows does.
     """
     if not findings:
         return 0
@@ -78,58 +86,65 @@ async def record_seen(
             "SELECT id, state, decided_at FROM findings WHERE id = ANY($1::text[])", ids
         )
     }
-    rows = []
+    fresh: list[tuple[object, ...]] = []
+    known: list[tuple[object, ...]] = []
+    seen_rows: list[tuple[object, ...]] = []
+    encode = _encoder.encode
     for fid, (fp, f) in zip(ids, by_fp.items(), strict=True):
         before = prior.get(fid)
         seen = on_seen(before, at)
-        decided_at = at if seen.decided or before is None else before.decided_at
-        reopened = int(seen.change is Change.REOPENED and seen.decided)
-        body = _encoder.encode(f).decode()
-        rows.append(
-            (
-                fid,
-                fp,
-                f.severity.rank,
-                body,
-                seen.change.value,
-                seen.state.value,
-                decided_at,
-                reopened,
+        body = encode(f).decode()
+        rank = f.severity.rank
+        seen_rows.append((scan_id, fid, rank, seen.change.value))
+        if before is None:
+            fresh.append(
+                (fid, tool, target, domain, fp, rank, body, at, at, scan_id, "open", at, 0)
             )
+            continue
+        decided_at = at if seen.decided else before.decided_at
+        reopened = int(seen.change is Change.REOPENED and seen.decided)
+        known.append((fid, rank, body, seen.state.value, decided_at, reopened))
+    if fresh:
+        await conn.copy_records_to_table("findings", records=fresh, columns=_NEW_COLUMNS)
+    if known:
+        await _update_known(conn, known, at, scan_id)
+    try:
+        async with conn.transaction():
+            await conn.copy_records_to_table(
+                "scan_findings", records=seen_rows, columns=_SEEN_COLUMNS
+            )
+    except asyncpg.UniqueViolationError:
+        # A finding this scan reported in another part too: the first report's change stays.
+        await conn.execute(
+            "INSERT INTO scan_findings (scan_id, finding_id, severity, change)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[])"
+            " ON CONFLICT DO NOTHING",
+            *(list(column) for column in zip(*seen_rows, strict=True)),
         )
+    return len(seen_rows)
+
+
+async def _update_known(
+    conn: asyncpg.Connection, rows: list[tuple[object, ...]], at: datetime, scan_id: str
+) -> None:
+    """Apply a scan's sightings to findings that existed: the newest sighting's body wins,
+    first/last seen widen, and the state is as `on_seen` decided."""
     await conn.execute(_STAGE)
     await conn.copy_records_to_table("finding_stage", records=rows, columns=_STAGE_COLUMNS)
     await conn.execute(
-        "INSERT INTO findings (id, tool, target, domain, fingerprint, severity, body, first_seen,"
-        " last_seen, last_scan_id, state, decided_at, reopened)"
-        " SELECT id, $1, $2, $3, fingerprint, severity, body::jsonb, $4, $4, $5, state,"
-        " decided_at, reopened FROM finding_stage"
-        " ON CONFLICT (id) DO UPDATE SET"
-        " severity = CASE WHEN EXCLUDED.last_seen >= findings.last_seen"
-        "   THEN EXCLUDED.severity ELSE findings.severity END,"
-        " body = CASE WHEN EXCLUDED.last_seen >= findings.last_seen"
-        "   THEN EXCLUDED.body ELSE findings.body END,"
-        " last_scan_id = CASE WHEN EXCLUDED.last_seen >= findings.last_seen"
-        "   THEN EXCLUDED.last_scan_id ELSE findings.last_scan_id END,"
-        " first_seen = LEAST(findings.first_seen, EXCLUDED.first_seen),"
-        " last_seen = GREATEST(findings.last_seen, EXCLUDED.last_seen),"
-        " fixed_at = CASE WHEN EXCLUDED.state = 'open' THEN NULL ELSE findings.fixed_at END,"
-        " state = EXCLUDED.state, decided_at = EXCLUDED.decided_at,"
-        " reopened = findings.reopened + EXCLUDED.reopened",
-        tool,
-        target,
-        domain,
+        "UPDATE findings f SET"
+        " severity = CASE WHEN $1 >= f.last_seen THEN s.severity ELSE f.severity END,"
+        " body = CASE WHEN $1 >= f.last_seen THEN s.body::jsonb ELSE f.body END,"
+        " last_scan_id = CASE WHEN $1 >= f.last_seen THEN $2 ELSE f.last_scan_id END,"
+        " first_seen = LEAST(f.first_seen, $1), last_seen = GREATEST(f.last_seen, $1),"
+        " fixed_at = CASE WHEN s.state = 'open' THEN NULL ELSE f.fixed_at END,"
+        " state = s.state, decided_at = s.decided_at, reopened = f.reopened + s.reopened"
+        " FROM finding_stage s WHERE f.id = s.id",
         at,
-        scan_id,
-    )
-    await conn.execute(
-        "INSERT INTO scan_findings (scan_id, finding_id, severity, change)"
-        " SELECT $1, id, severity, change FROM finding_stage ON CONFLICT DO NOTHING",
         scan_id,
     )
     # Emptied now rather than at commit: a result in parts stages again in this transaction.
     await conn.execute("TRUNCATE finding_stage")
-    return len(rows)
 
 
 async def apply_fixes(conn: asyncpg.Connection, scan_id: str) -> int | None:
@@ -137,7 +152,9 @@ async def apply_fixes(conn: asyncpg.Connection, scan_id: str) -> int | None:
     scan is not (yet) one that may fix anything). Call with the scan's row locked."""
     scan = await conn.fetchrow(
         "SELECT tool, target, status, result_at, partial, coverage::text AS coverage,"
-        " observed_at, fixes_applied FROM scans WHERE id = $1",
+        " observed_at, fixes_applied, result_parts,"
+        " (SELECT count(*) FROM scan_result_parts p WHERE p.scan_id = s.id) AS stored_parts"
+        " FROM scans s WHERE id = $1",
         scan_id,
     )
     if (
@@ -148,6 +165,7 @@ async def apply_fixes(conn: asyncpg.Connection, scan_id: str) -> int | None:
         or scan["partial"]
         or scan["coverage"] is None
         or scan["observed_at"] is None
+        or scan["stored_parts"] < scan["result_parts"]
     ):
         return None
     coverage = _coverage.decode(scan["coverage"])

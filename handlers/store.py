@@ -235,7 +235,7 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
             "UPDATE scans SET artifact = $2, partial = $3, exit_code = $4,"
             " data_artifact = $5, result_part = GREATEST(result_part, $7),"
             " result_at = CASE WHEN $6 THEN now() ELSE result_at END, updated_at = now(),"
-            " observed_at = $8, result_error = $9,"
+            " observed_at = $8, result_error = $9, result_parts = $11,"
             " coverage = CASE WHEN $10::text IS NULL THEN coverage ELSE $10::jsonb END"
             " WHERE id = $1 RETURNING target, domain",
             result.scan_id,
@@ -248,9 +248,20 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
             result.finished_at,
             result.error,
             None if result.coverage is None else msgspec.json.encode(result.coverage).decode(),
+            result.parts,
         )
         if scan is None:
             raise UnknownScan(result.scan_id)
+        fresh = await conn.fetchval(
+            "INSERT INTO scan_result_parts (scan_id, part) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING RETURNING part",
+            result.scan_id,
+            result.part,
+        )
+        if fresh is None:
+            # A redelivered or replayed part: everything it says is recorded already.
+            await findings.apply_fixes(conn, result.scan_id)
+            return len(result.findings)
         n = await findings.record_seen(
             conn,
             scan_id=result.scan_id,

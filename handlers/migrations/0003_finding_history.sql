@@ -67,8 +67,9 @@ WHERE f.id = sf.finding_id AND f.first_seen = (
 
 ALTER TABLE findings ALTER COLUMN target SET NOT NULL;
 ALTER TABLE findings ALTER COLUMN decided_at SET NOT NULL;
+-- The id is a digest of (tool, target, fingerprint), so the primary key is the identity: no
+-- second unique index to maintain on every write.
 ALTER TABLE findings DROP CONSTRAINT findings_tool_fingerprint_key;
-ALTER TABLE findings ADD CONSTRAINT findings_identity UNIQUE (tool, target, fingerprint);
 
 CREATE INDEX findings_page ON findings ((coalesce(severity_override, severity)) DESC, id DESC);
 CREATE INDEX findings_target ON findings (target, tool, state);
@@ -90,6 +91,15 @@ CREATE TABLE finding_triage (
     triaged_at        timestamptz NOT NULL
 );
 CREATE INDEX finding_triage_history ON finding_triage (finding_id, seq);
+
+-- Which parts of a scan's result are stored (a redelivered part is recognised and skipped),
+-- and how many it has: fixes wait for all of them.
+CREATE TABLE scan_result_parts (
+    scan_id text    NOT NULL,
+    part    integer NOT NULL,
+    PRIMARY KEY (scan_id, part)
+);
+ALTER TABLE scans ADD COLUMN result_parts integer NOT NULL DEFAULT 0;
 
 -- Why the scan's own result says it is incomplete (shown after a failed scan's reason).
 ALTER TABLE scans ADD COLUMN result_error text NOT NULL DEFAULT '';

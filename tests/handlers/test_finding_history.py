@@ -4,6 +4,8 @@ the whole stack (edge → COMMANDS → launcher → job → RESULTS → ingest �
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +22,7 @@ from contracts import subjects
 from contracts.auth import Role
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
-from tests.conftest import Stack, scan_service, wait_status
+from tests.conftest import Stack, run_jetscan, scan_service, wait_status
 from workers import tokens
 
 pytestmark = pytest.mark.slow
@@ -333,3 +335,62 @@ async def test_sslyze_against_a_closed_port_fails_saying_it_reached_nothing(
     assert done.error.startswith("the scan reached nothing: sslyze reached nothing")
     assert "rejected" in done.error.lower() or "refused" in done.error.lower(), done.error
     assert counts(done) == (0, 0, 0, 0)
+
+
+async def test_the_findings_cli(scans: v1.ScanServiceStub, ports: Ports, stack: Stack) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "JETSCAN_HOME": str(stack.settings.home),
+        "JETSCAN_GRPC_ADDR": str(stack.settings.grpc_addr),
+    }
+    a = await ports.reserve()
+    await ports.open(a)
+    first = await scan(scans, [a])
+    code, out, err = await run_jetscan(env, "findings", "list", "--changed-in", first.id, "--json")
+    assert code == 0, err
+    [listed] = [json.loads(line) for line in out.splitlines()]
+    assert (listed["port"], listed["change"], listed["state"]) == (
+        a,
+        "CHANGE_NEW",
+        "FINDING_STATE_OPEN",
+    )
+    fid = listed["id"]
+
+    code, _, err = await run_jetscan(env, "findings", "triage", fid, "--accept-risk")
+    assert code == 1 and "reason: required" in err
+    code, out, err = await run_jetscan(
+        env,
+        "findings",
+        "triage",
+        fid,
+        "--accept-risk",
+        "--reason",
+        "lab box",
+        "--until",
+        "2099-01-01",
+    )
+    assert code == 0, err
+    assert "accepted-risk" in out and "lab box" in out
+    code, out, err = await run_jetscan(env, "findings", "triage", fid, "--reopen", "--json")
+    assert code == 0, err
+    assert json.loads(out)["triage"] == "TRIAGE_NONE"
+
+    await ports.close(a)
+    second = await scan(scans, [a])
+    code, out, err = await run_jetscan(
+        env,
+        "findings",
+        "list",
+        "--target",
+        "127.0.0.1",
+        "--state",
+        "fixed",
+        "--changed-in",
+        second.id,
+    )
+    assert code == 0, err
+    assert fid in out
+    code, out, err = await run_jetscan(env, "findings", "get", fid)
+    assert code == 0, err
+    assert f"{second.id}  fixed" in out and f"{first.id}  new" in out
+    assert out.count("admin") == 2  # two triage entries, by the admin token

@@ -12,8 +12,7 @@ from contracts.coverage import Coverage, PortRange, covers
 from contracts.findings import Finding, Severity
 from scanners import TOOLS, decode_config
 from scanners.targets import TargetKind, parse_target
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+from tests.corpus import cases, corpus_file, require
 
 DOWN = b"""<?xml version="1.0"?>
 <nmaprun scanner="nmap" args="nmap -sT 127.0.0.2/31" start="1" version="7.93">
@@ -50,7 +49,7 @@ def test_nmap_with_every_host_down_reached_nothing() -> None:
 
 
 def test_nmap_covers_the_scanned_ports_of_the_hosts_that_were_up() -> None:
-    data = run("nmap", (CORPUS / "nmap" / "scb__localhost.xml").read_bytes())
+    data = run("nmap", corpus_file("nmap/scb__localhost.xml").read_bytes())
     assert TOOLS["nmap"].unreached(data) == ""
     target = parse_target("127.0.0.1", allowed_kinds={TargetKind.IP})
     cov = TOOLS["nmap"].coverage(decode_config("nmap", {}), target, data)
@@ -69,12 +68,12 @@ def test_nmap_covers_the_scanned_ports_of_the_hosts_that_were_up() -> None:
 
 @pytest.mark.parametrize("name", ["scb__unavailable-host.json", "scb-v500__unavailable-host.json"])
 def test_sslyze_against_an_unreachable_server_reached_nothing(name: str) -> None:
-    data = run("sslyze", (CORPUS / "sslyze" / name).read_bytes())
+    data = run("sslyze", corpus_file(f"sslyze/{name}").read_bytes())
     assert TOOLS["sslyze"].unreached(data).startswith("sslyze reached nothing")
 
 
 def test_sslyze_covers_its_endpoint_only_with_every_check() -> None:
-    data = run("sslyze", (CORPUS / "sslyze" / "scb__expired.badssl.com.json").read_bytes())
+    data = run("sslyze", corpus_file("sslyze/scb__expired.badssl.com.json").read_bytes())
     assert TOOLS["sslyze"].unreached(data) == ""
     target = parse_target("127.0.0.1:443", allowed_kinds={TargetKind.ENDPOINT})
     assert TOOLS["sslyze"].coverage(decode_config("sslyze", {}), target, data).everything
@@ -90,9 +89,10 @@ def test_zap_covers_the_urls_under_its_target() -> None:
     assert not covers(cov, msgspec.structs.replace(zap, url="https://example.com/admin/"))
 
 
-@pytest.mark.parametrize("path", sorted((CORPUS / "zap").iterdir()), ids=lambda p: p.name)
-def test_every_zap_report_in_the_corpus_reached_its_site(path: Path) -> None:
-    assert TOOLS["zap"].unreached(run("zap", path.read_bytes())) == ""
+@pytest.mark.parametrize("path", cases("zap"))
+def test_every_zap_report_in_the_corpus_reached_its_site(path: Path | None) -> None:
+    data = require(path, "zap reports").read_bytes()
+    assert TOOLS["zap"].unreached(run("zap", data)) == ""
 
 
 def test_an_empty_coverage_covers_nothing() -> None:
