@@ -18,17 +18,12 @@ import msgspec
 from contracts.coverage import Coverage, covers
 from contracts.findings import Finding
 from contracts.tracking import TriageFinding
-from handlers.ingest.changes import Change, Prior, State, on_missed, on_seen
+from handlers.ingest.changes import Prior, State, on_missed, on_seen
 
 _coverage = msgspec.json.Decoder(Coverage)
 _finding = msgspec.json.Decoder(Finding)
 _encoder = msgspec.json.Encoder()
 
-_STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS finding_stage (id text, severity smallint, body text,"
-    " state text, decided_at timestamptz, reopened integer) ON COMMIT DELETE ROWS"
-)
-_STAGE_COLUMNS = ("id", "severity", "body", "state", "decided_at", "reopened")
 _NEW_COLUMNS = (
     "id",
     "tool",
@@ -37,6 +32,7 @@ _NEW_COLUMNS = (
     "fingerprint",
     "severity",
     "body",
+    "digest",
     "first_seen",
     "last_seen",
     "last_scan_id",
@@ -58,6 +54,27 @@ async def _lock(conn: asyncpg.Connection, tool: str, target: str) -> None:
     )
 
 
+# Moves every known finding a scan saw forward as `changes.on_seen` decides (a sighting
+# newer than the decision opens it again, counting a reopen if it was fixed; an older one
+# only widens first/last seen), and returns each one's state from before, from which
+# `on_seen` names the change. One statement for the bulk of a rescan: its findings are
+# mostly known and unchanged, and a second pass through staged rows cost twice as much.
+_SEEN_KNOWN = (
+    "UPDATE findings f SET"
+    " first_seen = LEAST(f.first_seen, $2), last_seen = GREATEST(f.last_seen, $2),"
+    " last_scan_id = CASE WHEN $2 >= f.last_seen THEN $3 ELSE f.last_scan_id END,"
+    " state = CASE WHEN $2 > f.decided_at THEN 'open' ELSE f.state END,"
+    " fixed_at = CASE WHEN $2 > f.decided_at THEN NULL ELSE f.fixed_at END,"
+    " reopened = f.reopened"
+    "   + CASE WHEN $2 > f.decided_at AND f.state = 'fixed' THEN 1 ELSE 0 END,"
+    " decided_at = GREATEST(f.decided_at, $2)"
+    " FROM (SELECT id, state, decided_at, digest, last_seen FROM findings"
+    "   WHERE id = ANY($1::text[])) o"
+    " WHERE f.id = o.id"
+    " RETURNING f.id, o.state, o.decided_at, o.digest, o.last_seen"
+)
+
+
 async def record_seen(
     conn: asyncpg.Connection,
     *,
@@ -71,43 +88,44 @@ async def record_seen(
     """Store the findings a scan (part) saw and each one's change; return how many.
 
     Runs inside the caller's transaction, once per part (the caller skips a part it stored
-    before). Under the (tool, target) lock the state read is the state written, so findings
-    never seen are COPYed in as they are, and only the known ones are updated: a first scan
-    costs about what a COPY of its rows does.
+    before). Under the (tool, target) lock the state read is the state written: known
+    findings are moved forward in one statement, findings never seen are COPYed in, and a
+    body is rewritten only when a newer sighting reports it differently.
     """
     if not findings:
         return 0
     await _lock(conn, tool, target)
     by_fp = {f.fingerprint: f for f in findings}
     ids = [finding_id(tool, target, fp) for fp in by_fp]
-    prior = {
-        r["id"]: Prior(State(r["state"]), r["decided_at"])
-        for r in await conn.fetch(
-            "SELECT id, state, decided_at FROM findings WHERE id = ANY($1::text[])", ids
-        )
-    }
+    before = {r["id"]: r for r in await conn.fetch(_SEEN_KNOWN, ids, at, scan_id)}
     fresh: list[tuple[object, ...]] = []
-    known: list[tuple[object, ...]] = []
+    rewritten: list[tuple[str, int, str, str]] = []
     seen_rows: list[tuple[object, ...]] = []
     encode = _encoder.encode
     for fid, (fp, f) in zip(ids, by_fp.items(), strict=True):
-        before = prior.get(fid)
-        seen = on_seen(before, at)
-        body = encode(f).decode()
+        raw = encode(f)
+        body, digest = raw.decode(), hashlib.sha256(raw).hexdigest()
         rank = f.severity.rank
-        seen_rows.append((scan_id, fid, rank, seen.change.value))
-        if before is None:
+        old = before.get(fid)
+        if old is None:
+            change = on_seen(None, at).change
             fresh.append(
-                (fid, tool, target, domain, fp, rank, body, at, at, scan_id, "open", at, 0)
+                (fid, tool, target, domain, fp, rank, body, digest, at, at, scan_id, "open", at, 0)
             )
-            continue
-        decided_at = at if seen.decided else before.decided_at
-        reopened = int(seen.change is Change.REOPENED and seen.decided)
-        known.append((fid, rank, body, seen.state.value, decided_at, reopened))
+        else:
+            change = on_seen(Prior(State(old["state"]), old["decided_at"]), at).change
+            if at >= old["last_seen"] and digest != old["digest"]:
+                rewritten.append((fid, rank, body, digest))
+        seen_rows.append((scan_id, fid, rank, change.value))
     if fresh:
         await conn.copy_records_to_table("findings", records=fresh, columns=_NEW_COLUMNS)
-    if known:
-        await _update_known(conn, known, at, scan_id)
+    if rewritten:
+        await conn.execute(
+            "UPDATE findings f SET severity = u.severity, body = u.body::jsonb, digest = u.digest"
+            " FROM unnest($1::text[], $2::smallint[], $3::text[], $4::text[])"
+            "   AS u(id, severity, body, digest) WHERE f.id = u.id",
+            *(list(column) for column in zip(*rewritten, strict=True)),
+        )
     try:
         async with conn.transaction():
             await conn.copy_records_to_table(
@@ -122,29 +140,6 @@ async def record_seen(
             *(list(column) for column in zip(*seen_rows, strict=True)),
         )
     return len(seen_rows)
-
-
-async def _update_known(
-    conn: asyncpg.Connection, rows: list[tuple[object, ...]], at: datetime, scan_id: str
-) -> None:
-    """Apply a scan's sightings to findings that existed: the newest sighting's body wins,
-    first/last seen widen, and the state is as `on_seen` decided."""
-    await conn.execute(_STAGE)
-    await conn.copy_records_to_table("finding_stage", records=rows, columns=_STAGE_COLUMNS)
-    await conn.execute(
-        "UPDATE findings f SET"
-        " severity = CASE WHEN $1 >= f.last_seen THEN s.severity ELSE f.severity END,"
-        " body = CASE WHEN $1 >= f.last_seen THEN s.body::jsonb ELSE f.body END,"
-        " last_scan_id = CASE WHEN $1 >= f.last_seen THEN $2 ELSE f.last_scan_id END,"
-        " first_seen = LEAST(f.first_seen, $1), last_seen = GREATEST(f.last_seen, $1),"
-        " fixed_at = CASE WHEN s.state = 'open' THEN NULL ELSE f.fixed_at END,"
-        " state = s.state, decided_at = s.decided_at, reopened = f.reopened + s.reopened"
-        " FROM finding_stage s WHERE f.id = s.id",
-        at,
-        scan_id,
-    )
-    # Emptied now rather than at commit: a result in parts stages again in this transaction.
-    await conn.execute("TRUNCATE finding_stage")
 
 
 async def apply_fixes(conn: asyncpg.Connection, scan_id: str) -> int | None:

@@ -19,7 +19,7 @@ TRIAGE = (
 )
 _EXPIRED = "(f.triage = 'accepted_risk' AND f.triage_until <= now())"
 _COLUMNS = (
-    "f.id, f.body::text AS body, f.first_seen, f.last_seen, f.target, f.domain, f.state,"
+    "f.id, f.body::text AS body, f.first_seen, f.last_seen, f.target, f.domain, f.state, f.tool,"
     " f.fixed_at, f.reopened, f.last_scan_id, f.triaged_by, f.triaged_at,"
     f" {TRIAGE} AS triage,"
     f" CASE WHEN {_EXPIRED} THEN '' ELSE f.triage_reason END AS triage_reason,"
@@ -75,9 +75,14 @@ async def list_findings(
             where.append(f"sf.change = {arg(q.change.value)}")
     else:
         sev = "coalesce(f.severity_override, f.severity)"
-    for column, value in (("target", q.target), ("domain", q.domain), ("tool", q.tool)):
+    for column, value in (("target", q.target), ("tool", q.tool)):
         if value:
             where.append(f"f.{column} = {arg(value)}")
+    if q.domain:
+        # Through the scans' domain index to the targets: findings are indexed by target.
+        where.append(
+            f"f.target IN (SELECT DISTINCT target FROM scans WHERE domain = {arg(q.domain)})"  # noqa: S608
+        )
     if q.state is not None:
         where.append(f"f.state = {arg(q.state.value)}")
     if q.triage is not None:
@@ -111,10 +116,14 @@ async def get_finding(pool: asyncpg.Pool, finding_id: str) -> StoredFinding | No
             finding_id,
         )
         seen = await conn.fetch(
+            # Through the scans of the finding's tool and target (scans_target, then the key
+            # of scan_findings): scan_findings has no index by finding.
             "SELECT sf.scan_id, sf.change, s.status, coalesce(s.observed_at, s.created_at) AS at"
-            " FROM scan_findings sf JOIN scans s ON s.id = sf.scan_id"
-            " WHERE sf.finding_id = $1 ORDER BY at, sf.scan_id",
+            " FROM scans s JOIN scan_findings sf ON sf.scan_id = s.id AND sf.finding_id = $1"
+            " WHERE s.target = $2 AND s.tool = $3 ORDER BY at, sf.scan_id",
             finding_id,
+            row["target"],
+            row["tool"],
         )
     view = _view(row)
     return msgspec.structs.replace(
