@@ -31,6 +31,10 @@ ALTER TABLE findings ADD COLUMN severity_override smallint;
 ALTER TABLE scan_findings ADD COLUMN change text NOT NULL DEFAULT 'unchanged'
     CHECK (change IN ('new', 'unchanged', 'reopened', 'fixed'));
 
+-- The id is a digest of (tool, target, fingerprint), so the primary key is the identity: no
+-- second unique index to maintain on every write.
+ALTER TABLE findings DROP CONSTRAINT findings_tool_fingerprint_key;
+
 -- Existing findings were one row per (tool, fingerprint) across targets: split them per
 -- target of the scans that saw them, with the id of the new identity
 -- (handlers.store.finding_id: sha256 of tool, target, fingerprint).
@@ -67,9 +71,6 @@ WHERE f.id = sf.finding_id AND f.first_seen = (
 
 ALTER TABLE findings ALTER COLUMN target SET NOT NULL;
 ALTER TABLE findings ALTER COLUMN decided_at SET NOT NULL;
--- The id is a digest of (tool, target, fingerprint), so the primary key is the identity: no
--- second unique index to maintain on every write.
-ALTER TABLE findings DROP CONSTRAINT findings_tool_fingerprint_key;
 
 -- Ingest writes every finding of every scan (bench/ingest.py: 100,000 per result), so each
 -- index and constraint here is paid per row per scan. Kept: the key, the (target, tool) the
