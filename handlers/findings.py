@@ -18,7 +18,7 @@ import msgspec
 from contracts.coverage import Coverage, covers
 from contracts.findings import Finding
 from contracts.tracking import TriageFinding
-from handlers.ingest.changes import Prior, State, on_missed, on_seen
+from handlers.ingest.changes import Change, Prior, State, on_missed, on_seen
 
 _coverage = msgspec.json.Decoder(Coverage)
 _finding = msgspec.json.Decoder(Finding)
@@ -104,11 +104,11 @@ async def record_seen(
     encode = _encoder.encode
     for fid, (fp, f) in zip(ids, by_fp.items(), strict=True):
         raw = encode(f)
-        body, digest = raw.decode(), hashlib.sha256(raw).hexdigest()
+        body, digest = raw.decode(), hashlib.blake2b(raw, digest_size=16).hexdigest()
         rank = f.severity.rank
         old = before.get(fid)
         if old is None:
-            change = on_seen(None, at).change
+            change = Change.NEW  # on_seen(None, at), without the call per new finding
             fresh.append(
                 (fid, tool, target, domain, fp, rank, body, digest, at, at, scan_id, "open", at, 0)
             )

@@ -87,7 +87,7 @@ ALTER TABLE scan_findings DROP CONSTRAINT scan_findings_finding_id_fkey;
 -- A rescan updates every finding it saw; half of each page free keeps those updates on the
 -- page (HOT: no index entry written). At 70 % only 43 % of a rescan's updates were HOT.
 ALTER TABLE findings SET (fillfactor = 50);
--- sha256 of the body as last stored: a rescan rewrites the body only when it changed.
+-- BLAKE2b-128 of the body as last stored: a rescan rewrites the body only when it changed.
 ALTER TABLE findings ADD COLUMN digest text NOT NULL DEFAULT '';
 
 -- Every triage decision, kept: who, when, what and why. `command_id` makes applying a
