@@ -7,6 +7,7 @@ line for lists); a refused request is one line on stderr and exit 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from datetime import UTC, datetime
@@ -62,6 +63,16 @@ def add_commands(
     kind.add_argument("--severity", choices=list(_SEVERITIES), help="override; needs --reason")
     kind.add_argument("--reopen", action="store_true", help="undo any triage")
     triage.add_argument("--reason", default="")
+    rederive = verbs.add_parser(
+        "rederive",
+        parents=[as_json],
+        help="re-parse stored raw output with today's parsers and rebuild the findings"
+        " (talks to PostgreSQL and NATS, like `jetscan migrate`)",
+    )
+    which = rederive.add_mutually_exclusive_group(required=True)
+    which.add_argument("--scan", default="", metavar="ID")
+    which.add_argument("--tool", default="")
+    which.add_argument("--all", action="store_true")
     triage.add_argument(
         "--until", type=_date, metavar="DATE", help="when an accepted risk expires (ISO 8601)"
     )
@@ -76,6 +87,8 @@ def _date(text: str) -> datetime:
 
 
 async def command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.findings_command == "rederive":
+        return await _rederive(args, settings)
     async with EdgeClient.from_settings(settings) as client:
         match args.findings_command:
             case "list":
@@ -98,6 +111,38 @@ async def command(args: argparse.Namespace, settings: Settings) -> int:
             case "triage":
                 _show(await client.triage_finding(_triage_request(args)), args.json)
     return 0
+
+
+async def _rederive(args: argparse.Namespace, settings: Settings) -> int:
+    import nats
+
+    from handlers import database, rederive
+    from workers import cli  # here: cli imports this module
+
+    pool = await database.connect_pool(cli.database_url(settings), max_size=2)
+    try:
+        nc = await nats.connect(cli.nats_url(settings), name="jetscan-cli")
+        try:
+            done = await rederive.rederive(
+                pool, nc.jetstream(), scan_id=args.scan, tool=args.tool, every=args.all
+            )
+        finally:
+            await nc.drain()
+    finally:
+        await pool.close()
+    if args.json:
+        sys.stdout.write(json.dumps(dataclasses.asdict(done), sort_keys=True) + "\n")
+    else:
+        lines = [
+            f"re-parsed {len(done.reparsed)} scans of {done.targets} targets:"
+            f" {done.findings_before} findings before, {done.findings_after} after"
+        ]
+        lines += [f"skipped {scan}: {why}" for scan, why in sorted(done.skipped.items())]
+        sys.stdout.write("\n".join(lines) + "\n")
+    if not done.reparsed and not done.skipped:
+        sys.stderr.write("jetscan: no scan with a stored result matches\n")
+        return 1
+    return 1 if done.skipped else 0
 
 
 def _triage_request(args: argparse.Namespace) -> v1.TriageFindingRequest:

@@ -21,7 +21,18 @@ from datetime import datetime
 from contracts.tracking import Change
 from contracts.tracking import FindingState as State
 
-__all__ = ["Change", "Prior", "Seen", "State", "changes", "on_missed", "on_seen"]
+__all__ = [
+    "Change",
+    "Prior",
+    "ScanFacts",
+    "Seen",
+    "State",
+    "Track",
+    "changes",
+    "derive",
+    "on_missed",
+    "on_seen",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +85,58 @@ def changes(
             if fp not in out and covered(fp) and on_missed(prior, at):
                 out[fp] = Change.FIXED
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFacts:
+    """One scan of a tool and target as re-derivation sees it: when it observed, what it saw
+    (fingerprint → finding body), whether it may fix, and which fingerprints it covered."""
+
+    scan_id: str
+    at: datetime
+    seen: Mapping[str, object]
+    complete: bool
+    covered: Callable[[str], bool]
+
+
+@dataclass(slots=True)
+class Track:
+    """A finding's state as the scans so far left it."""
+
+    state: State
+    decided_at: datetime
+    first_seen: datetime
+    last_seen: datetime
+    last_scan_id: str
+    body: object
+    fixed_at: datetime | None = None
+    reopened: int = 0
+
+
+def derive(scans: Iterable[ScanFacts]) -> tuple[dict[str, Track], dict[str, dict[str, Change]]]:
+    """Every finding's state and every scan's changes, from the scans alone, in the order of
+    their observation times: what ingest computes incrementally, computed whole (re-derivation
+    after a parser change). The same scans give the same answer, whatever their order here."""
+    tracks: dict[str, Track] = {}
+    per_scan: dict[str, dict[str, Change]] = {}
+    for scan in sorted(scans, key=lambda s: (s.at, s.scan_id)):
+        previous = {fp: Prior(t.state, t.decided_at) for fp, t in tracks.items()}
+        out = changes(previous, scan.seen, scan.covered, scan.at, complete=scan.complete)
+        for fp, change in out.items():
+            track = tracks.get(fp)
+            if change is Change.FIXED:
+                assert track is not None
+                track.state, track.decided_at, track.fixed_at = State.FIXED, scan.at, scan.at
+                continue
+            if track is None:
+                tracks[fp] = Track(
+                    State.OPEN, scan.at, scan.at, scan.at, scan.scan_id, scan.seen[fp]
+                )
+                continue
+            if change is Change.REOPENED:
+                track.reopened += 1
+                track.fixed_at = None
+            track.state, track.decided_at = State.OPEN, scan.at
+            track.last_seen, track.last_scan_id, track.body = scan.at, scan.scan_id, scan.seen[fp]
+        per_scan[scan.scan_id] = out
+    return tracks, per_scan

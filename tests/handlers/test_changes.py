@@ -6,7 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from handlers.ingest.changes import Change, Prior, State, changes, on_missed, on_seen
+from handlers.ingest.changes import (
+    Change,
+    Prior,
+    ScanFacts,
+    State,
+    changes,
+    derive,
+    on_missed,
+    on_seen,
+)
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -102,3 +111,38 @@ def test_replaying_a_result_changes_nothing() -> None:
     after = {"22": Prior(FIXED, t(2)), "80": Prior(OPEN, t(2))}
     again = changes(after, {"80"}, lambda fp: True, t(2), complete=True)
     assert again == {"80": Change.UNCHANGED}
+
+
+def facts(
+    scan_id: str, at: datetime, seen: set[str], covered: set[str], complete: bool = True
+) -> ScanFacts:
+    return ScanFacts(
+        scan_id=scan_id,
+        at=at,
+        seen={fp: f"body of {fp} in {scan_id}" for fp in seen},
+        complete=complete,
+        covered=covered.__contains__,
+    )
+
+
+def test_derive_gives_the_same_history_in_any_order() -> None:
+    every = {"22", "80", "443"}
+    scans = [
+        facts("s1", t(1), {"22", "80"}, every),
+        facts("s2", t(2), {"80"}, every),
+        facts("s3", t(3), {"22", "80"}, every),
+        facts("s4", t(4), set(), every, complete=False),
+        facts("s5", t(5), {"22"}, {"22"}),
+    ]
+    tracks, per_scan = derive(scans)
+    assert per_scan == {
+        "s1": {"22": Change.NEW, "80": Change.NEW},
+        "s2": {"80": Change.UNCHANGED, "22": Change.FIXED},
+        "s3": {"22": Change.REOPENED, "80": Change.UNCHANGED},
+        "s4": {},
+        "s5": {"22": Change.UNCHANGED},
+    }
+    assert (tracks["22"].state, tracks["22"].reopened, tracks["22"].fixed_at) == (OPEN, 1, None)
+    assert (tracks["22"].first_seen, tracks["22"].last_seen) == (t(1), t(5))
+    assert (tracks["80"].last_scan_id, tracks["80"].body) == ("s3", "body of 80 in s3")
+    assert derive(reversed(scans)) == (tracks, per_scan)

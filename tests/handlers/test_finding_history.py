@@ -394,3 +394,64 @@ async def test_the_findings_cli(scans: v1.ScanServiceStub, ports: Ports, stack: 
     assert code == 0, err
     assert f"{second.id}  fixed" in out and f"{first.id}  new" in out
     assert out.count("admin") == 2  # two triage entries, by the admin token
+
+
+async def test_rederive_rebuilds_what_ingest_built_and_keeps_triage(
+    scans: v1.ScanServiceStub, ports: Ports, stack: Stack
+) -> None:
+    a, b = await ports.reserve(), await ports.reserve()
+    await ports.open(a)
+    await ports.open(b)
+    first = await scan(scans, [a, b])
+    await ports.close(a)
+    second = await scan(scans, [a, b])
+    found = await by_port(scans, changed_in_scan=second.id)
+    await scans.triage_finding(
+        v1.TriageFindingRequest(id=found[b].id, triage=v1.Triage.FALSE_POSITIVE)
+    )
+    ours = [first.id, second.id]
+    query = (
+        "SELECT f.id, f.state, f.decided_at, f.first_seen, f.last_seen, f.last_scan_id,"
+        " f.fixed_at, f.reopened, f.triage, f.body->>'title' AS title, sf.scan_id, sf.change"
+        " FROM findings f JOIN scan_findings sf ON sf.finding_id = f.id"
+        " WHERE sf.scan_id = ANY($1::text[]) ORDER BY f.id, sf.scan_id"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "JETSCAN_HOME": str(stack.settings.home),
+        "JETSCAN_DATABASE_URL": stack.settings.database_url,
+        "JETSCAN_NATS_URL": stack.settings.nats_url,
+    }
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        built = [dict(r) for r in await conn.fetch(query, ours)]
+        assert len(built) == 4
+        # What an older parser might have left: a wrong title on b, and a finding with a
+        # fingerprint today's parser no longer makes.
+        await conn.execute(
+            "UPDATE findings SET body = jsonb_set(body, '{title}', '\"old title\"') WHERE id = $1",
+            found[b].id,
+        )
+        await conn.execute(
+            "INSERT INTO findings (id, tool, target, fingerprint, severity, body, first_seen,"
+            " last_seen, last_scan_id, decided_at) SELECT 'stale', tool, target, 'old-fp',"
+            " severity, body, first_seen, last_seen, last_scan_id, decided_at"
+            " FROM findings WHERE id = $1",
+            found[b].id,
+        )
+        await conn.execute(
+            "INSERT INTO scan_findings (scan_id, finding_id, severity, change)"
+            " VALUES ($1, 'stale', 0, 'new')",
+            first.id,
+        )
+        for _ in range(2):  # twice: the second round changes nothing
+            for scan_id in ours:
+                code, out, err = await run_jetscan(env, "findings", "rederive", "--scan", scan_id)
+                assert code == 0, err
+                assert out.startswith("re-parsed 1 scans of 1 targets"), out
+            assert [dict(r) for r in await conn.fetch(query, ours)] == built
+        assert await conn.fetchval("SELECT count(*) FROM findings WHERE id = 'stale'") == 0
+        code, _, err = await run_jetscan(env, "findings", "rederive", "--scan", "no-such-scan")
+        assert code == 1 and "no scan" in err
+    finally:
+        await conn.close()
