@@ -23,6 +23,7 @@ from contracts.findings import Severity
 from contracts.gen.jetscan import v1
 from edge import auth, convert
 from edge.bus import Bus
+from edge.validate import require_id
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -32,19 +33,8 @@ APPLY_WAIT = 10.0
 _POLL = 0.05
 
 
-def _id(field: str, value: str) -> str:
-    if not value:
-        raise GRPCError(Status.INVALID_ARGUMENT, f"{field}: required")
-    try:
-        return subjects.token(value)
-    except ValueError:
-        raise GRPCError(
-            Status.INVALID_ARGUMENT, f"{field}: must be 1-128 of A-Z a-z 0-9 _ -"
-        ) from None
-
-
 def _optional_id(field: str, value: str) -> str:
-    return _id(field, value) if value else ""
+    return require_id(field, value) if value else ""
 
 
 def _enum(field: str, value: K, table: Mapping[K, V]) -> V | None:
@@ -100,14 +90,14 @@ async def _get(bus: Bus, finding_id: str) -> scans.StoredFinding:
 
 
 async def get_finding(bus: Bus, message: v1.GetFindingRequest) -> v1.Finding:
-    return convert.finding_to_pb(await _get(bus, _id("id", message.id)))
+    return convert.finding_to_pb(await _get(bus, require_id("id", message.id)))
 
 
 def triage_command(
     message: v1.TriageFindingRequest, by: str, now: datetime
 ) -> tracking.TriageFinding:
     """The command for a TriageFindingRequest, or INVALID_ARGUMENT naming the field."""
-    finding_id = _id("id", message.id)
+    finding_id = require_id("id", message.id)
     triage = _enum("triage", message.triage, convert.TRIAGE_FROM_PB) or tracking.Triage.NONE
     override: Severity | None = None
     if message.severity_override != v1.Severity.UNSPECIFIED:

@@ -15,22 +15,12 @@ from contracts.gen.jetscan import v1
 from contracts.output import OutputLine
 from edge import auth, convert, findings, live, validate
 from edge.bus import Bus
+from edge.validate import require_id
 from scanners.scope import Scope
 
 
 def unimplemented(method: str) -> GRPCError:
     return GRPCError(Status.UNIMPLEMENTED, f"{method} is not implemented yet")
-
-
-def require_id(field: str, value: str) -> str:
-    if not value:
-        raise GRPCError(Status.INVALID_ARGUMENT, f"{field}: required")
-    try:
-        return subjects.token(value)
-    except ValueError:
-        raise GRPCError(
-            Status.INVALID_ARGUMENT, f"{field}: must be 1-128 of A-Z a-z 0-9 _ -"
-        ) from None
 
 
 class ScanService(v1.ScanServiceBase):

@@ -213,10 +213,17 @@ async def apply_triage(conn: asyncpg.Connection, cmd: TriageFinding) -> bool:
         if exists is None:
             raise UnknownFinding(cmd.finding_id)
         override = cmd.severity_override.rank if cmd.severity_override else None
-        inserted = await conn.fetchval(
-            "INSERT INTO finding_triage (command_id, finding_id, triage, reason, until,"
-            " severity_override, triaged_by, triaged_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            " ON CONFLICT (command_id) DO NOTHING RETURNING seq",
+        # Commands are applied in stream order, so the latest is the finding's triage; a
+        # redelivered one inserts no history row and so updates nothing.
+        applied = await conn.fetchval(
+            "WITH t AS (INSERT INTO finding_triage (command_id, finding_id, triage, reason,"
+            " until, severity_override, triaged_by, triaged_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (command_id) DO NOTHING RETURNING *)"
+            " UPDATE findings f SET triage = t.triage, triage_reason = t.reason,"
+            " triage_until = t.until, severity_override = t.severity_override,"
+            " triaged_by = t.triaged_by, triaged_at = t.triaged_at"
+            " FROM t WHERE f.id = t.finding_id RETURNING t.seq",
             cmd.command_id,
             cmd.finding_id,
             cmd.triage.value,
@@ -226,21 +233,7 @@ async def apply_triage(conn: asyncpg.Connection, cmd: TriageFinding) -> bool:
             cmd.requested_by,
             cmd.requested_at,
         )
-        if inserted is None:
-            return False
-        # Commands are applied in stream order, so the latest is the finding's triage.
-        await conn.execute(
-            "UPDATE findings SET triage = $2, triage_reason = $3, triage_until = $4,"
-            " severity_override = $5, triaged_by = $6, triaged_at = $7 WHERE id = $1",
-            cmd.finding_id,
-            cmd.triage.value,
-            cmd.reason,
-            cmd.until,
-            override,
-            cmd.requested_by,
-            cmd.requested_at,
-        )
-        return True
+        return applied is not None
 
 
 EXPIRED_BY = "jetscan (accepted risk expired)"

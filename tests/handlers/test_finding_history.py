@@ -54,6 +54,13 @@ class Ports:
         server.close()
         await server.wait_closed()
 
+    async def opened(self, n: int) -> list[int]:
+        """`n` ports, open."""
+        ports = [await self.reserve() for _ in range(n)]
+        for port in ports:
+            await self.open(port)
+        return ports
+
     @staticmethod
     async def _hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.close()
@@ -156,9 +163,7 @@ async def test_open_fixed_new_reopened_and_a_subset_scan(
 async def test_cancelled_and_timed_out_scans_fix_nothing(
     scans: v1.ScanServiceStub, ports: Ports
 ) -> None:
-    a, b = await ports.reserve(), await ports.reserve()
-    await ports.open(a)
-    await ports.open(b)
+    a, b = await ports.opened(2)
     first = await scan(scans, [a, b])
     assert counts(first) == (2, 0, 0, 0)
     await ports.close(a)
@@ -183,9 +188,7 @@ async def test_cancelled_and_timed_out_scans_fix_nothing(
 async def test_a_false_positive_sticks_across_rescans_and_a_replayed_result(
     scans: v1.ScanServiceStub, ports: Ports, stack: Stack
 ) -> None:
-    a, b = await ports.reserve(), await ports.reserve()
-    await ports.open(a)
-    await ports.open(b)
+    a, b = await ports.opened(2)
     first = await scan(scans, [a, b])
     found = await by_port(scans, scan_id=first.id)
     fp = await scans.triage_finding(
@@ -236,8 +239,7 @@ async def test_a_false_positive_sticks_across_rescans_and_a_replayed_result(
 async def test_an_accepted_risk_expires_back_to_open(
     scans: v1.ScanServiceStub, ports: Ports
 ) -> None:
-    a = await ports.reserve()
-    await ports.open(a)
+    [a] = await ports.opened(1)
     first = await scan(scans, [a])
     [finding] = (await by_port(scans, scan_id=first.id)).values()
 
@@ -343,8 +345,7 @@ async def test_the_findings_cli(scans: v1.ScanServiceStub, ports: Ports, stack: 
         "JETSCAN_HOME": str(stack.settings.home),
         "JETSCAN_GRPC_ADDR": str(stack.settings.grpc_addr),
     }
-    a = await ports.reserve()
-    await ports.open(a)
+    [a] = await ports.opened(1)
     first = await scan(scans, [a])
     code, out, err = await run_jetscan(env, "findings", "list", "--changed-in", first.id, "--json")
     assert code == 0, err
@@ -399,9 +400,7 @@ async def test_the_findings_cli(scans: v1.ScanServiceStub, ports: Ports, stack: 
 async def test_rederive_rebuilds_what_ingest_built_and_keeps_triage(
     scans: v1.ScanServiceStub, ports: Ports, stack: Stack
 ) -> None:
-    a, b = await ports.reserve(), await ports.reserve()
-    await ports.open(a)
-    await ports.open(b)
+    a, b = await ports.opened(2)
     first = await scan(scans, [a, b])
     await ports.close(a)
     second = await scan(scans, [a, b])
