@@ -117,7 +117,10 @@ async def record_seen(
             if at >= old["last_seen"] and digest != old["digest"]:
                 rewritten.append((fid, rank, body, digest))
         seen_rows.append((scan_id, fid, rank, change.value))
+    # In key order, the index inserts of a large part touch each index page once or so.
+    seen_rows.sort()
     if fresh:
+        fresh.sort()
         await conn.copy_records_to_table("findings", records=fresh, columns=_NEW_COLUMNS)
     if rewritten:
         await conn.execute(
