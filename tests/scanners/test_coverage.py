@@ -10,7 +10,7 @@ import pytest
 
 from contracts.coverage import Coverage, PortRange, covers
 from contracts.findings import Finding, Severity
-from scanners import TOOLS, decode_config
+from scanners import PARSERS, TOOLS, decode_config
 from scanners.targets import TargetKind, parse_target
 from tests.corpus import cases, corpus_file, require
 
@@ -97,3 +97,21 @@ def test_every_zap_report_in_the_corpus_reached_its_site(path: Path | None) -> N
 
 def test_an_empty_coverage_covers_nothing() -> None:
     assert not covers(Coverage(), finding("127.0.0.1", 22))
+
+
+def test_dns_recon_without_any_resolver_answer_reached_nothing() -> None:
+    from contracts.dns import DnsRecon, Subdomain
+
+    silent = DnsRecon(domain="example.test", subdomains=(Subdomain(name="example.test"),))
+    assert TOOLS["dns"].unreached(silent).startswith("DNS recon reached nothing")
+    answered = DnsRecon(
+        domain="example.test", subdomains=(Subdomain(name="example.test", status="NXDOMAIN"),)
+    )
+    assert TOOLS["dns"].unreached(answered) == ""
+
+
+@pytest.mark.parametrize("path", cases("dnsx"))
+def test_dns_output_in_the_corpus_reached_a_resolver(path: Path | None) -> None:
+    with require(path, "dnsx output").open("rb") as fp:
+        recon = PARSERS["dnsx"](fp).data
+    assert TOOLS["dns"].unreached(recon) == ""
