@@ -85,7 +85,7 @@ DROP INDEX scan_findings_page;
 ALTER TABLE scan_findings DROP CONSTRAINT scan_findings_scan_id_fkey;
 ALTER TABLE scan_findings DROP CONSTRAINT scan_findings_finding_id_fkey;
 -- A rescan updates every finding it saw; half of each page free keeps those updates on the
--- page (HOT: no index entry written). At 70 % only 43 % of a rescan's updates were HOT.
+-- page (HOT: no index entry written): 99 % of a 100,000-finding rescan, against 43 % at 70.
 ALTER TABLE findings SET (fillfactor = 50);
 -- BLAKE2b-128 of the body as last stored: a rescan rewrites the body only when it changed.
 ALTER TABLE findings ADD COLUMN digest text NOT NULL DEFAULT '';
