@@ -97,7 +97,12 @@ async def record_seen(
     await _lock(conn, tool, target)
     by_fp = {f.fingerprint: f for f in findings}
     ids = [finding_id(tool, target, fp) for fp in by_fp]
-    before = {r["id"]: r for r in await conn.fetch(_SEEN_KNOWN, ids, at, scan_id)}
+    # A target's first scan (every finding new) skips probing for known ones.
+    known = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM findings WHERE target = $1 AND tool = $2)", target, tool
+    )
+    rows = await conn.fetch(_SEEN_KNOWN, ids, at, scan_id) if known else []
+    before = {r["id"]: r for r in rows}
     fresh: list[tuple[object, ...]] = []
     rewritten: list[tuple[str, int, str, str]] = []
     seen_rows: list[tuple[object, ...]] = []

@@ -148,6 +148,9 @@ async def test_open_fixed_new_reopened_and_a_subset_scan(
     assert counts(subset) == (0, 1, 0, 0)
     target = await by_port(scans, target="127.0.0.1", tool="nmap", state=OPEN)
     assert {a, b, c} <= set(target)
+    domain = await by_port(scans, domain=subset.domain, state=OPEN)
+    assert {a, b, c} <= set(domain)
+    assert not {a, b, c} & set(await by_port(scans, domain="elsewhere.test"))
 
     # The finding's story: every scan that decided something about it, in order.
     story = await scans.get_finding(v1.GetFindingRequest(id=reopened.id))
