@@ -56,11 +56,11 @@ async def _lock(conn: asyncpg.Connection, tool: str, target: str) -> None:
 
 # Moves every known finding a scan saw forward as `changes.on_seen` decides (a sighting
 # newer than the decision opens it again, counting a reopen if it was fixed; an older one
-# only widens first/last seen), and returns each one's state from before, from which
-# `on_seen` names the change. One statement for the bulk of a rescan: its findings are
-# mostly known and unchanged, and a second pass through staged rows cost twice as much.
+# only widens first/last seen), and returns each one's state from before (kept in prev_*,
+# as SET sees the old row), from which `on_seen` names the change, and whether this is its
+# newest sighting (last_seen = the scan's time) with the digest of the body stored.
 _SEEN_KNOWN = (
-    "UPDATE findings f SET"
+    "UPDATE findings f SET prev_state = f.state, prev_decided_at = f.decided_at,"
     " first_seen = LEAST(f.first_seen, $2), last_seen = GREATEST(f.last_seen, $2),"
     " last_scan_id = CASE WHEN $2 >= f.last_seen THEN $3 ELSE f.last_scan_id END,"
     " state = CASE WHEN $2 > f.decided_at THEN 'open' ELSE f.state END,"
@@ -68,10 +68,9 @@ _SEEN_KNOWN = (
     " reopened = f.reopened"
     "   + CASE WHEN $2 > f.decided_at AND f.state = 'fixed' THEN 1 ELSE 0 END,"
     " decided_at = GREATEST(f.decided_at, $2)"
-    " FROM (SELECT id, state, decided_at, digest, last_seen FROM findings"
-    "   WHERE id = ANY($1::text[])) o"
-    " WHERE f.id = o.id"
-    " RETURNING f.id, o.state, o.decided_at, o.digest, o.last_seen"
+    " WHERE f.id = ANY($1::text[])"
+    " RETURNING f.id, f.prev_state AS state, f.prev_decided_at AS decided_at, f.digest,"
+    " f.last_seen = $2 AS newest"
 )
 
 
@@ -119,7 +118,7 @@ async def record_seen(
             )
         else:
             change = on_seen(Prior(State(old["state"]), old["decided_at"]), at).change
-            if at >= old["last_seen"] and digest != old["digest"]:
+            if old["newest"] and digest != old["digest"]:
                 rewritten.append((fid, rank, body, digest))
         seen_rows.append((scan_id, fid, rank, change.value))
     # In key order, the index inserts of a large part touch each index page once or so.

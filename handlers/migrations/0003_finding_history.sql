@@ -89,6 +89,11 @@ ALTER TABLE scan_findings DROP CONSTRAINT scan_findings_finding_id_fkey;
 ALTER TABLE findings SET (fillfactor = 50);
 -- BLAKE2b-128 of the body as last stored: a rescan rewrites the body only when it changed.
 ALTER TABLE findings ADD COLUMN digest text NOT NULL DEFAULT '';
+-- The state and decided_at a finding had before the last sighting applied to it: ingest's
+-- UPDATE sets them from the old row and RETURNs them, to name the sighting's change
+-- without reading the row twice.
+ALTER TABLE findings ADD COLUMN prev_state text NOT NULL DEFAULT 'open';
+ALTER TABLE findings ADD COLUMN prev_decided_at timestamptz;
 
 -- Every triage decision, kept: who, when, what and why. `command_id` makes applying a
 -- redelivered triage command a no-op.
