@@ -48,7 +48,8 @@ def finding_id(tool: str, target: str, fingerprint: str) -> str:
     return hashlib.sha256(f"{tool}\x1f{target}\x1f{fingerprint}".encode()).hexdigest()[:32]
 
 
-async def _lock(conn: asyncpg.Connection, tool: str, target: str) -> None:
+async def lock(conn: asyncpg.Connection, tool: str, target: str) -> None:
+    """Hold the (tool, target) for the rest of the transaction (ingest and re-derivation)."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 14))", f"{tool}\x1f{target}"
     )
@@ -93,7 +94,7 @@ async def record_seen(
     """
     if not findings:
         return 0
-    await _lock(conn, tool, target)
+    await lock(conn, tool, target)
     by_fp = {f.fingerprint: f for f in findings}
     ids = [finding_id(tool, target, fp) for fp in by_fp]
     # A target's first scan (every finding new) skips probing for known ones.
@@ -172,7 +173,7 @@ async def apply_fixes(conn: asyncpg.Connection, scan_id: str) -> int | None:
         return None
     coverage = _coverage.decode(scan["coverage"])
     at: datetime = scan["observed_at"]
-    await _lock(conn, scan["tool"], scan["target"])
+    await lock(conn, scan["tool"], scan["target"])
     candidates = await conn.fetch(
         # What this scan saw was decided at its time or later (record_seen), so `decided_at
         # < at` alone leaves it out. (An anti-join with scan_findings did the same, until the

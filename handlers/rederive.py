@@ -156,9 +156,7 @@ async def _rebuild(
             parsed[scan["id"]] = got
             outcome.reparsed.append(scan["id"])
     async with conn.transaction():
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 14))", f"{tool}\x1f{target}"
-        )
+        await findings.lock(conn, tool, target)
         facts = await _facts(conn, scans, parsed)
         await _write(conn, tool, target, scans, parsed, facts, outcome)
 
