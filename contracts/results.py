@@ -7,6 +7,7 @@ from typing import TypeAlias
 
 import msgspec
 
+from contracts.coverage import Coverage
 from contracts.dns import DnsRecon
 from contracts.findings import Finding
 from contracts.nmap import NmapRun
@@ -45,6 +46,9 @@ class ScanResult(msgspec.Struct, frozen=True, kw_only=True):
     part: int = 1
     parts: int = 1
     data_artifact: str = ""
+    # What the scan looked at (`scanners/<tool>/coverage.py`), on the last part only; None
+    # when unknown (a result from before coverage existed): such a scan fixes nothing.
+    coverage: Coverage | None = None
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from contracts.findings import Finding, Severity
+from contracts.tracking import Change, FindingState, Occurrence, Triage, TriageEntry
 
 
 class ScanStatus(enum.StrEnum):
@@ -100,6 +101,15 @@ class FindingCounts(msgspec.Struct, frozen=True, kw_only=True):
     critical: int = 0
 
 
+class ChangeCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """What a scan changed about its tool's findings on its target (false positives left out)."""
+
+    new: int = 0
+    unchanged: int = 0
+    reopened: int = 0
+    fixed: int = 0
+
+
 class ScanView(msgspec.Struct, frozen=True, kw_only=True):
     """A scan as queries return it: the projection of its commands and events."""
 
@@ -118,6 +128,7 @@ class ScanView(msgspec.Struct, frozen=True, kw_only=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     finding_counts: FindingCounts = FindingCounts()
+    change_counts: ChangeCounts = ChangeCounts()
 
 
 def queued(cmd: StartScan) -> ScanView:
@@ -158,20 +169,57 @@ class ScanPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ListFindings(msgspec.Struct, frozen=True, kw_only=True):
-    """`query.finding.list`."""
+    """`query.finding.list`: findings most severe first, each filter narrowing the list.
 
-    scan_id: str
+    `scan_id`: the findings that scan saw. `changed_in_scan` (with `change` to pick one kind):
+    what that scan changed, fixed findings included. False positives are left out unless
+    `include_false_positives` or `triage` asks for them. Every page is bounded by
+    `page_size`, so no filter is required.
+    """
+
+    scan_id: str = ""
     min_severity: Severity = Severity.INFO
     page_size: int = 100
     page_token: str = ""
+    target: str = ""
+    domain: str = ""
+    tool: str = ""
+    state: FindingState | None = None
+    triage: Triage | None = None
+    changed_in_scan: str = ""
+    change: Change | None = None
+    include_false_positives: bool = False
 
 
 class StoredFinding(msgspec.Struct, frozen=True, kw_only=True):
+    """A finding as queries return it. `scan_id` is the scan it was listed for, else the
+    last scan that saw it; `change` what that scan did to it (when listed for a scan).
+    `history` and `occurrences` are filled by `query.finding.get` only."""
+
     id: str
     scan_id: str
     finding: Finding
     first_seen: datetime
     last_seen: datetime
+    target: str = ""
+    domain: str = ""
+    state: FindingState = FindingState.OPEN
+    fixed_at: datetime | None = None
+    reopened: int = 0
+    triage: Triage = Triage.NONE
+    triage_reason: str = ""
+    triage_until: datetime | None = None
+    triaged_by: str = ""
+    triaged_at: datetime | None = None
+    severity_override: Severity | None = None
+    change: Change | None = None
+    history: list[TriageEntry] = msgspec.field(default_factory=list)
+    occurrences: list[Occurrence] = msgspec.field(default_factory=list)
+
+    @property
+    def severity(self) -> Severity:
+        """The severity that counts: the override when triage set one."""
+        return self.severity_override or self.finding.severity
 
 
 class FindingPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,6 +10,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 SCAN_COMMANDS: Final = "cmd.scan.*.*"
 REPORT_COMMANDS: Final = "cmd.report.*.generate"
 SCHEDULE_COMMANDS: Final = "cmd.schedule.*.*"
+FINDING_COMMANDS: Final = "cmd.finding.*.*"
 COMMANDS: Final = "cmd.>"
 SCAN_EVENTS: Final = "evt.scan.*.*"
 REPORT_EVENTS: Final = "evt.report.*.*"
@@ -48,6 +49,10 @@ def schedule_upsert(schedule_id: str) -> str:
 
 def schedule_delete(schedule_id: str) -> str:
     return f"cmd.schedule.{token(schedule_id)}.delete"
+
+
+def finding_triage(finding_id: str) -> str:
+    return f"cmd.finding.{token(finding_id)}.triage"
 
 
 def scan_event(scan_id: str, status: str) -> str:

@@ -33,6 +33,7 @@ _OPERATOR = frozenset(
     {
         "StartScan",
         "CancelScan",
+        "TriageFinding",
         "GenerateReport",
         "CreateSchedule",
         "UpdateSchedule",

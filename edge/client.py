@@ -161,6 +161,29 @@ class EdgeClient:
             if not token:
                 return
 
+    async def find(
+        self, request: v1.ListFindingsRequest, *, limit: int = 0
+    ) -> AsyncIterator[v1.Finding]:
+        """Findings matching `request`, page after page; at most `limit` (0: all)."""
+        seen = 0
+        request.page_size = _PAGE_SIZE
+        while True:
+            page = await self._call(self._scans.list_findings(request))
+            for finding in page.findings:
+                yield finding
+                seen += 1
+                if limit and seen >= limit:
+                    return
+            request.page_token = page.next_page_token
+            if not request.page_token:
+                return
+
+    async def get_finding(self, finding_id: str) -> v1.Finding:
+        return await self._call(self._scans.get_finding(v1.GetFindingRequest(id=finding_id)))
+
+    async def triage_finding(self, request: v1.TriageFindingRequest) -> v1.Finding:
+        return await self._call(self._scans.triage_finding(request))
+
     async def watch_scan(self, scan_id: str, *, after_seq: int = 0) -> AsyncIterator[v1.ScanEvent]:
         request = v1.WatchScanRequest(id=scan_id, after_seq=after_seq)
         events_iter = aiter(self._streams.watch_scan(request))

@@ -11,6 +11,7 @@ from contracts.findings import Severity
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from contracts.output import OutputLine
+from contracts.tracking import Change, FindingState, Triage
 
 _STATUS_TO_PB = {s: v1.ScanStatus[s.name] for s in scans.ScanStatus}
 _STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
@@ -67,6 +68,12 @@ def scan_to_pb(view: scans.ScanView) -> v1.Scan:
             info=c.info, low=c.low, medium=c.medium, high=c.high, critical=c.critical
         ),
         deadline_seconds=view.deadline_seconds,
+        change_counts=v1.ChangeCounts(
+            new=view.change_counts.new,
+            unchanged=view.change_counts.unchanged,
+            reopened=view.change_counts.reopened,
+            fixed=view.change_counts.fixed,
+        ),
     )
 
 
@@ -82,11 +89,12 @@ def severity_from_pb(value: v1.Severity) -> Severity | None:
 
 def finding_to_pb(stored: scans.StoredFinding) -> v1.Finding:
     f = stored.finding
+    override = stored.severity_override
     return v1.Finding(
         id=stored.id,
         scan_id=stored.scan_id,
         tool=f.tool,
-        severity=_SEVERITY_TO_PB[f.severity],
+        severity=_SEVERITY_TO_PB[stored.severity],
         title=f.title,
         description=f.description,
         host=f.host,
@@ -98,7 +106,59 @@ def finding_to_pb(stored: scans.StoredFinding) -> v1.Finding:
         fingerprint=f.fingerprint,
         first_seen=stored.first_seen,
         last_seen=stored.last_seen,
+        state=_STATE_TO_PB[stored.state],
+        triage=TRIAGE_TO_PB[stored.triage],
+        target=stored.target,
+        domain=stored.domain,
+        fixed_at=stored.fixed_at,
+        reopened=stored.reopened,
+        triage_reason=stored.triage_reason,
+        triage_until=stored.triage_until,
+        triaged_by=stored.triaged_by,
+        triaged_at=stored.triaged_at,
+        severity_override=_SEVERITY_TO_PB[override] if override else v1.Severity.UNSPECIFIED,
+        reported_severity=_SEVERITY_TO_PB[f.severity],
+        change=CHANGE_TO_PB[stored.change] if stored.change else v1.Change.UNSPECIFIED,
+        history=[
+            v1.TriageEvent(
+                triage=TRIAGE_TO_PB[h.triage],
+                reason=h.reason,
+                until=h.until,
+                severity_override=(
+                    _SEVERITY_TO_PB[h.severity_override]
+                    if h.severity_override
+                    else v1.Severity.UNSPECIFIED
+                ),
+                by=h.by,
+                at=h.at,
+            )
+            for h in stored.history
+        ],
+        occurrences=[
+            v1.Occurrence(
+                scan_id=o.scan_id,
+                change=CHANGE_TO_PB[o.change],
+                at=o.at,
+                status=_STATUS_TO_PB.get(scans.ScanStatus(o.status), v1.ScanStatus.UNSPECIFIED)
+                if o.status
+                else v1.ScanStatus.UNSPECIFIED,
+            )
+            for o in stored.occurrences
+        ],
     )
+
+
+_STATE_TO_PB = {s: v1.FindingState[s.name] for s in FindingState}
+STATE_FROM_PB = {v: k for k, v in _STATE_TO_PB.items()}
+TRIAGE_TO_PB = {t: v1.Triage[t.name] for t in Triage}
+TRIAGE_FROM_PB = {v: k for k, v in TRIAGE_TO_PB.items()}
+CHANGE_TO_PB = {c: v1.Change[c.name] for c in Change}
+CHANGE_FROM_PB = {v: k for k, v in CHANGE_TO_PB.items()}
+
+
+def severity_override_from_pb(value: v1.Severity) -> Severity | None:
+    """An override: None for unspecified (no override)."""
+    return None if value == v1.Severity.UNSPECIFIED else _SEVERITY_FROM_PB.get(value)
 
 
 def plain_json(value: Any) -> Any:

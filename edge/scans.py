@@ -13,25 +13,15 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from contracts import scans, subjects, wire
 from contracts.gen.jetscan import v1
 from contracts.output import OutputLine
-from edge import auth, convert, live, validate
+from edge import auth, convert, findings, live, validate
 from edge.bus import Bus
+from edge.validate import require_id
 from scanners.requests import Capabilities
 from scanners.scope import Scope
 
 
 def unimplemented(method: str) -> GRPCError:
     return GRPCError(Status.UNIMPLEMENTED, f"{method} is not implemented yet")
-
-
-def require_id(field: str, value: str) -> str:
-    if not value:
-        raise GRPCError(Status.INVALID_ARGUMENT, f"{field}: required")
-    try:
-        return subjects.token(value)
-    except ValueError:
-        raise GRPCError(
-            Status.INVALID_ARGUMENT, f"{field}: must be 1-128 of A-Z a-z 0-9 _ -"
-        ) from None
 
 
 class ScanService(v1.ScanServiceBase):
@@ -135,26 +125,13 @@ class ScanService(v1.ScanServiceBase):
         return convert.scan_to_pb(view)
 
     async def list_findings(self, message: v1.ListFindingsRequest) -> v1.ListFindingsResponse:
-        scan_id = require_id("scan_id", message.scan_id)
-        if message.page_size < 0:
-            raise GRPCError(Status.INVALID_ARGUMENT, "page_size: must not be negative")
-        minimum = convert.severity_from_pb(message.min_severity)
-        if minimum is None:
-            raise GRPCError(Status.INVALID_ARGUMENT, "min_severity: unknown value")
-        page = await self.bus.query(
-            subjects.query("finding", "list"),
-            scans.ListFindings(
-                scan_id=scan_id,
-                min_severity=minimum,
-                page_size=message.page_size,
-                page_token=message.page_token,
-            ),
-            scans.FindingPage,
-        )
-        return v1.ListFindingsResponse(
-            findings=[convert.finding_to_pb(f) for f in page.findings],
-            next_page_token=page.next_page_token,
-        )
+        return await findings.list_findings(self.bus, message)
+
+    async def get_finding(self, message: v1.GetFindingRequest) -> v1.Finding:
+        return await findings.get_finding(self.bus, message)
+
+    async def triage_finding(self, message: v1.TriageFindingRequest) -> v1.Finding:
+        return await findings.triage_finding(self.bus, message)
 
     async def watch_scan(self, message: v1.WatchScanRequest) -> AsyncIterator[v1.ScanEvent]:
         """The scan's console and status changes (`edge/live.py`), ending when the scan does.

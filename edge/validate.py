@@ -12,6 +12,7 @@ from typing import Any
 from grpclib import GRPCError
 from grpclib.const import Status
 
+from contracts import subjects
 from contracts.scans import ScanView, StartScan
 from scanners import TOOLS, requests
 from scanners.errors import ConfigError, OutOfScope, RequestError, TargetError, Unsupported
@@ -22,6 +23,18 @@ from scanners.targets import domain_key
 # Printable ASCII without spaces: request ids travel in a NATS header.
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 _SCAN_IDS = uuid.UUID("6a657473-6361-6e2d-7363-616e2d696473")
+
+
+def require_id(field: str, value: str) -> str:
+    """An id from a request that must name a scan, finding or report: one subject token."""
+    if not value:
+        raise GRPCError(Status.INVALID_ARGUMENT, f"{field}: required")
+    try:
+        return subjects.token(value)
+    except ValueError:
+        raise GRPCError(
+            Status.INVALID_ARGUMENT, f"{field}: must be 1-128 of A-Z a-z 0-9 _ -"
+        ) from None
 
 
 def invalid(field: str, reason: str) -> GRPCError:

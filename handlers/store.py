@@ -2,41 +2,56 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
 import asyncpg
 import msgspec
 
-from contracts.findings import Finding
 from contracts.output import OutputLine, Stream
 from contracts.results import ScanResult
 from contracts.scans import (
+    ChangeCounts,
     FindingCounts,
     ScanEvent,
     ScanStatus,
     ScanView,
     StartScan,
-    StoredFinding,
     advance,
 )
+from handlers import findings
 
 # --- scans -------------------------------------------------------------------------
 
 _SCAN_COLUMNS = (
     "s.id, s.target, s.domain, s.tool, s.config::text AS config, s.status, s.exit_code,"
     " s.error, s.deadline_seconds, s.requested_by, s.schedule_id, s.created_at, s.started_at,"
-    " s.finished_at, c.info, c.low, c.medium, c.high, c.critical"
+    " s.finished_at, s.result_error, c.info, c.low, c.medium, c.high, c.critical,"
+    " c.n_new, c.n_unchanged, c.n_reopened, c.n_fixed"
 )
+# Counts leave false positives out, and count a finding at its overridden severity.
 _FROM_SCANS = (
     " FROM scans s LEFT JOIN LATERAL (SELECT"
-    " count(*) FILTER (WHERE severity = 0) AS info,"
-    " count(*) FILTER (WHERE severity = 1) AS low,"
-    " count(*) FILTER (WHERE severity = 2) AS medium,"
-    " count(*) FILTER (WHERE severity = 3) AS high,"
-    " count(*) FILTER (WHERE severity = 4) AS critical"
-    " FROM scan_findings f WHERE f.scan_id = s.id) c ON TRUE"
+    " count(*) FILTER (WHERE sf.change <> 'fixed' AND sev = 0) AS info,"
+    " count(*) FILTER (WHERE sf.change <> 'fixed' AND sev = 1) AS low,"
+    " count(*) FILTER (WHERE sf.change <> 'fixed' AND sev = 2) AS medium,"
+    " count(*) FILTER (WHERE sf.change <> 'fixed' AND sev = 3) AS high,"
+    " count(*) FILTER (WHERE sf.change <> 'fixed' AND sev = 4) AS critical,"
+    " count(*) FILTER (WHERE sf.change = 'new') AS n_new,"
+    " count(*) FILTER (WHERE sf.change = 'unchanged') AS n_unchanged,"
+    " count(*) FILTER (WHERE sf.change = 'reopened') AS n_reopened,"
+    " count(*) FILTER (WHERE sf.change = 'fixed') AS n_fixed"
+    " FROM scan_findings sf JOIN findings f ON f.id = sf.finding_id,"
+    " LATERAL (SELECT coalesce(f.severity_override, sf.severity) AS sev) e"
+    " WHERE sf.scan_id = s.id AND f.triage <> 'false_positive') c ON TRUE"
 )
+
+
+def _error(row: asyncpg.Record) -> str:
+    """A failed scan's reason, with its result's own account of what went wrong."""
+    error, detail = row["error"], row["result_error"]
+    if row["status"] != ScanStatus.FAILED.value or not detail or detail in error:
+        return str(error)
+    return f"{error}: {detail}" if error else str(detail)
 
 
 def _scan_view(row: asyncpg.Record) -> ScanView:
@@ -48,7 +63,7 @@ def _scan_view(row: asyncpg.Record) -> ScanView:
         config=msgspec.json.decode(row["config"]),
         status=ScanStatus(row["status"]),
         exit_code=row["exit_code"],
-        error=row["error"],
+        error=_error(row),
         deadline_seconds=row["deadline_seconds"],
         requested_by=row["requested_by"],
         schedule_id=row["schedule_id"],
@@ -61,6 +76,12 @@ def _scan_view(row: asyncpg.Record) -> ScanView:
             medium=row["medium"],
             high=row["high"],
             critical=row["critical"],
+        ),
+        change_counts=ChangeCounts(
+            new=row["n_new"],
+            unchanged=row["n_unchanged"],
+            reopened=row["n_reopened"],
+            fixed=row["n_fixed"],
         ),
     )
 
@@ -192,6 +213,8 @@ async def apply_event(
             event.exit_code,
             event.reason,
         )
+        if new is ScanStatus.SUCCEEDED:
+            await findings.apply_fixes(conn, event.scan_id)
         return new
 
 
@@ -199,23 +222,22 @@ async def touch_scan(conn: asyncpg.Connection, scan_id: str) -> None:
     await conn.execute("UPDATE scans SET updated_at = now() WHERE id = $1", scan_id)
 
 
-def finding_id(tool: str, fingerprint: str) -> str:
-    return hashlib.sha256(f"{tool}\x1f{fingerprint}".encode()).hexdigest()[:32]
-
-
 async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
-    """Upsert a result's findings and link them to the scan; return how many are linked.
+    """Record a result (part): the findings it saw and their changes (`handlers.findings`);
+    with its last part of a complete scan, what the scan fixed. Return how many it saw.
 
-    A finding already known for the tool keeps its row and `first_seen`; `last_seen`
-    only moves forward, so replaying an old result changes nothing.
+    A replayed part changes nothing: `first_seen`/`last_seen` only widen, and the state was
+    decided by this scan already (see `handlers.ingest.changes`).
     """
     async with conn.transaction():
-        exists = await conn.fetchval(
+        scan = await conn.fetchrow(
             # Parts arrive in order; the last one completes the result.
             "UPDATE scans SET artifact = $2, partial = $3, exit_code = $4,"
             " data_artifact = $5, result_part = GREATEST(result_part, $7),"
-            " result_at = CASE WHEN $6 THEN now() ELSE result_at END, updated_at = now()"
-            " WHERE id = $1 RETURNING id",
+            " result_at = CASE WHEN $6 THEN now() ELSE result_at END, updated_at = now(),"
+            " observed_at = $8, result_error = $9, result_parts = $11,"
+            " coverage = CASE WHEN $10::text IS NULL THEN coverage ELSE $10::jsonb END"
+            " WHERE id = $1 RETURNING target, domain",
             result.scan_id,
             result.artifact,
             result.partial,
@@ -223,45 +245,35 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
             result.data_artifact,
             result.part >= result.parts,
             result.part,
-        )
-        if exists is None:
-            raise UnknownScan(result.scan_id)
-        if not result.findings:
-            return 0
-        by_fp = {f.fingerprint: f for f in result.findings}
-        ids = [finding_id(result.tool, fp) for fp in by_fp]
-        await conn.execute(
-            "INSERT INTO findings (id, tool, fingerprint, severity, body, first_seen, last_seen,"
-            " last_scan_id)"
-            " SELECT i, $1, fp, sev, body::jsonb, $5, $5, $6"
-            " FROM unnest($2::text[], $3::text[], $4::smallint[], $7::text[])"
-            "   AS u(i, fp, sev, body)"
-            " ON CONFLICT (tool, fingerprint) DO UPDATE SET"
-            " severity = CASE WHEN EXCLUDED.last_seen >= findings.last_seen"
-            "   THEN EXCLUDED.severity ELSE findings.severity END,"
-            " body = CASE WHEN EXCLUDED.last_seen >= findings.last_seen"
-            "   THEN EXCLUDED.body ELSE findings.body END,"
-            " last_scan_id = CASE WHEN EXCLUDED.last_seen >= findings.last_seen"
-            "   THEN EXCLUDED.last_scan_id ELSE findings.last_scan_id END,"
-            " first_seen = LEAST(findings.first_seen, EXCLUDED.first_seen),"
-            " last_seen = GREATEST(findings.last_seen, EXCLUDED.last_seen)",
-            result.tool,
-            ids,
-            list(by_fp),
-            [f.severity.rank for f in by_fp.values()],
             result.finished_at,
-            result.scan_id,
-            [msgspec.json.encode(f).decode() for f in by_fp.values()],
+            result.error,
+            None if result.coverage is None else msgspec.json.encode(result.coverage).decode(),
+            result.parts,
         )
-        await conn.execute(
-            "INSERT INTO scan_findings (scan_id, finding_id, severity)"
-            " SELECT $1, i, sev FROM unnest($2::text[], $3::smallint[]) AS u(i, sev)"
-            " ON CONFLICT DO NOTHING",
+        if scan is None:
+            raise UnknownScan(result.scan_id)
+        fresh = await conn.fetchval(
+            "INSERT INTO scan_result_parts (scan_id, part) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING RETURNING part",
             result.scan_id,
-            ids,
-            [f.severity.rank for f in by_fp.values()],
+            result.part,
         )
-        return len(ids)
+        if fresh is None:
+            # A redelivered or replayed part: everything it says is recorded already.
+            await findings.apply_fixes(conn, result.scan_id)
+            return len(result.findings)
+        n = await findings.record_seen(
+            conn,
+            scan_id=result.scan_id,
+            tool=result.tool,
+            target=scan["target"],
+            domain=scan["domain"],
+            at=result.finished_at,
+            findings=result.findings,
+        )
+        # The scan may have been shown succeeded before its result came (see apply_event).
+        await findings.apply_fixes(conn, result.scan_id)
+        return n
 
 
 async def insert_output(conn: asyncpg.Connection, lines: list[OutputLine]) -> None:
@@ -312,34 +324,6 @@ async def active_scans(pool: asyncpg.Pool, quiet_for: float) -> list[tuple[str, 
 
 
 # --- findings ------------------------------------------------------------------------
-
-
-async def list_findings(
-    pool: asyncpg.Pool, scan_id: str, min_rank: int, limit: int, after: tuple[int, str] | None
-) -> list[StoredFinding]:
-    """A scan's findings, most severe first; `after` is the last (rank, id) returned."""
-    args: list[object] = [scan_id, min_rank, limit]
-    cursor = ""
-    if after:
-        args.extend(after)
-        cursor = " AND (sf.severity, sf.finding_id) < ($4, $5)"
-    rows = await pool.fetch(
-        "SELECT f.id, f.body::text AS body, f.first_seen, f.last_seen, sf.severity"  # noqa: S608
-        " FROM scan_findings sf JOIN findings f ON f.id = sf.finding_id"
-        f" WHERE sf.scan_id = $1 AND sf.severity >= $2{cursor}"
-        " ORDER BY sf.severity DESC, sf.finding_id DESC LIMIT $3",
-        *args,
-    )
-    return [
-        StoredFinding(
-            id=r["id"],
-            scan_id=scan_id,
-            finding=msgspec.json.decode(r["body"], type=Finding),
-            first_seen=r["first_seen"],
-            last_seen=r["last_seen"],
-        )
-        for r in rows
-    ]
 
 
 async def scan_exists(pool: asyncpg.Pool, scan_id: str) -> bool:

@@ -13,20 +13,25 @@ from typing import IO, Any, Generic, TypeVar
 
 import msgspec
 
+from contracts.coverage import Coverage
 from scanners.context import JobContext, no_files
 from scanners.dns import command as dns_command
+from scanners.dns import coverage as dns_coverage
 from scanners.dns import parse as dns_parse
 from scanners.dns.config import DnsConfig
 from scanners.errors import ConfigError
 from scanners.nmap import command as nmap_command
+from scanners.nmap import coverage as nmap_coverage
 from scanners.nmap import parse as nmap_parse
 from scanners.nmap.config import NmapConfig
 from scanners.output import Piece, ToolOutput
 from scanners.sslyze import command as sslyze_command
+from scanners.sslyze import coverage as sslyze_coverage
 from scanners.sslyze import parse as sslyze_parse
 from scanners.sslyze.config import SslyzeConfig
 from scanners.targets import Target, TargetKind
 from scanners.zap import command as zap_command
+from scanners.zap import coverage as zap_coverage
 from scanners.zap import parse as zap_parse
 from scanners.zap.config import MAX_DEADLINE_SECONDS as ZAP_MAX_DEADLINE_SECONDS
 from scanners.zap.config import ZapConfig
@@ -42,6 +47,9 @@ class ToolSpec(Generic[ConfigT]):
     output `parse`/`parse_stream` read; console output goes to stdout. `parse_stream` reads
     that file without loading it whole. `prepare` names files (relative path -> content) the
     job writes into the work directory before running the argv, such as a ZAP plan.
+    `coverage` says which findings of the tool on the target a complete scan looked for (see
+    `contracts.coverage`); `unreached` why a run reached nothing at all ("" when it reached
+    something), which fails the scan instead of passing it off as all-clear.
     """
 
     name: str
@@ -59,6 +67,8 @@ class ToolSpec(Generic[ConfigT]):
     # `pieces_field` collection, ended by the rest as a `ToolOutput`.
     iter_pieces: Callable[[IO[bytes]], Iterator[Piece | ToolOutput]] | None = None
     pieces_field: str = ""
+    coverage: Callable[[ConfigT, Target, Any], Coverage] = lambda config, target, data: Coverage()
+    unreached: Callable[[Any], str] = lambda data: ""
 
 
 TOOLS: dict[str, ToolSpec[Any]] = {
@@ -77,6 +87,8 @@ TOOLS: dict[str, ToolSpec[Any]] = {
         # Matches the longest host_timeout_seconds a config may ask for.
         max_deadline_seconds=86400,
         target_kinds=nmap_command.TARGET_KINDS,
+        coverage=nmap_coverage.coverage,
+        unreached=nmap_coverage.unreached,
     ),
     "zap": ToolSpec(
         name="zap",
@@ -92,6 +104,8 @@ TOOLS: dict[str, ToolSpec[Any]] = {
         # The config's phases are validated to fit this, with ZAP's start-up and report.
         max_deadline_seconds=ZAP_MAX_DEADLINE_SECONDS,
         target_kinds=zap_command.TARGET_KINDS,
+        coverage=zap_coverage.coverage,
+        unreached=zap_coverage.unreached,
         prepare=zap_command.prepare,
     ),
     "dns": ToolSpec(
@@ -108,6 +122,8 @@ TOOLS: dict[str, ToolSpec[Any]] = {
         # subfinder alone may take max_enumeration_minutes (up to 12 h), then resolving.
         max_deadline_seconds=86400,
         target_kinds=dns_command.TARGET_KINDS,
+        coverage=dns_coverage.coverage,
+        unreached=dns_coverage.unreached,
     ),
     "sslyze": ToolSpec(
         name="sslyze",
@@ -124,6 +140,8 @@ TOOLS: dict[str, ToolSpec[Any]] = {
         default_deadline_seconds=600,
         max_deadline_seconds=3600,
         target_kinds=sslyze_command.TARGET_KINDS,
+        coverage=sslyze_coverage.coverage,
+        unreached=sslyze_coverage.unreached,
     ),
 }
 

@@ -87,6 +87,14 @@ def _url(settings: Settings, kind: str) -> str:
     )
 
 
+def database_url(settings: Settings) -> str:
+    return _url(settings, "database")
+
+
+def nats_url(settings: Settings) -> str:
+    return _url(settings, "nats")
+
+
 DB_ROLES = frozenset({"ingest", "queries", "scheduler", "reports"})
 
 

@@ -18,6 +18,9 @@ Exit codes (the first that applies):
 - 3 `EXIT_SCANNER_FAILED`: the scanner exited with a code outside its accepted set, or could
   not be started (reported as 127). The result carries the error, and findings and data when
   the output still parsed.
+- 6 `EXIT_UNREACHED`: the scanner ran and its output parsed, but it reached nothing (every host
+  down, the server refused, no resolver answered: the tool's `unreached`). The result carries
+  the reason and is marked partial, so it fixes no finding.
 - 4 `EXIT_BAD_OUTPUT`: the scanner succeeded but its output file is missing or does not parse.
   The result carries the error, no findings and the tool's empty data, marked partial.
 - 0 `EXIT_OK`: accepted exit code and parsed output; the result is published.
@@ -45,6 +48,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 
 from contracts import subjects, wire
+from contracts.coverage import Coverage
 from contracts.output import Stream
 from contracts.results import Heartbeat, ScanResult, ToolData
 from contracts.scans import ScanEvent, ScanStatus
@@ -64,6 +68,7 @@ EXIT_BAD_ENV = 2
 EXIT_SCANNER_FAILED = 3
 EXIT_BAD_OUTPUT = 4
 EXIT_NATS = 5
+EXIT_UNREACHED = 6
 EXIT_DEADLINE = 124
 EXIT_NOT_STARTED = 127
 HEARTBEATS = "heartbeats"
@@ -101,11 +106,17 @@ def artifact_name(scan_id: str, output_file: str) -> str:
     return f"scans/{subjects.token(scan_id)}/{output_file}"
 
 
-def judge(spec: ToolSpec[Any], scanned: Scanned, parsed_partial: bool, problem: str) -> Verdict:
+def judge(
+    spec: ToolSpec[Any],
+    scanned: Scanned,
+    parsed_partial: bool,
+    problem: str,
+    unreached: str = "",
+) -> Verdict:
     """The job's exit code and the result's error and partial flag (see the module docstring).
 
     `problem` is why the output did not parse (empty when it did); `parsed_partial` whether
-    the parser found it cut short."""
+    the parser found it cut short; `unreached` why the scan reached nothing."""
     errors = []
     code = EXIT_OK
     if scanned.deadline_hit:
@@ -120,6 +131,9 @@ def judge(spec: ToolSpec[Any], scanned: Scanned, parsed_partial: bool, problem: 
     if problem:
         errors.append(problem)
         code = code or EXIT_BAD_OUTPUT
+    if unreached:
+        errors.append(unreached)
+        code = code or EXIT_UNREACHED
     partial = bool(errors) or parsed_partial
     return Verdict(code, "; ".join(errors), partial)
 
@@ -351,15 +365,21 @@ async def _finish(
             problem = f"output does not parse: {exc}"
     else:
         problem = f"{spec.name} wrote no {spec.output_file}"
-    verdict = judge(spec, scanned, spooled is not None and spooled.partial, problem)
     empty = empty_data(env.tool)
     data, data_artifact = empty, ""
+    coverage: Coverage | None = None
+    unreached = ""
     if spooled is not None and spooled.data_size > part_bytes:
-        # Tool data bigger than a message: every part names it in the object store.
+        # Tool data bigger than a message: every part names it in the object store. (So
+        # much data means the scan reached something; its coverage stays unknown, so it
+        # fixes nothing.)
         name = artifact_name(env.scan_id, "result-data.json")
         data_artifact = await _store_artifact(js, name, spooled.data_path)
     elif spooled is not None:
         data = spooled.data()
+        unreached = spec.unreached(data)
+        coverage = spec.coverage(env.config, env.target, data)
+    verdict = judge(spec, scanned, spooled is not None and spooled.partial, problem, unreached)
     parts = spooled.parts if spooled is not None else 1
     finished_at = _now()
     for part in range(1, parts + 1):
@@ -378,6 +398,7 @@ async def _finish(
             part=part,
             parts=parts,
             data_artifact=data_artifact,
+            coverage=coverage if part == parts else None,
         )
         msg_id = subjects.msg_id("result", env.scan_id, f"{part}-of-{parts}")
         if not await _publish(js, subjects.scan_results(env.tool), wire.encode(result), msg_id):

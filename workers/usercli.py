@@ -26,13 +26,14 @@ from edge.client import EdgeClient, EdgeUnreachableError, TokenMissingError
 from edge.convert import plain
 from scanners import PARSERS, TOOLS
 from scanners.errors import ParseError
+from workers import findingcli
 from workers.tables import Rows, finding_rows, scan_details, scan_rows, status_name, table
 
 EXIT_USAGE = 2
 # How long `scan cancel` waits to show the scan cancelled: a job's scanner gets 5 s after
 # SIGTERM, and the launcher and ingest a moment to report it.
 CANCEL_WAIT = 15
-USER_COMMANDS = frozenset({"scan", "parse"})
+USER_COMMANDS = frozenset({"scan", "parse", "findings"})
 
 _STATUSES = {s.name.lower(): s for s in v1.ScanStatus if s != v1.ScanStatus.UNSPECIFIED}
 _SEVERITIES = {s.name.lower(): s for s in v1.Severity if s != v1.Severity.UNSPECIFIED}
@@ -94,6 +95,8 @@ def add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     findings.add_argument("id")
     findings.add_argument("--min-severity", choices=list(_SEVERITIES))
 
+    findingcli.add_commands(sub, as_json)
+
     parse = sub.add_parser("parse", help="print the findings of a tool's output file as JSON")
     parse.add_argument("tool", choices=sorted(PARSERS))
     parse.add_argument("file", help="the tool's output file (- for stdin)")
@@ -103,6 +106,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.command == "parse":
             return parse_file(args.tool, args.file)
+        if args.command == "findings":
+            return asyncio.run(findingcli.command(args, settings))
         return asyncio.run(_scan_command(args, settings))
     except GRPCError as exc:
         message = " ".join((exc.message or "").split())

@@ -21,7 +21,8 @@ from contracts.output import OutputMessage, lines_of
 from contracts.results import Heartbeat, ScanResult
 from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan
 from contracts.settings import Settings
-from handlers import bus, database, store, topology
+from contracts.tracking import TriageFinding
+from handlers import bus, database, findings, store, topology
 from handlers.delivery import (
     Unprocessable,
     consume_batches,
@@ -38,6 +39,7 @@ _events = msgspec.json.Decoder(ScanEvent)
 _results = msgspec.json.Decoder(ScanResult)
 _output = msgspec.json.Decoder(OutputMessage)
 _heartbeat = msgspec.json.Decoder(Heartbeat)
+_finding_commands = msgspec.json.Decoder(TriageFinding)
 
 
 async def _never_started(js: JetStreamContext, scan_id: str) -> bool:
@@ -94,6 +96,27 @@ def build(
                 log.info("scan %s is %s", event.scan_id, new.value)
 
         await settle(msg, events, work)
+
+    triage = topo.consumer("ingest-finding-commands")
+
+    # In stream order, so a finding's latest triage command is its triage.
+    @durable_subscriber(broker, topo, triage.durable, batch_size=1)
+    async def on_finding_command(msg: NatsMessage) -> None:
+        body = msg.body
+
+        async def work() -> None:
+            cmd = _finding_commands.decode(body)
+            try:
+                async with pool.acquire() as conn:
+                    applied = await findings.apply_triage(conn, cmd)
+            except findings.UnknownFinding:
+                raise Unprocessable(f"finding {cmd.finding_id} does not exist") from None
+            if applied:
+                log.info(
+                    "finding %s triaged %s by %s", cmd.finding_id, cmd.triage, cmd.requested_by
+                )
+
+        await settle(msg, triage, work)
 
     # One at a time, in stream order: a multi-part result completes with its last part.
     @durable_subscriber(broker, topo, results.durable, batch_size=1)
@@ -153,6 +176,20 @@ async def watch_liveness(
         await asyncio.sleep(interval)
 
 
+async def expire_accepted_risks(pool: asyncpg.Pool, interval: float) -> None:
+    """Accepted risks past their expiry go back to untriaged (reads treat them so at once;
+    this records it in each finding's history)."""
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                n = await findings.expire_triage(conn, datetime.now(UTC))
+            if n:
+                log.info("%d accepted risks expired", n)
+        except Exception:
+            log.exception("expiring accepted risks failed")
+        await asyncio.sleep(interval)
+
+
 async def consume_bursts(js: JetStreamContext, pool: asyncpg.Pool, topo: topology.Topology) -> None:
     """Commands and console lines come in bursts: one SQL statement per batch of them."""
 
@@ -182,9 +219,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     build(broker, pool, topo, nc.jetstream())
     sweeper: asyncio.Task[None] | None = None
     bursts: asyncio.Task[None] | None = None
+    expiry: asyncio.Task[None] | None = None
     try:
         await broker.start()
         bursts = asyncio.create_task(consume_bursts(nc.jetstream(), pool, topo))
+        expiry = asyncio.create_task(expire_accepted_risks(pool, 5.0))
         service = await bus.register(nc, "ingest", "Projects scans, findings and output.")
         sweeper = asyncio.create_task(
             watch_liveness(
@@ -198,7 +237,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await stop.wait()
         await service.stop()
     finally:
-        for task in (sweeper, bursts):
+        for task in (sweeper, bursts, expiry):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -13,6 +13,7 @@ JOB_BAD_ENV = 2
 JOB_SCANNER_FAILED = 3
 JOB_BAD_OUTPUT = 4
 JOB_NATS = 5
+JOB_UNREACHED = 6
 JOB_DEADLINE = 124
 
 # What a platform reports that an exit code cannot say, in Kubernetes' own words.
@@ -24,6 +25,7 @@ _REASONS = {
     JOB_SCANNER_FAILED: "the scanner failed (see the scan's console and result)",
     JOB_BAD_OUTPUT: "the scanner's output was missing or unreadable",
     JOB_NATS: "the job could not reach NATS",
+    JOB_UNREACHED: "the scan reached nothing",
 }
 
 

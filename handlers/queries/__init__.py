@@ -26,6 +26,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 "scan-get": (subjects.query("scan", "get"), q.get_scan),
                 "scan-list": (subjects.query("scan", "list"), q.list_scans),
                 "finding-list": (subjects.query("finding", "list"), q.list_findings),
+                "finding-get": (subjects.query("finding", "get"), q.get_finding),
                 "output-list": (subjects.query("output", "list"), q.list_output),
             },
         )

@@ -13,8 +13,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.micro.request import Request
 
-from contracts import output, scans, subjects, wire
-from handlers import store
+from contracts import output, scans, subjects, tracking, wire
+from handlers import findingviews, store
 from handlers.queries import paging
 
 log = logging.getLogger(__name__)
@@ -84,24 +84,39 @@ class Queries:
     async def list_findings(self, req: Request) -> None:
         async def work() -> scans.FindingPage:
             q = _decode(req.data, scans.ListFindings)
-            fhash = paging.filter_hash("findings", q.scan_id, q.min_severity.value)
+            if q.change is not None and not q.changed_in_scan:
+                raise QueryError(400, "change: needs changed_in_scan")
+            if q.scan_id and q.changed_in_scan and q.scan_id != q.changed_in_scan:
+                raise QueryError(400, "changed_in_scan: differs from scan_id; give one of them")
+            filters = msgspec.structs.asdict(q)
+            del filters["page_size"], filters["page_token"]
+            fhash = paging.filter_hash("findings", *sorted(filters.items()))
             try:
                 size = paging.page_size(q.page_size)
                 after = paging.decode_token(q.page_token, fhash, int, str) if q.page_token else None
             except ValueError as exc:
                 raise QueryError(400, str(exc)) from exc
-            known = await store.scan_exists(self.pool, q.scan_id)
-            if not known and await self._command(q.scan_id) is None:
-                raise QueryError(404, f"scan {q.scan_id!r} not found")
-            rows = await store.list_findings(
-                self.pool, q.scan_id, q.min_severity.rank, size + 1, after
-            )
+            for scan_id in {q.scan_id, q.changed_in_scan} - {""}:
+                known = await store.scan_exists(self.pool, scan_id)
+                if not known and await self._command(scan_id) is None:
+                    raise QueryError(404, f"scan {scan_id!r} not found")
+            rows = await findingviews.list_findings(self.pool, q, size + 1, after)
             token = ""
             if len(rows) > size:
                 rows = rows[:size]
-                last = rows[-1]
-                token = paging.encode_token(fhash, last.finding.severity.rank, last.id)
-            return scans.FindingPage(findings=rows, next_page_token=token)
+                rank, last = rows[-1]
+                token = paging.encode_token(fhash, rank, last.id)
+            return scans.FindingPage(findings=[f for _, f in rows], next_page_token=token)
+
+        await _answer(req, work)
+
+    async def get_finding(self, req: Request) -> None:
+        async def work() -> scans.StoredFinding:
+            q = _decode(req.data, tracking.GetFinding)
+            found = await findingviews.get_finding(self.pool, q.id)
+            if found is None:
+                raise QueryError(404, f"finding {q.id!r} not found")
+            return found
 
         await _answer(req, work)
 

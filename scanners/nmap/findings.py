@@ -51,7 +51,7 @@ class _Vuln:
 
 
 def host_findings(host: Host) -> list[Finding]:
-    address = _host_address(host)
+    address = host_address(host)
     if not address:
         return []
     # nmap lists a name once per source (user-given and PTR); evidence needs it once.
@@ -217,7 +217,7 @@ def _url_part(text: str) -> str:
     return text if _PLAIN.fullmatch(text) else quote(text, safe="")
 
 
-def _host_address(host: Host) -> str:
+def host_address(host: Host) -> str:
     for kind in ("ipv4", "ipv6"):
         for address in host.addresses:
             if address.addrtype == kind and address.addr:

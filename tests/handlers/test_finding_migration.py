@@ -1,0 +1,75 @@
+"""Migration 0003 on a database with findings from before it: one row per (tool, fingerprint)
+across targets becomes one per (tool, target, fingerprint), with ids as ingest computes them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from handlers import database
+from handlers.findings import finding_id
+
+
+@pytest.fixture
+async def old_db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    name = f"m_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        conn = await asyncpg.connect(database_url.replace("/postgres?", f"/{name}?", 1))
+        try:
+            for number, _, sql in database.migration_files():
+                if number < 3:
+                    await conn.execute(sql)
+            yield conn
+        finally:
+            await conn.close()
+        await admin.execute(f"DROP DATABASE {name}")
+    finally:
+        await admin.close()
+
+
+async def test_old_findings_are_split_per_target(old_db: asyncpg.Connection) -> None:
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    for i, (scan_id, target) in enumerate((("s1", "a.test"), ("s2", "b.test"), ("s3", "a.test"))):
+        await old_db.execute(
+            "INSERT INTO scans (id, target, domain, tool, status, deadline_seconds, created_at,"
+            " finished_at) VALUES ($1, $2, $2, 'nmap', 'succeeded', 60, $3, $3)",
+            scan_id,
+            target,
+            t0 + timedelta(days=i),
+        )
+    await old_db.execute(
+        "INSERT INTO findings (id, tool, fingerprint, severity, body, first_seen, last_seen,"
+        " last_scan_id) VALUES ('old', 'nmap', 'fp', 0, '{}', $1, $2, 's3')",
+        t0,
+        t0 + timedelta(days=2),
+    )
+    for scan_id in ("s1", "s2", "s3"):
+        await old_db.execute(
+            "INSERT INTO scan_findings (scan_id, finding_id, severity) VALUES ($1, 'old', 0)",
+            scan_id,
+        )
+    [(_, _, sql)] = [m for m in database.migration_files() if m[0] == 3]
+    async with old_db.transaction():
+        await old_db.execute(sql)
+
+    rows = await old_db.fetch(
+        "SELECT id, target, first_seen, last_seen, last_scan_id, state FROM findings"
+        " ORDER BY target"
+    )
+    assert [(r["id"], r["target"], r["last_scan_id"], r["state"]) for r in rows] == [
+        (finding_id("nmap", "a.test", "fp"), "a.test", "s3", "open"),
+        (finding_id("nmap", "b.test", "fp"), "b.test", "s2", "open"),
+    ]
+    assert (rows[0]["first_seen"], rows[0]["last_seen"]) == (t0, t0 + timedelta(days=2))
+    links = await old_db.fetch("SELECT scan_id, finding_id, change FROM scan_findings ORDER BY 1")
+    assert [(r["scan_id"], r["finding_id"], r["change"]) for r in links] == [
+        ("s1", finding_id("nmap", "a.test", "fp"), "new"),
+        ("s2", finding_id("nmap", "b.test", "fp"), "new"),
+        ("s3", finding_id("nmap", "a.test", "fp"), "unchanged"),
+    ]

@@ -1,0 +1,179 @@
+"""Ingest's SQL against real PostgreSQL applies the change rules as the pure function does,
+including replayed parts and a late result of an older scan."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from contracts.coverage import Coverage, PortRange
+from contracts.findings import Finding, Severity
+from contracts.nmap import NmapRun
+from contracts.results import ScanResult
+from contracts.scans import ScanEvent, ScanStatus, StartScan
+from handlers import store
+
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    c = await asyncpg.connect(database_url)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+def port(target: str, n: int) -> Finding:
+    return Finding(
+        tool="nmap",
+        severity=Severity.INFO,
+        title=f"Open port {n}/tcp",
+        fingerprint=f"{target}/tcp/{n}",
+        host=target,
+        port=n,
+        protocol="tcp",
+    )
+
+
+class Target:
+    """Scans of one fresh target, each stored the way ingest stores them."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.name = f"t{uuid.uuid4().hex[:10]}.test"
+
+    async def scan(
+        self,
+        hours: int,
+        ports: set[int],
+        *,
+        covered: range = range(1, 1025),
+        status: ScanStatus = ScanStatus.SUCCEEDED,
+        partial: bool = False,
+        succeed_first: bool = False,
+    ) -> str:
+        scan_id = uuid.uuid4().hex
+        at = T0 + timedelta(hours=hours)
+        await store.insert_scans(
+            self.conn,
+            [
+                StartScan(
+                    scan_id=scan_id,
+                    target=self.name,
+                    domain=self.name,
+                    tool="nmap",
+                    config={},
+                    deadline_seconds=60,
+                    requested_by="t",
+                    requested_at=at,
+                )
+            ],
+        )
+        result = ScanResult(
+            scan_id=scan_id,
+            tool="nmap",
+            target=self.name,
+            finished_at=at,
+            exit_code=0,
+            partial=partial,
+            findings=tuple(port(self.name, n) for n in sorted(ports)),
+            data=NmapRun(),
+            coverage=Coverage(
+                hosts=(self.name,), ports=(PortRange("tcp", covered.start, covered.stop - 1),)
+            ),
+        )
+        event = ScanEvent(scan_id=scan_id, status=status, at=at, exit_code=0)
+        if succeed_first:
+            await store.apply_event(self.conn, event)
+            await store.store_result(self.conn, result)
+        else:
+            await store.store_result(self.conn, result)
+            await store.apply_event(self.conn, event)
+        return scan_id
+
+    async def changes(self, scan_id: str) -> dict[int, str]:
+        rows = await self.conn.fetch(
+            "SELECT (f.body->>'port')::int AS port, sf.change FROM scan_findings sf"
+            " JOIN findings f ON f.id = sf.finding_id WHERE sf.scan_id = $1",
+            scan_id,
+        )
+        return {r["port"]: r["change"] for r in rows}
+
+    async def states(self) -> dict[int, tuple[str, int]]:
+        rows = await self.conn.fetch(
+            "SELECT (body->>'port')::int AS port, state, reopened FROM findings"
+            " WHERE tool = 'nmap' AND target = $1",
+            self.name,
+        )
+        return {r["port"]: (r["state"], r["reopened"]) for r in rows}
+
+
+async def test_the_sequence_of_the_issue(conn: asyncpg.Connection) -> None:
+    t = Target(conn)
+    s1 = await t.scan(1, {22, 80})
+    assert await t.changes(s1) == {22: "new", 80: "new"}
+    s2 = await t.scan(2, {80})
+    assert await t.changes(s2) == {22: "fixed", 80: "unchanged"}
+    s3 = await t.scan(3, {22, 80, 443})
+    assert await t.changes(s3) == {22: "reopened", 80: "unchanged", 443: "new"}
+    s4 = await t.scan(4, set(), covered=range(22, 23))  # port 22 only
+    assert await t.changes(s4) == {22: "fixed"}
+    assert await t.states() == {22: ("fixed", 1), 80: ("open", 0), 443: ("open", 0)}
+    # A result that arrives after the success event fixes the same way.
+    s5 = await t.scan(5, {22}, covered=range(22, 81), succeed_first=True)
+    assert await t.changes(s5) == {22: "reopened", 80: "fixed"}
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        {"status": ScanStatus.FAILED},
+        {"status": ScanStatus.CANCELLED},
+        {"status": ScanStatus.TIMED_OUT},
+        {"partial": True},
+    ],
+)
+async def test_an_incomplete_scan_fixes_nothing(conn: asyncpg.Connection, how: dict) -> None:  # type: ignore[type-arg]
+    t = Target(conn)
+    await t.scan(1, {22, 80})
+    incomplete = await t.scan(2, {80}, **how)
+    assert await t.changes(incomplete) == {80: "unchanged"}
+    assert await t.states() == {22: ("open", 0), 80: ("open", 0)}
+
+
+async def test_a_late_result_of_an_older_scan_changes_no_newer_decision(
+    conn: asyncpg.Connection,
+) -> None:
+    t = Target(conn)
+    await t.scan(1, {22, 80, 443})
+    await t.scan(5, {80})  # fixes 22 and 443 at hour 5
+    late = await t.scan(3, {22})  # older: saw 22, did not see 80
+    assert await t.changes(late) == {22: "unchanged"}
+    assert await t.states() == {22: ("fixed", 0), 80: ("open", 0), 443: ("fixed", 0)}
+
+
+async def test_a_replayed_result_changes_nothing(conn: asyncpg.Connection) -> None:
+    t = Target(conn)
+    await t.scan(1, {22})
+    s2 = await t.scan(2, {80})
+    before = await conn.fetch("SELECT * FROM findings WHERE target = $1 ORDER BY id", t.name)
+    replay = ScanResult(
+        scan_id=s2,
+        tool="nmap",
+        target=t.name,
+        finished_at=T0 + timedelta(hours=2),
+        exit_code=0,
+        partial=False,
+        findings=(port(t.name, 80),),
+        data=NmapRun(),
+    )
+    await store.store_result(conn, replay)
+    after = await conn.fetch("SELECT * FROM findings WHERE target = $1 ORDER BY id", t.name)
+    assert [dict(r) for r in after] == [dict(r) for r in before]
+    assert await t.changes(s2) == {22: "fixed", 80: "new"}
