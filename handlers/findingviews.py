@@ -103,7 +103,9 @@ async def list_findings(
 
 async def get_finding(pool: asyncpg.Pool, finding_id: str) -> StoredFinding | None:
     """A finding with its triage history and every scan that decided something about it."""
-    async with pool.acquire() as conn:
+    # One snapshot for the three reads: read apart, a triage applied between them showed in
+    # the history but not on the finding (TriageFinding then answered with the old triage).
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         row = await conn.fetchrow(
             f"SELECT {_COLUMNS} FROM findings f WHERE f.id = $1",  # noqa: S608
             finding_id,
