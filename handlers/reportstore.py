@@ -81,7 +81,10 @@ async def settle(conn: asyncpg.Connection, event: ReportEvent, scan_ids: tuple[s
 
 
 async def get_report(pool: asyncpg.Pool, report_id: str) -> ReportView | None:
-    row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM reports WHERE id = $1", report_id)
+    row = await pool.fetchrow(
+        f"SELECT {_COLUMNS} FROM reports WHERE id = $1",  # noqa: S608
+        report_id,
+    )
     return None if row is None else _view(row)
 
 
@@ -105,7 +108,7 @@ async def list_reports(
     if after is not None:
         where.append(f"(created_at, id) < ({arg(after[0])}, {arg(after[1])})")
     rows = await pool.fetch(
-        f"SELECT {_COLUMNS} FROM reports WHERE {' AND '.join(where)}"
+        f"SELECT {_COLUMNS} FROM reports WHERE {' AND '.join(where)}"  # noqa: S608
         f" ORDER BY created_at DESC, id DESC LIMIT {arg(limit)}",
         *args,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,9 @@ def shown(text: str) -> str:
     """`text` as the PDF shows it: invisible controls made visible, long runs breakable."""
     text = _BIDI.sub(lambda m: f"\u27e8U+{ord(m[0]):04X}\u27e9", text)
     text = _CONTROL.sub(lambda m: f"\u27e8U+{ord(m[0]):04X}\u27e9", text)
-    return _RUN.sub(lambda m: "\u200b".join(m[0][i : i + 20] for i in range(0, len(m[0]), 20)), text)
+    return _RUN.sub(
+        lambda m: "\u200b".join(m[0][i : i + 20] for i in range(0, len(m[0]), 20)), text
+    )
 
 
 def _when(value: Any) -> str:

@@ -128,13 +128,11 @@ async def take(conn: asyncpg.Connection, cmd: GenerateReport, at: datetime) -> S
     """Read everything the report shows, in one repeatable-read transaction."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         scan_ids = await _scan_ids(conn, cmd)
-        scans = await conn.fetch(
-            f"SELECT {_SCAN_COLUMNS} FROM scans WHERE id = ANY($1)", scan_ids
-        )
+        scans = await conn.fetch(f"SELECT {_SCAN_COLUMNS} FROM scans WHERE id = ANY($1)", scan_ids)
         rows: list[Row] = []
         if cmd.scan_ids or cmd.schedule_id:
             found = await conn.fetch(
-                f"SELECT {_COLUMNS}, sf.severity AS scanned, sf.change, sf.scan_id"
+                f"SELECT {_COLUMNS}, sf.severity AS scanned, sf.change, sf.scan_id"  # noqa: S608
                 " FROM scan_findings sf JOIN findings f ON f.id = sf.finding_id"
                 " JOIN scans s ON s.id = sf.scan_id"
                 " WHERE sf.scan_id = ANY($1)"
@@ -248,9 +246,7 @@ def assemble(
 ) -> Snapshot:
     minimum = cmd.options.min_severity.rank
     kept = [r for r in rows if r.severity.rank >= minimum]
-    included = [
-        r for r in kept if cmd.options.include_triaged or r.triage is Triage.NONE
-    ]
+    included = [r for r in kept if cmd.options.include_triaged or r.triage is Triage.NONE]
     groups: dict[str, list[Row]] = defaultdict(list)
     titles: dict[str, str] = {}
     for r in included:

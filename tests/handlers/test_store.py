@@ -28,7 +28,10 @@ async def test_migrations_apply_once(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         assert await database.migrate(conn) == []  # the session fixture already applied them
-        versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")]
+        versions = [
+            r["version"]
+            for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        ]
         assert versions == [n for n, _, _ in database.migration_files()]
     finally:
         await conn.close()
