@@ -52,9 +52,7 @@ def shown(text: str) -> str:
     """`text` as the PDF shows it: invisible controls made visible, long runs breakable."""
     text = _BIDI.sub(lambda m: f"\u27e8U+{ord(m[0]):04X}\u27e9", text)
     text = _CONTROL.sub(lambda m: f"\u27e8U+{ord(m[0]):04X}\u27e9", text)
-    return _RUN.sub(
-        lambda m: "\u200b".join(m[0][i : i + 20] for i in range(0, len(m[0]), 20)), text
-    )
+    return _RUN.sub(lambda m: "\u200b".join(textwrap.wrap(m[0], 20)), text)
 
 
 def _when(value: Any) -> str:

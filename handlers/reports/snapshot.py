@@ -128,7 +128,10 @@ async def take(conn: asyncpg.Connection, cmd: GenerateReport, at: datetime) -> S
     """Read everything the report shows, in one repeatable-read transaction."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         scan_ids = await _scan_ids(conn, cmd)
-        scans = await conn.fetch(f"SELECT {_SCAN_COLUMNS} FROM scans WHERE id = ANY($1)", scan_ids)
+        scans = await conn.fetch(
+            f"SELECT {_SCAN_COLUMNS} FROM scans WHERE id = ANY($1)",  # noqa: S608
+            scan_ids,
+        )
         rows: list[Row] = []
         if cmd.scan_ids or cmd.schedule_id:
             found = await conn.fetch(
