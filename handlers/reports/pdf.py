@@ -31,7 +31,7 @@ FONT_PATHS = ("/usr/share/fonts/truetype/noto", "/usr/share/fonts/opentype/noto"
 DETAIL_LIMIT = 60
 # Places listed per rule in full; evidence shown for the first few of them.
 EVIDENCE_PLACES = 3
-EVIDENCE_CHARS = 1500
+EVIDENCE_CHARS = 600
 TOP_RISKS = 8
 CHANGE_ROWS = 15
 
@@ -60,17 +60,26 @@ def _when(value: Any) -> str:
 
 
 def _evidence(a: Affected) -> dict[str, str]:
-    if not a.evidence:
-        return {"text": "", "note": ""}
-    text = json.dumps(a.evidence, indent=1, ensure_ascii=False, sort_keys=True)
+    """One `field: value` line per evidence field, each value cut at EVIDENCE_CHARS."""
+    lines, cut = [], []
+    for key in sorted(a.evidence):
+        value = a.evidence[key]
+        text = (
+            value
+            if isinstance(value, str)
+            else json.dumps(value, ensure_ascii=False, sort_keys=True)
+        )
+        if len(text) > EVIDENCE_CHARS:
+            cut.append(f"{key} ({len(text):,} characters)")
+            text = text[:EVIDENCE_CHARS] + " …"
+        lines.append(f"{key}: {text}")
     note = ""
-    if len(text) > EVIDENCE_CHARS:
+    if cut:
         note = (
-            f"Evidence cut at {EVIDENCE_CHARS:,} of {len(text):,} characters;"
+            f"Evidence cut at {EVIDENCE_CHARS:,} characters per field: {', '.join(cut)};"
             " the JSON report has all of it."
         )
-        text = text[:EVIDENCE_CHARS] + " …"
-    return {"text": shown(text), "note": note}
+    return {"text": shown("\n".join(lines)), "note": shown(note)}
 
 
 def _place(rule: Rule, a: Affected, evidence: bool) -> dict[str, Any]:

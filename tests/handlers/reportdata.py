@@ -99,7 +99,7 @@ def hostile(*, partial: bool = False) -> Snapshot:
         row(i, title=f"Service banner {text}", description=text, evidence={"banner": text})
         for i, text in enumerate(HOSTILE)
     ]
-    rows.append(row(10, title="Long banner", evidence={"banner": LONG}, description=LONG[:200]))
+    rows.append(row(10, title="Long banner", evidence={"banner": f"x {LONG} y"}, description=LONG))
     rows.append(
         row(
             11,
