@@ -41,6 +41,7 @@ from handlers.reports.render import render_stored
 log = logging.getLogger(__name__)
 
 ARTIFACTS = "artifacts"
+RENDERERS = 2
 _commands = msgspec.json.Decoder(GenerateReport)
 
 
@@ -119,14 +120,15 @@ class Reports:
 def _executor() -> concurrent.futures.ProcessPoolExecutor:
     # spawn: a fork of this process would copy its event loop, sockets and threads.
     return concurrent.futures.ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        max_workers=RENDERERS, mp_context=multiprocessing.get_context("spawn")
     )
 
 
 def build(broker: NatsBroker, topo: topology.Topology, reports: Reports) -> None:
     spec = topo.consumer("reports-commands")
 
-    @durable_subscriber(broker, topo, spec.durable, batch_size=1)
+    # Two at a time: a small report is not held up behind a large PDF.
+    @durable_subscriber(broker, topo, spec.durable, batch_size=1, max_workers=RENDERERS)
     async def on_command(msg: NatsMessage) -> None:
         body = msg.body
 

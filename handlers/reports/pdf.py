@@ -112,7 +112,7 @@ def _rule(rule: Rule) -> dict[str, Any]:
 
 
 def _compact(rule: Rule, a: Affected) -> list[str]:
-    return [a.severity.value, shown(a.title), shown(a.uri), f"{a.state}/{a.change}", a.fingerprint]
+    return [shown(a.title), f"{shown(a.uri)} · {a.state}, {a.change}"]
 
 
 def _sections(snap: Snapshot) -> list[dict[str, Any]]:
