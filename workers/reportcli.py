@@ -10,15 +10,12 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
-import json
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
-import betterproto2
 from grpclib.client import Channel
 from grpclib.exceptions import StreamTerminatedError
 
@@ -26,7 +23,7 @@ from contracts.gen.jetscan import v1
 from contracts.reports import SNAPSHOT_FILE
 from contracts.settings import Settings
 from edge.client import UNARY_TIMEOUT, EdgeUnreachableError, resolve_token
-from edge.convert import plain
+from workers.findingcli import _date, _emit
 from workers.tables import table, timestamp
 
 FORMATS = {
@@ -76,14 +73,6 @@ def add_commands(
     download.add_argument("--snapshot", action="store_true", help="its snapshot instead")
     verify = verbs.add_parser("verify", help="render the snapshot again and compare")
     verify.add_argument("id")
-
-
-def _date(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an ISO 8601 date, got {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @contextlib.asynccontextmanager
@@ -288,10 +277,3 @@ def _show(r: v1.Report, as_json: bool) -> None:
     ]
     width = max(len(k) for k, _ in lines)
     sys.stdout.write("".join(f"{k.ljust(width)}  {v}\n" for k, v in lines))
-
-
-def _emit(message: betterproto2.Message) -> None:
-    sys.stdout.write(
-        json.dumps(plain(message.to_dict(include_default_values=True)), sort_keys=True) + "\n"
-    )
-    sys.stdout.flush()
