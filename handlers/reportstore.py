@@ -63,12 +63,17 @@ async def insert_pending(conn: asyncpg.Connection, cmd: GenerateReport) -> Repor
     return ReportStatus(status)
 
 
-async def settle(conn: asyncpg.Connection, event: ReportEvent, scan_ids: tuple[str, ...]) -> None:
+async def settle(
+    conn: asyncpg.Connection, event: ReportEvent, scan_ids: tuple[str, ...], domain: str = ""
+) -> None:
     """A pending report becomes ready or failed, once: a replayed outcome changes nothing.
-    `scan_ids` are the scans the snapshot read (a domain report names them only now)."""
+    `scan_ids` are the scans the snapshot read (a domain report names them only now), and
+    `domain` theirs when they share one, so listing by domain finds reports on scans too."""
     await conn.execute(
         "UPDATE reports SET status = $2, size_bytes = $3, sha256 = $4, snapshot_sha256 = $5,"
-        " error = $6, ready_at = $7, scan_ids = $8 WHERE id = $1 AND status = 'pending'",
+        " error = $6, ready_at = $7, scan_ids = $8,"
+        " domain = CASE WHEN domain = '' THEN $9 ELSE domain END"
+        " WHERE id = $1 AND status = 'pending'",
         event.report_id,
         event.status.value,
         event.size_bytes,
@@ -77,6 +82,7 @@ async def settle(conn: asyncpg.Connection, event: ReportEvent, scan_ids: tuple[s
         event.error,
         event.at,
         list(scan_ids),
+        domain,
     )
 
 

@@ -56,9 +56,11 @@ class Reports:
         self.js = js
         self.renderers = renderers
 
-    async def _announce(self, event: ReportEvent, scan_ids: tuple[str, ...]) -> None:
+    async def _announce(
+        self, event: ReportEvent, scan_ids: tuple[str, ...], domain: str = ""
+    ) -> None:
         async with self.pool.acquire() as conn:
-            await reportstore.settle(conn, event, scan_ids)
+            await reportstore.settle(conn, event, scan_ids, domain)
         state = event.status.value
         await self.js.publish(
             subjects.report_event(event.report_id, state),
@@ -88,6 +90,8 @@ class Reports:
                 return
         data, frozen = freeze(snap)
         scan_ids = tuple(s.id for s in snap.scans)
+        domains = {s.domain for s in snap.scans}
+        domain = domains.pop() if len(domains) == 1 else ""
         store = await self.js.object_store(ARTIFACTS)
         await store.put(object_name(cmd.report_id, SNAPSHOT_FILE), data)
         loop = asyncio.get_running_loop()
@@ -114,7 +118,7 @@ class Reports:
             sha256=hashlib.sha256(rendered).hexdigest(),
             snapshot_sha256=frozen.sha256,
         )
-        await self._announce(event, scan_ids)
+        await self._announce(event, scan_ids, domain)
 
 
 def _executor() -> concurrent.futures.ProcessPoolExecutor:

@@ -217,7 +217,11 @@ async def test_scans_to_every_format_downloaded_and_verified(
 
 
 async def test_downloads_need_a_token_and_a_file_of_the_report(
-    stack: Stack, scans: v1.ScanServiceStub, reports: v1.ReportServiceStub, open_port: int
+    stack: Stack,
+    scans: v1.ScanServiceStub,
+    reports: v1.ReportServiceStub,
+    open_port: int,
+    tmp_path: Path,
 ) -> None:
     ports = await scan(scans, "nmap", "127.0.0.1", ports=str(open_port), reverse_dns=False)
     report = await generate(reports, v1.ReportFormat.CSV, [ports.id])
@@ -229,6 +233,29 @@ async def test_downloads_need_a_token_and_a_file_of_the_report(
     snapshot = await fetch(stack, f"{base}/snapshot.json")
     assert snapshot.status_code == 200
     assert json.loads(snapshot.content)["report_id"] == report.id
+
+    # The CLI: create, wait and download in one command.
+    out_file = tmp_path / "findings.csv"
+    code, out, err = await run_jetscan(
+        cli_env(stack),
+        "report",
+        "create",
+        "--scan",
+        ports.id,
+        "--format",
+        "csv",
+        "-o",
+        str(out_file),
+        "--json",
+    )
+    assert code == 0, err
+    made = json.loads(out)
+    assert made["status"] in ("READY", "REPORT_STATUS_READY"), made
+    assert out_file.read_text().startswith("snapshot_sha256,rule_id")
+    code, out, _ = await run_jetscan(
+        cli_env(stack), "report", "list", "--scan", ports.id, "--format", "csv", "--json"
+    )
+    assert code == 0 and made["id"] in out
 
 
 async def test_a_partial_scan_is_called_out_and_a_failed_report_says_why(
