@@ -204,6 +204,19 @@ async def test_scans_to_every_format_downloaded_and_verified(
     assert document["snapshot_sha256"] == made[v1.ReportFormat.JSON].snapshot_sha256
     assert {s["id"] for s in document["snapshot"]["scans"]} == set(ids)
 
+    # A target's findings as they stand now: the sslyze target's, all new since its scan.
+    by_target = await reports.generate_report(
+        v1.GenerateReportRequest(target=tls.target, format=v1.ReportFormat.JSON)
+    )
+    by_target = await ready(reports, by_target.id)
+    assert by_target.status == v1.ReportStatus.READY, by_target.error
+    assert list(by_target.scan_ids) == [tls.id]
+    snap = json.loads((await fetch(stack, by_target.download_url)).content)["snapshot"]
+    assert snap["subject"]["kind"] == "target"
+    titles = {a["title"]: a["change"] for r in snap["rules"] for a in r["affected"]}
+    assert titles["Certificate not trusted"] == "new"
+    assert all(a["target"] == tls.target for r in snap["rules"] for a in r["affected"])
+
     page = await reports.list_reports(
         v1.ListReportsRequest(scan_id=ports.id, format=v1.ReportFormat.SARIF)
     )
