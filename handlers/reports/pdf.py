@@ -33,6 +33,9 @@ DETAIL_LIMIT = 60
 EVIDENCE_PLACES = 3
 EVIDENCE_CHARS = 600
 TOP_RISKS = 8
+# typst keeps the whole document in memory: ~1 GB for 10,000 findings. Beyond this a PDF is
+# refused (the report fails saying so); the other formats have no limit.
+MAX_FINDINGS = 15_000
 CHANGE_ROWS = 15
 
 SEVERITY_TEXT = {
@@ -216,7 +219,17 @@ def view(frozen: Frozen) -> dict[str, Any]:
     }
 
 
+class TooLarge(ValueError):
+    """More findings than a PDF may hold."""
+
+
 def render(frozen: Frozen) -> bytes:
+    n = sum(len(r.affected) for r in frozen.snapshot.rules)
+    if n > MAX_FINDINGS:
+        raise TooLarge(
+            f"a PDF lists at most {MAX_FINDINGS:,} findings and this report has {n:,}: raise"
+            " the minimum severity, or use JSON, SARIF or CSV, which are never shortened"
+        )
     data = json.dumps(view(frozen), ensure_ascii=False, separators=(",", ":"))
     pdf: bytes = typst.compile(
         str(TEMPLATE),

@@ -15,9 +15,12 @@ import json
 import os
 import re
 import subprocess
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 import jsonschema
 import pytest
@@ -27,8 +30,13 @@ from grpclib import GRPCError
 from grpclib.client import Channel
 from grpclib.const import Status
 
+from contracts.findings import Finding, Severity, fingerprint
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
+from contracts.nmap import NmapRun
+from contracts.results import ScanResult
+from contracts.scans import StartScan
+from handlers import store
 from handlers.reports import pdf
 from tests.conftest import Stack, all_findings, run_jetscan, scan_service, wait_status
 from tests.handlers.test_report_renderers import DOJO_ALLOWED, DOJO_REQUIRED, SARIF_SCHEMA
@@ -323,3 +331,66 @@ async def test_generate_validates_and_is_idempotent(
     with pytest.raises(GRPCError) as err:
         await reports.get_report(v1.GetReportRequest(id="nope"))
     assert err.value.status == Status.NOT_FOUND
+
+
+async def test_a_schedule_s_latest_scan_and_a_pdf_too_large_to_render(
+    stack: Stack, reports: v1.ReportServiceStub
+) -> None:
+    """Scans recorded as ingest records them (its store functions, on the stack's database):
+    two scans of one schedule, the latest with more findings than a PDF may hold."""
+    schedule = f"nightly-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    ids = [uuid.uuid4().hex, uuid.uuid4().hex]
+    many = pdf.MAX_FINDINGS + 1
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        for i, scan_id in enumerate(ids):
+            start = StartScan(
+                scan_id=scan_id,
+                target="127.0.0.9",
+                domain="",
+                tool="nmap",
+                config={},
+                deadline_seconds=60,
+                requested_by="scheduler",
+                requested_at=now + timedelta(seconds=i),
+                schedule_id=schedule,
+            )
+            await store.insert_scans(conn, [start])
+            findings = tuple(
+                Finding(
+                    tool="nmap",
+                    severity=Severity.LOW,
+                    title=f"Open port {p}/tcp",
+                    fingerprint=fingerprint("nmap", "127.0.0.9", "tcp", p),
+                    host="127.0.0.9",
+                    port=p,
+                    protocol="tcp",
+                )
+                for p in range(1, (many if i else 3) + 1)
+            )
+            result = ScanResult(
+                scan_id=scan_id,
+                tool="nmap",
+                target="127.0.0.9",
+                finished_at=now + timedelta(seconds=i),
+                exit_code=0,
+                partial=False,
+                findings=findings,
+                data=NmapRun(),
+            )
+            await store.store_result(conn, result)
+    finally:
+        await conn.close()
+
+    request = v1.GenerateReportRequest(schedule_id=schedule, format=v1.ReportFormat.CSV)
+    table = await ready(reports, (await reports.generate_report(request)).id)
+    assert table.status == v1.ReportStatus.READY, table.error
+    assert list(table.scan_ids) == [ids[1]]
+    assert table.schedule_id == schedule
+
+    request = v1.GenerateReportRequest(schedule_id=schedule, format=v1.ReportFormat.PDF)
+    refused = await ready(reports, (await reports.generate_report(request)).id)
+    assert refused.status == v1.ReportStatus.FAILED
+    assert f"this report has {many:,}" in refused.error
+    assert refused.error.startswith("rendering pdf failed: a PDF lists at most")
