@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from grpclib import GRPCError
 from grpclib.client import Channel
 from grpclib.const import Status
+from nats.aio.client import Client
 
 from contracts.findings import Finding, Severity, fingerprint
 from contracts.gen.google.protobuf import Struct
@@ -243,9 +244,14 @@ async def test_downloads_need_a_token_and_a_file_of_the_report(
     reports: v1.ReportServiceStub,
     open_port: int,
     tmp_path: Path,
+    nc: Client,
 ) -> None:
     ports = await scan(scans, "nmap", "127.0.0.1", ports=str(open_port), reverse_dns=False)
     report = await generate(reports, v1.ReportFormat.CSV, [ports.id])
+    event = await nc.jetstream().get_last_msg("EVENTS", f"evt.report.{report.id}.ready")
+    announced = json.loads(event.data or b"")
+    assert (announced["size_bytes"], announced["sha256"]) == (report.size_bytes, report.sha256)
+    assert announced["snapshot_sha256"] == report.snapshot_sha256
     async with httpx.AsyncClient(timeout=30) as client:
         assert (await client.get(report.download_url)).status_code == 401
     assert (await fetch(stack, report.download_url, token="not-a-token")).status_code == 401
@@ -280,7 +286,11 @@ async def test_downloads_need_a_token_and_a_file_of_the_report(
 
 
 async def test_a_partial_scan_is_called_out_and_a_failed_report_says_why(
-    scans: v1.ScanServiceStub, reports: v1.ReportServiceStub, tmp_path: Path, stack: Stack
+    scans: v1.ScanServiceStub,
+    reports: v1.ReportServiceStub,
+    tmp_path: Path,
+    stack: Stack,
+    nc: Client,
 ) -> None:
     # sslyze against a port nothing listens on: the scan reaches nothing and fails.
     closed = await scan(scans, "sslyze", "127.0.0.1:1")
@@ -298,6 +308,8 @@ async def test_a_partial_scan_is_called_out_and_a_failed_report_says_why(
     assert failed.status == v1.ReportStatus.FAILED
     assert "no-such-schedule has no scan yet" in failed.error
     assert failed.download_url == ""
+    event = await nc.jetstream().get_last_msg("EVENTS", f"evt.report.{failed.id}.failed")
+    assert json.loads(event.data or b"")["error"] == failed.error
 
 
 async def test_generate_validates_and_is_idempotent(
