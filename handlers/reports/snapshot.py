@@ -31,6 +31,7 @@ from contracts.reports import (
 from contracts.tracking import Change, FindingState, Triage
 from handlers.findingviews import TRIAGE
 from handlers.reports.redaction import redact
+from handlers.reports.versions import HEAD_LINES, scanner_version
 
 _finding = msgspec.json.Decoder(Finding)
 _SEVERITIES = list(Severity)
@@ -157,10 +158,18 @@ async def take(conn: asyncpg.Connection, cmd: GenerateReport, at: datetime) -> S
             rows = [
                 _row(r, r["scanned"], _since_change(r, since), r["last_scan_id"]) for r in found
             ]
-    return assemble(cmd, at, [_summary(s) for s in scans], rows)
+        head: dict[str, list[str]] = defaultdict(list)
+        for line in await conn.fetch(
+            "SELECT scan_id, text FROM scan_output WHERE scan_id = ANY($1) AND seq <= $2"
+            " ORDER BY scan_id, seq",
+            scan_ids,
+            HEAD_LINES,
+        ):
+            head[line["scan_id"]].append(line["text"])
+    return assemble(cmd, at, [_summary(s, head[s["id"]]) for s in scans], rows)
 
 
-def _summary(r: asyncpg.Record) -> ScanSummary:
+def _summary(r: asyncpg.Record, head: list[str]) -> ScanSummary:
     start, end = r["started_at"], r["finished_at"]
     error = r["error"]
     if r["result_error"] and r["result_error"] not in error:
@@ -179,8 +188,7 @@ def _summary(r: asyncpg.Record) -> ScanSummary:
         exit_code=r["exit_code"],
         partial=bool(r["partial"]) or r["status"] != "succeeded",
         error=error,
-        # Not kept in PostgreSQL: only the raw result in the object store names it.
-        scanner_version="",
+        scanner_version=scanner_version(r["tool"], head),
         schedule_id=r["schedule_id"],
     )
 

@@ -20,6 +20,7 @@ from contracts.tracking import Change
 from handlers.reports import defectdojo, pdf
 from handlers.reports.render import render, render_stored
 from handlers.reports.snapshot import assemble
+from handlers.reports.versions import scanner_version
 from tests.conftest import ROOT
 from tests.handlers import reportdata
 from tests.handlers.reportdata import AT, HOSTILE, LONG, command, hostile, row, scan
@@ -256,3 +257,17 @@ def test_pdf_shortens_beyond_the_limit_per_severity(tmp_path: Path) -> None:
     text = pdf_text(render(ReportFormat.PDF, snap), tmp_path)
     assert text.count("This report shortened 15") == 5
     assert f"Critical ({per})" in text
+
+
+@pytest.mark.parametrize(
+    ("tool", "head", "version"),
+    [
+        ("nmap", ["", "Starting Nmap 7.93 ( https://nmap.org ) at 2026-12-02 11:22 UTC"], "7.93"),
+        ("nmap", ["Nmap scan report for localhost"], ""),
+        ("sslyze", ["Starting Nmap 7.93 ( https://nmap.org )"], ""),
+    ],
+)
+def test_scanner_versions_come_from_the_console_where_it_names_them(
+    tool: str, head: list[str], version: str
+) -> None:
+    assert scanner_version(tool, head) == version

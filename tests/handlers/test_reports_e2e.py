@@ -124,6 +124,10 @@ def pdf_text(data: bytes, tmp_path: Path) -> str:
     return out.stdout.decode()
 
 
+def installed_nmap() -> str:
+    return subprocess.run(["nmap", "--version"], check=True, capture_output=True, text=True).stdout
+
+
 def flat(text: str) -> str:
     return re.sub(r"[\s\u200b]+", "", text)
 
@@ -212,6 +216,11 @@ async def test_scans_to_every_format_downloaded_and_verified(
     document = json.loads((await fetch(stack, made[v1.ReportFormat.JSON].download_url)).content)
     assert document["snapshot_sha256"] == made[v1.ReportFormat.JSON].snapshot_sha256
     assert {s["id"] for s in document["snapshot"]["scans"]} == set(ids)
+    # nmap's console names its version ("Starting Nmap 7.93 ..."); sslyze's does not.
+    nmap_version = installed_nmap()
+    versions = {s["tool"]: s["scanner_version"] for s in document["snapshot"]["scans"]}
+    assert versions["sslyze"] == ""
+    assert versions["nmap"] and f"Nmap version {versions['nmap']} " in nmap_version
 
     # A target's findings as they stand now: the sslyze target's, all new since its scan.
     by_target = await reports.generate_report(
