@@ -12,10 +12,11 @@ import subprocess
 from pathlib import Path
 
 import jsonschema
+import msgspec
 import pytest
 
 from contracts.findings import Severity
-from contracts.reports import Frozen, ReportFormat, freeze, thaw
+from contracts.reports import Frozen, ReportFormat, Snapshot, freeze, thaw
 from contracts.tracking import Change
 from handlers.reports import defectdojo, pdf
 from handlers.reports.render import render, render_stored
@@ -24,6 +25,7 @@ from handlers.reports.versions import scanner_version
 from tests.conftest import ROOT
 from tests.handlers import reportdata
 from tests.handlers.reportdata import AT, HOSTILE, LONG, command, hostile, row, scan
+from tests.snapshots import assert_snapshot
 
 SARIF_SCHEMA = ROOT.parent / "shared" / "schemas" / "sarif-schema-2.1.0.json"
 # DefectDojo's Generic Findings Import (dojo/tools/generic/json_parser.py): it rejects a
@@ -102,6 +104,17 @@ def test_a_stored_snapshot_renders_byte_identical_and_names_its_sha256(fmt: Repo
     first = render(fmt, snap)
     assert render_stored(fmt.value, data) == first
     assert snap.sha256.encode() in first
+
+
+def test_the_json_report_follows_its_published_schema() -> None:
+    """docs/report-snapshot.schema.json is the schema of `snapshot` in the JSON format; a
+    change to the snapshot's shape shows there (and needs a new SNAPSHOT_SCHEMA version)."""
+    schema = msgspec.json.schema(Snapshot)
+    path = ROOT / "docs" / "report-snapshot.schema.json"
+    assert_snapshot(path, msgspec.json.format(msgspec.json.encode(schema), indent=2) + b"\n")
+    doc = json.loads(render(ReportFormat.JSON, frozen()))
+    jsonschema.validators.validator_for(schema)(schema).validate(doc["snapshot"])
+    assert doc["snapshot"]["schema"] == "jetscan.report.snapshot/1"
 
 
 def test_equal_data_in_any_order_gives_equal_snapshots() -> None:
