@@ -360,6 +360,7 @@ async def test_a_schedule_s_latest_scan_and_a_pdf_too_large_to_render(
     """Scans recorded as ingest records them (its store functions, on the stack's database):
     two scans of one schedule, the latest with more findings than a PDF may hold."""
     schedule = f"nightly-{uuid.uuid4().hex[:8]}"
+    domain = f"{schedule}.localhost"
     now = datetime.now(UTC)
     ids = [uuid.uuid4().hex, uuid.uuid4().hex]
     many = pdf.MAX_FINDINGS + 1
@@ -369,7 +370,7 @@ async def test_a_schedule_s_latest_scan_and_a_pdf_too_large_to_render(
             start = StartScan(
                 scan_id=scan_id,
                 target="127.0.0.9",
-                domain="",
+                domain=domain,
                 tool="nmap",
                 config={},
                 deadline_seconds=60,
@@ -415,3 +416,16 @@ async def test_a_schedule_s_latest_scan_and_a_pdf_too_large_to_render(
     assert refused.status == v1.ReportStatus.FAILED
     assert f"this report has {many:,}" in refused.error
     assert refused.error.startswith("rendering pdf failed: a PDF lists at most")
+
+    # The domain's findings as they stand: each seen by both scans, first in the first.
+    request = v1.GenerateReportRequest(
+        domain=domain, format=v1.ReportFormat.JSON, since=now + timedelta(milliseconds=500)
+    )
+    by_domain = await ready(reports, (await reports.generate_report(request)).id)
+    assert by_domain.status == v1.ReportStatus.READY, by_domain.error
+    snap = json.loads((await fetch(stack, by_domain.download_url)).content)["snapshot"]
+    changes = [a["change"] for r in snap["rules"] for a in r["affected"]]
+    assert len(changes) == many
+    assert changes.count("unchanged") == 3 and changes.count("new") == many - 3
+    page = await reports.list_reports(v1.ListReportsRequest(domain=domain))
+    assert {r.id for r in page.reports} >= {by_domain.id, table.id}
