@@ -142,7 +142,8 @@ def build(broker: NatsBroker, topo: topology.Topology, reports: Reports) -> None
                 await reports.generate(cmd)
             except Exception as exc:
                 if isinstance(exc, concurrent.futures.BrokenExecutor):
-                    reports.renderers = _executor()
+                    broken, reports.renderers = reports.renderers, _executor()
+                    broken.shutdown(wait=False, cancel_futures=True)
                 if delivered(msg) < spec.max_deliver:
                     raise
                 # The last attempt: the report ends failed, never pending forever.
