@@ -31,6 +31,7 @@ from grpclib.client import Channel
 from grpclib.const import Status
 from nats.aio.client import Client
 
+from contracts import subjects
 from contracts.findings import Finding, Severity, fingerprint
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
@@ -354,6 +355,59 @@ async def test_generate_validates_and_is_idempotent(
     assert err.value.status == Status.NOT_FOUND
 
 
+async def record_scan(
+    stack: Stack,
+    scan_id: str,
+    n: int,
+    *,
+    at: datetime,
+    target: str = "127.0.0.9",
+    domain: str = "",
+    schedule_id: str = "",
+) -> None:
+    """A succeeded nmap scan of `target` with `n` open ports, recorded as ingest records one
+    (its store functions, on the stack's database)."""
+    start = StartScan(
+        scan_id=scan_id,
+        target=target,
+        domain=domain,
+        tool="nmap",
+        config={},
+        deadline_seconds=60,
+        requested_by="scheduler",
+        requested_at=at,
+        schedule_id=schedule_id,
+    )
+    findings = tuple(
+        Finding(
+            tool="nmap",
+            severity=Severity.LOW,
+            title=f"Open port {p}/tcp",
+            fingerprint=fingerprint("nmap", target, "tcp", p),
+            host=target,
+            port=p,
+            protocol="tcp",
+        )
+        for p in range(1, n + 1)
+    )
+    result = ScanResult(
+        scan_id=scan_id,
+        tool="nmap",
+        target=target,
+        finished_at=at,
+        exit_code=0,
+        partial=False,
+        findings=findings,
+        data=NmapRun(),
+    )
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        await store.insert_scans(conn, [start])
+        await store.store_result(conn, result)
+    finally:
+        await conn.close()
+
+
 async def test_a_schedule_s_latest_scan_and_a_pdf_too_large_to_render(
     stack: Stack, reports: v1.ReportServiceStub
 ) -> None:
@@ -364,46 +418,15 @@ async def test_a_schedule_s_latest_scan_and_a_pdf_too_large_to_render(
     now = datetime.now(UTC)
     ids = [uuid.uuid4().hex, uuid.uuid4().hex]
     many = pdf.MAX_FINDINGS + 1
-    conn = await asyncpg.connect(stack.settings.database_url)
-    try:
-        for i, scan_id in enumerate(ids):
-            start = StartScan(
-                scan_id=scan_id,
-                target="127.0.0.9",
-                domain=domain,
-                tool="nmap",
-                config={},
-                deadline_seconds=60,
-                requested_by="scheduler",
-                requested_at=now + timedelta(seconds=i),
-                schedule_id=schedule,
-            )
-            await store.insert_scans(conn, [start])
-            findings = tuple(
-                Finding(
-                    tool="nmap",
-                    severity=Severity.LOW,
-                    title=f"Open port {p}/tcp",
-                    fingerprint=fingerprint("nmap", "127.0.0.9", "tcp", p),
-                    host="127.0.0.9",
-                    port=p,
-                    protocol="tcp",
-                )
-                for p in range(1, (many if i else 3) + 1)
-            )
-            result = ScanResult(
-                scan_id=scan_id,
-                tool="nmap",
-                target="127.0.0.9",
-                finished_at=now + timedelta(seconds=i),
-                exit_code=0,
-                partial=False,
-                findings=findings,
-                data=NmapRun(),
-            )
-            await store.store_result(conn, result)
-    finally:
-        await conn.close()
+    for i, scan_id in enumerate(ids):
+        await record_scan(
+            stack,
+            scan_id,
+            many if i else 3,
+            at=now + timedelta(seconds=i),
+            domain=domain,
+            schedule_id=schedule,
+        )
 
     request = v1.GenerateReportRequest(schedule_id=schedule, format=v1.ReportFormat.CSV)
     table = await ready(reports, (await reports.generate_report(request)).id)
@@ -429,3 +452,26 @@ async def test_a_schedule_s_latest_scan_and_a_pdf_too_large_to_render(
     assert changes.count("unchanged") == 3 and changes.count("new") == many - 3
     page = await reports.list_reports(v1.ListReportsRequest(domain=domain))
     assert {r.id for r in page.reports} >= {by_domain.id, table.id}
+
+
+async def test_a_long_render_holds_up_neither_pings_nor_other_reports(
+    stack: Stack, reports: v1.ReportServiceStub, nc: Client
+) -> None:
+    big, small = uuid.uuid4().hex, uuid.uuid4().hex
+    await record_scan(stack, big, 8000, at=datetime.now(UTC), target="127.0.0.10")
+    await record_scan(stack, small, 2, at=datetime.now(UTC), target="127.0.0.11")
+    slow = await reports.generate_report(
+        v1.GenerateReportRequest(scan_ids=v1.ScanIds(ids=[big]), format=v1.ReportFormat.PDF)
+    )
+    quick = await reports.generate_report(
+        v1.GenerateReportRequest(scan_ids=v1.ScanIds(ids=[small]), format=v1.ReportFormat.JSON)
+    )
+    done = await ready(reports, quick.id)
+    assert done.status == v1.ReportStatus.READY, done.error
+    # The PDF of 8,000 findings is still rendering, in its own process; the role answers.
+    pending = await reports.get_report(v1.GetReportRequest(id=slow.id))
+    assert pending.status == v1.ReportStatus.PENDING
+    pong = await nc.request(subjects.service_ping("jetscan-reports"), b"", timeout=2)
+    assert json.loads(pong.data)["name"] == "jetscan-reports"
+    finished = await ready(reports, slow.id, within=180)
+    assert finished.status == v1.ReportStatus.READY, finished.error
