@@ -28,13 +28,19 @@ $(STAMP): $(UV) pyproject.toml uv.lock
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --python $(BIN)/python --quiet
 	touch $(STAMP)
 
-# Debian's nmap runs the nmap scans; installed when missing (as root or with sudo).
+# Debian packages: nmap runs the nmap scans; the Noto fonts let typst draw every script and
+# emoji in PDF reports (handlers/reports/pdf.py names their folders); poppler-utils
+# (pdftotext) reads PDFs back in tests. Installed when missing (as root or with sudo).
+DEBIAN_PACKAGES := nmap poppler-utils fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
+
 system-deps:
-	@command -v nmap >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nmap >/dev/null; \
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-	    sudo apt-get update -qq && sudo apt-get install -y -qq nmap >/dev/null; \
-	  else echo "jetscan: nmap is missing; install it with: sudo apt-get install nmap" >&2; exit 1; fi; }
+	    sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "jetscan: missing Debian packages; install them with: sudo apt-get install" $$missing >&2; exit 1; fi; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

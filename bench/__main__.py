@@ -11,6 +11,7 @@ from collections.abc import Callable
 BENCHES: dict[str, str] = {
     "ingest": "bench.ingest",
     "nmap-parse": "bench.nmap_parse",
+    "report": "bench.report",
     "start": "bench.start",
     "stream": "bench.stream",
 }

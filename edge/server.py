@@ -19,7 +19,8 @@ from edge.bus import Bus
 from edge.health import Readiness
 from edge.ratelimit import RateLimits
 from edge.reflection import with_reflection
-from edge.reports import ReportService, ScheduleService
+from edge.reporting import ReportService
+from edge.reports import ScheduleService
 from edge.scans import ScanService
 from edge.web import create_app
 from scanners.requests import Capabilities
@@ -50,7 +51,9 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
         await tokens.start(bus.js)
         api = {
             "jetscan.v1.ScanService": ScanService(bus, scope, Capabilities.of(settings)),
-            "jetscan.v1.ReportService": ReportService(),
+            "jetscan.v1.ReportService": ReportService(
+                bus, settings.public_url or f"http://{settings.http_addr}"
+            ),
             "jetscan.v1.ScheduleService": ScheduleService(),
         }
         services = with_reflection([*api.values(), Health(readiness.checks(api))])

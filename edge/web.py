@@ -15,6 +15,7 @@ from contracts import VERSION
 from edge.auth import TokenCache
 from edge.bus import Bus
 from edge.health import Readiness
+from edge.reportfiles import ReportFiles
 from edge.ws import NOT_FOUND, ConsoleSocket
 
 _PAGE = """<!doctype html>
@@ -56,6 +57,7 @@ def create_app(readiness: Readiness, grpc_addr: str, bus: Bus, tokens: TokenCach
             Route("/", index),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/reports/{id}/{file}", ReportFiles(bus, tokens).download),
             # `{id:path}`: an empty id or one holding "/" is a bad id (4400), as WatchScan's
             # INVALID_ARGUMENT, not a missing endpoint (4404).
             WebSocketRoute("/ws/scans/{id:path}", ConsoleSocket(bus, tokens).handle),

@@ -14,7 +14,6 @@ from handlers import bus
 
 DESCRIPTIONS = {
     "scheduler": "Starts scans of a target on its cron schedule.",
-    "reports": "Renders scan findings to PDF and JSON reports.",
 }
 
 

@@ -32,11 +32,14 @@ MAX_REASON = 1000
 
 
 def durable_subscriber(
-    broker: NatsBroker, topo: Topology, durable: str, *, batch_size: int = 16
+    broker: NatsBroker, topo: Topology, durable: str, *, batch_size: int = 16, max_workers: int = 1
 ) -> Callable[[Any], Any]:
-    """Bind a handler to a durable consumer that `streams.yaml` declares."""
+    """Bind a handler to a durable consumer that `streams.yaml` declares; `max_workers` > 1
+    handles that many messages at once (no order between them)."""
     spec = topo.consumer(durable)
-    return broker.subscriber(
+    # Only when asked: FastStream's concurrent subscriber replaces the in-order one.
+    concurrency: dict[str, Any] = {"max_workers": max_workers} if max_workers > 1 else {}
+    subscriber: Callable[[Any], Any] = broker.subscriber(
         spec.filter_subject,
         stream=JStream(spec.stream, declare=False),
         durable=durable,
@@ -46,7 +49,9 @@ def durable_subscriber(
         # deliveries to the expiry race, which then waited out ack_wait.
         pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
         ack_policy=AckPolicy.MANUAL,
+        **concurrency,
     )
+    return subscriber
 
 
 async def park(raw: Msg, reason: str) -> None:

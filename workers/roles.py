@@ -28,6 +28,10 @@ def serve_function(role: str) -> Serve:
         from handlers.ingest import serve as ingest_serve
 
         return ingest_serve
+    if role == "reports":
+        from handlers.reports import serve as reports_serve
+
+        return reports_serve
     if role == "launcher":
         from handlers.launcher import serve as launcher_serve
 

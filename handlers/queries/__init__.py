@@ -8,6 +8,7 @@ import logging
 from contracts import subjects
 from contracts.settings import Settings
 from handlers import bus, database
+from handlers.queries.reportqueries import ReportQueries
 from handlers.queries.router import Queries
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     nc = await bus.connect(settings, "queries")
     try:
         q = Queries(pool, nc.jetstream())
+        r = ReportQueries(pool, nc.jetstream())
         service = await bus.register(
             nc,
             "queries",
@@ -28,6 +30,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 "finding-list": (subjects.query("finding", "list"), q.list_findings),
                 "finding-get": (subjects.query("finding", "get"), q.get_finding),
                 "output-list": (subjects.query("output", "list"), q.list_output),
+                "report-get": (subjects.query("report", "get"), r.get_report),
+                "report-list": (subjects.query("report", "list"), r.list_reports),
             },
         )
         await stop.wait()

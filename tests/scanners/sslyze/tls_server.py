@@ -22,11 +22,14 @@ from cryptography.x509.oid import NameOID
 
 
 def self_signed(
-    directory: Path, dns_names: tuple[str, ...], ips: tuple[str, ...]
+    directory: Path,
+    dns_names: tuple[str, ...],
+    ips: tuple[str, ...],
+    subject: x509.Name | None = None,
 ) -> ssl.SSLContext:
     """A server context with a new EC P-256 certificate for these SANs, valid for 30 days."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jetscan test server")])
+    name = subject or x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jetscan test server")])
     now = datetime.now(UTC)
     names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
