@@ -23,6 +23,11 @@ DEADLINE_SECONDS = "JETSCAN_DEADLINE_SECONDS"
 WORKDIR = "JETSCAN_WORKDIR"
 PROGRAMS = "JETSCAN_PROGRAMS"
 SCOPE = "JETSCAN_SCOPE"
+# The launch's span, parent of the job's (`contracts.tracing`); set only with tracing on.
+TRACEPARENT = "JETSCAN_TRACEPARENT"
+LOG_FORMAT = "JETSCAN_LOG_FORMAT"
+# The standard OpenTelemetry variable, passed on as is.
+OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 PREFIX = "JETSCAN_"
 
 
@@ -34,6 +39,9 @@ def job_environ(
     workdir: str = "",
     programs: Mapping[str, str] | None = None,
     scope: str = "",
+    traceparent: str = "",
+    otlp_endpoint: str = "",
+    log_format: str = "",
 ) -> dict[str, str]:
     """The variables of the job that runs `cmd`; optional ones only when set."""
     environ = {
@@ -52,6 +60,12 @@ def job_environ(
         environ[PROGRAMS] = format_programs(programs)
     if scope:
         environ[SCOPE] = scope
+    if traceparent and otlp_endpoint:
+        environ[TRACEPARENT] = traceparent
+    if otlp_endpoint:
+        environ[OTLP_ENDPOINT] = otlp_endpoint
+    if log_format and log_format != "text":  # text is the job's default
+        environ[LOG_FORMAT] = log_format
     return environ
 
 

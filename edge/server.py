@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 
 import uvicorn
-from grpclib.events import RecvRequest, listen
+from grpclib.events import RecvRequest, SendTrailingMetadata, listen
 from grpclib.health.service import Health
 from grpclib.server import Server
 
@@ -17,6 +17,7 @@ from edge import messages
 from edge.auth import TokenCache
 from edge.bus import Bus
 from edge.health import Readiness
+from edge.metrics import GrpcMetrics
 from edge.reflection import with_reflection
 from edge.reports import ReportService, ScheduleService
 from edge.scans import ScanService
@@ -53,6 +54,9 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
         }
         services = with_reflection([*api.values(), Health(readiness.checks(api))])
         grpc_server = Server(services)
+        grpc_metrics = GrpcMetrics()  # first: a call auth refuses is counted too
+        listen(grpc_server, RecvRequest, grpc_metrics.on_request)
+        listen(grpc_server, SendTrailingMetadata, grpc_metrics.on_trailers)
         listen(grpc_server, RecvRequest, tokens.on_request)
         await readiness.check_once()
         health_task = asyncio.create_task(readiness.run(), name="edge-health")

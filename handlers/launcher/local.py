@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from contracts import tracing
 from contracts.jobs import job_environ
 from contracts.scans import StartScan
 from handlers.launcher.executor import Ending, LaunchRefused, OnExit
@@ -50,6 +51,8 @@ class LocalExecutor:
         python: str = sys.executable,
         programs: Mapping[str, str] | None = None,
         scope: str = "",
+        otlp_endpoint: str = "",
+        log_format: str = "",
     ) -> None:
         self.nats_url = nats_url
         self.on_exit = on_exit
@@ -58,6 +61,7 @@ class LocalExecutor:
         self.base_env = dict(environ)
         self.programs = dict(programs or {})
         self.scope = scope
+        self.telemetry = {"otlp_endpoint": otlp_endpoint, "log_format": log_format}
         self.jobs: dict[str, _Job] = {}
 
     async def open(self) -> None:
@@ -68,7 +72,12 @@ class LocalExecutor:
 
     async def start(self, cmd: StartScan) -> None:
         env = self.base_env | job_environ(
-            cmd, self.nats_url, programs=self.programs, scope=self.scope
+            cmd,
+            self.nats_url,
+            programs=self.programs,
+            scope=self.scope,
+            traceparent=tracing.traceparent(),
+            **self.telemetry,
         )
         try:
             proc = await asyncio.create_subprocess_exec(

@@ -150,11 +150,19 @@ def pod_selector(scan_id: str) -> str:
     return f"{SELECTOR},{SCAN_LABEL}={label_value(scan_id)}"
 
 
-def build_job(cmd: StartScan, settings: Settings) -> dict[str, Any]:
-    """The Job for `cmd` in the settings' namespace, ready to POST."""
+def build_job(cmd: StartScan, settings: Settings, *, traceparent: str = "") -> dict[str, Any]:
+    """The Job for `cmd` in the settings' namespace, ready to POST; `traceparent` is the
+    launch's span (tracing on)."""
     creds = f"{CREDS_DIR}/{CREDS_KEY}" if settings.k8s_nats_creds_secret else ""
     environ = job_environ(
-        cmd, settings.nats_url, nats_creds=creds, workdir=SCRATCH, scope=settings.scope
+        cmd,
+        settings.nats_url,
+        nats_creds=creds,
+        workdir=SCRATCH,
+        scope=settings.scope,
+        traceparent=traceparent,
+        otlp_endpoint=settings.otlp_endpoint,
+        log_format=settings.log_format,
     )
     # Tools that keep state under HOME or TMPDIR (ZAP, Python) need it writable.
     environ |= {"HOME": SCRATCH, "TMPDIR": SCRATCH}

@@ -36,7 +36,7 @@ async def get(port: int, path: str) -> tuple[int, dict[str, object]]:
         ("/healthz", set(), 200, {"status": "ok", "version": VERSION}),
         ("/readyz", {"ingest"}, 200, {"ready": True, "down": []}),
         ("/readyz", set(), 503, {"ready": False, "down": ["ingest"]}),
-        ("/metrics", {"ingest"}, 404, {"error": "no route /metrics"}),
+        ("/nothing", {"ingest"}, 404, {"error": "no route /nothing"}),
     ],
 )
 def test_answers(path: str, up: set[str], code: int, body: dict[str, object]) -> None:

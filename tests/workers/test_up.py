@@ -27,6 +27,7 @@ def base_env(home: Path) -> dict[str, str]:
         "JETSCAN_GRPC_ADDR": f"127.0.0.1:{free_port()}",
         "JETSCAN_HTTP_ADDR": f"127.0.0.1:{free_port()}",
         "JETSCAN_NATS_PORT": "0",
+        "JETSCAN_METRICS_ADDR": f"127.0.0.1:{free_port()}",
     }
 
 
