@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -105,3 +106,57 @@ class Receiver:
             pass
         finally:
             writer.close()
+
+
+def main() -> int:
+    """`python -m bench.otlp`: a receiver in its own process, so the benchmarks' exporting
+    processes never share a core's GIL with it. Prints its endpoint, then on SIGTERM the
+    spans and requests it received, as JSON lines."""
+    import json
+    import signal
+    import sys
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with Receiver() as receiver:
+            sys.stdout.write(json.dumps({"endpoint": receiver.endpoint}) + "\n")
+            sys.stdout.flush()
+            await stop.wait()
+            tally = {"spans": len(receiver.spans), "requests": receiver.requests}
+            sys.stdout.write(json.dumps(tally) + "\n")
+            sys.stdout.flush()
+
+    asyncio.run(run())
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def receiver_process() -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """`python -m bench.otlp` as a child: yields its endpoint, and a dict that holds what it
+    received once the block has ended."""
+    import json
+    import signal
+    import sys
+
+    from bench.processes import REPO
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.otlp", cwd=REPO, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    tally: dict[str, int] = {}
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        yield json.loads(line)["endpoint"], tally
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        if out.strip():
+            tally.update(json.loads(out.splitlines()[-1]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
