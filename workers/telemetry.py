@@ -12,11 +12,6 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
 from contracts import VERSION, tracing
 
 log = logging.getLogger(__name__)
@@ -33,6 +28,12 @@ def start_tracing(endpoint: str, service: str, *, delay: float = 1.0) -> Callabl
     """
     if not endpoint:
         return _nothing
+    # Imported only now: a process that does not trace never loads the SDK (~80 ms).
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     provider = TracerProvider(
         resource=Resource.create({"service.name": service, "service.version": VERSION})
     )
