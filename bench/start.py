@@ -134,16 +134,16 @@ async def _bench(
     figures: dict[str, dict[int, dict[str, Any]]] = {}
     # One side at a time: the idle one would still hold memory and wake for health checks.
     for side in sides:
-        async with _server(side, tmp / side) as (address, token):
+        async with _server(side, tmp / side) as (address, token, pid):
             figures[side] = {
-                clients: await _level(address, token, clients, total, time_limit)
+                clients: await _level(address, token, clients, total, time_limit, pid)
                 for clients, total in plan.items()
             }
     return figures
 
 
 async def _level(
-    address: Address, token: str, clients: int, total: int, time_limit: float
+    address: Address, token: str, clients: int, total: int, time_limit: float, pid: int
 ) -> dict[str, Any]:
     config = Struct.from_dict({"ports": "1"})
     run = uuid.uuid4().hex[:8]
@@ -170,10 +170,12 @@ async def _level(
         # start-up costs, not throughput.
         await _load(stubs, requests("warm", max(4 * clients, 100)), time_limit)
         measured = requests("run", total)
+        server_cpu = _cpu_seconds(pid)
         cpu, start = time.process_time(), time.perf_counter()
         tally = await _load(stubs, measured, time_limit)
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu
+        server_cpu = _cpu_seconds(pid) - server_cpu
     finally:
         for ch in channels:
             ch.close()
@@ -188,7 +190,15 @@ async def _level(
         "cut_short": done < total,
         "seconds": round(elapsed, 2),
         "client_cpu": round(cpu / elapsed, 2),
+        # CPU of the server process (the edge, for jetscan) per accepted call: steadier than
+        # throughput on a machine others share.
+        "server_cpu_us_per_call": round(server_cpu / max(len(lat), 1) * 1e6, 1),
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _load(
@@ -227,8 +237,8 @@ def _percentile_ms(ordered: Sequence[float], q: float) -> float | None:
 
 
 @contextlib.asynccontextmanager
-async def _server(side: str, home: Path) -> AsyncIterator[tuple[Address, str]]:
-    """A child process serving `side`; yields its gRPC address and a token it accepts."""
+async def _server(side: str, home: Path) -> AsyncIterator[tuple[Address, str, int]]:
+    """A child process serving `side`; yields its gRPC address, a token it accepts, its pid."""
     async with contextlib.AsyncExitStack() as stack:
         otlp: list[str] = []
         tally: dict[str, int] = {}
@@ -244,7 +254,7 @@ async def _server(side: str, home: Path) -> AsyncIterator[tuple[Address, str]]:
 @contextlib.asynccontextmanager
 async def _server_process(
     side: str, home: Path, extra: list[str]
-) -> AsyncIterator[tuple[Address, str]]:
+) -> AsyncIterator[tuple[Address, str, int]]:
     home.mkdir(parents=True)
     log_path = home / "server.log"
     with log_path.open("wb") as log_file:
@@ -271,7 +281,7 @@ async def _server_process(
             tail = log_path.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"the {side} server did not start; its log ends:\n{tail}")
         ready = json.loads(line)
-        yield Address(ready["host"], ready["port"]), ready["token"]
+        yield Address(ready["host"], ready["port"]), ready["token"], proc.pid
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
