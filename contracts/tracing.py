@@ -90,7 +90,8 @@ def span(
 
     Sets the scan id for logs either way; with tracing off that is all it does.
     """
-    token = scan_id.set(scan) if scan else None
+    # Set (and reset) even without `scan`, so `mark_scan` inside lasts only for the block.
+    token = scan_id.set(scan or scan_id.get())
     try:
         if _on.tracer is None:
             yield
@@ -100,8 +101,7 @@ def span(
         with _on.tracer.start_as_current_span(name, context=ctx, kind=kind, attributes=attributes):
             yield
     finally:
-        if token is not None:
-            scan_id.reset(token)
+        scan_id.reset(token)
 
 
 def mark_scan(scan: str) -> None:

@@ -88,3 +88,10 @@ def test_a_server_span_ends_with_the_rpc_status(exported: InMemorySpanExporter) 
     assert span.kind == trace.SpanKind.SERVER
     assert span.status.status_code == trace.StatusCode.ERROR
     assert span.attributes == {"rpc.grpc.status_code": "INVALID_ARGUMENT"}
+
+
+def test_a_scan_named_inside_a_span_is_forgotten_after_it() -> None:
+    with tracing.span("ingest event", {}):
+        tracing.mark_scan("s3")
+        assert tracing.scan_id.get() == "s3"
+    assert tracing.scan_id.get() == ""
