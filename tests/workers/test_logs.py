@@ -1,22 +1,15 @@
-"""`JETSCAN_LOG_FORMAT=json`: one JSON object per line, with the scan and trace where known;
-and a role run alone serves its metrics beside its probes."""
+"""`JETSCAN_LOG_FORMAT=json`: one JSON object per line, with the scan and trace where known.
+(`tests/workers/test_health.py` runs a role with it.)"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import signal
 import sys
-from pathlib import Path
 
-import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import tracing
-from contracts.settings import Settings
-from tests.conftest import ROOT, free_port
 from workers.logs import JsonFormatter
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -57,64 +50,3 @@ def test_an_exception_stays_inside_its_line() -> None:
     out = JsonFormatter("launcher").format(rec)
     assert "\n" not in out
     assert "ValueError: boom" in json.loads(out)["exception"]
-
-
-async def http_get(port: int, path: str) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: probe\r\n\r\n".encode())
-        await writer.drain()
-        response = await asyncio.wait_for(reader.read(), 10)
-    finally:
-        writer.close()
-    head, _, body = response.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
-
-
-@pytest.mark.slow
-async def test_a_role_run_alone_logs_json_and_serves_metrics(
-    settings: Settings, tmp_path: Path
-) -> None:
-    port = free_port()
-    env = {
-        **settings.passthrough,
-        "JETSCAN_HOME": str(tmp_path),
-        "JETSCAN_NATS_URL": settings.nats_url,
-        "JETSCAN_DATABASE_URL": settings.database_url,
-        "JETSCAN_HEALTH_ADDR": f"127.0.0.1:{port}",
-        "JETSCAN_LOG_FORMAT": "json",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "workers.cli",
-        "run",
-        "queries",
-        cwd=ROOT,
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while True:
-            try:
-                code, _ = await http_get(port, "/readyz")
-            except OSError:
-                code = 0
-            if code == 200:
-                break
-            assert loop.time() < deadline, "queries not ready"
-            await asyncio.sleep(0.1)
-        code, body = await http_get(port, "/metrics")
-        assert code == 200
-        names = {f.name for f in text_string_to_metric_families(body.decode())}
-        assert {"jetscan_db_pool_connections", "jetscan_messages"} <= names
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0
-    lines = [json.loads(line) for line in err.decode().splitlines()]
-    assert lines, "no log lines"
-    assert {line["role"] for line in lines} == {"queries"}
-    assert any("health routes" in line["message"] for line in lines)
