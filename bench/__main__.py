@@ -10,6 +10,7 @@ from collections.abc import Callable
 # must not be needed to run another.
 BENCHES: dict[str, str] = {
     "nmap-parse": "bench.nmap_parse",
+    "overhead": "bench.overhead",
     "start": "bench.start",
     "stream": "bench.stream",
 }
