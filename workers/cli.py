@@ -15,7 +15,7 @@ import msgspec
 
 from contracts.auth import Role
 from contracts.settings import ROLES, Settings, SettingsError, load
-from workers import logs, telemetry, usercli
+from workers import health, logs, telemetry, usercli
 
 log = logging.getLogger("jetscan")
 
@@ -137,12 +137,11 @@ async def _run_role(settings: Settings, role: str, stop: asyncio.Event) -> None:
     if settings.health_addr is None:
         await supervise(settings, [role], stop)
         return
-    from workers import health
-
     up: set[str] = set()
+    server = await health.listen(settings.health_addr, [role], up, "JETSCAN_HEALTH_ADDR")
     async with asyncio.TaskGroup() as tg:
         tg.create_task(supervise(settings, [role], stop, up=up))
-        tg.create_task(health.serve(settings.health_addr, [role], up, stop))
+        tg.create_task(health.serve(server, stop))
 
 
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
@@ -176,7 +175,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             asyncio.run(_migrate(settings))
         elif args.command == "token":
             asyncio.run(_token_create(settings, Role(args.role), args.name))
-    except CliError as exc:
+    except (CliError, health.ListenError) as exc:
         sys.stderr.write(f"jetscan: {exc}\n")
         return 1
     except KeyboardInterrupt:

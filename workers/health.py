@@ -17,8 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-
-import prometheus_client
+import os
 
 from contracts import VERSION
 from contracts.settings import Address
@@ -38,7 +37,13 @@ def answer(path: str, roles: list[str], up: set[str]) -> tuple[int, dict[str, ob
     return 404, {"error": f"no route {path}"}
 
 
-async def serve(addr: Address, roles: list[str], up: set[str], stop: asyncio.Event) -> None:
+class ListenError(Exception):
+    """The health address cannot be listened on (in use, not this host's)."""
+
+
+async def listen(addr: Address, roles: list[str], up: set[str], variable: str) -> asyncio.Server:
+    """Start answering on `addr` (the setting `variable`); ListenError when it cannot."""
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _REQUEST_TIMEOUT)
@@ -46,6 +51,8 @@ async def serve(addr: Address, roles: list[str], up: set[str], stop: asyncio.Eve
             path = rest.partition(" ")[0].partition("?")[0]
             content_type = "application/json"
             if method == "GET" and path == "/metrics":
+                import prometheus_client  # only when scraped: `jetscan` CLI commands start fast
+
                 code, content_type = 200, prometheus_client.CONTENT_TYPE_PLAIN_0_0_4
                 payload = prometheus_client.generate_latest()
             else:
@@ -67,8 +74,17 @@ async def serve(addr: Address, roles: list[str], up: set[str], stop: asyncio.Eve
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    server = await asyncio.start_server(handle, addr.host, addr.port)
+    try:
+        server = await asyncio.start_server(handle, addr.host, addr.port)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ListenError(f"{variable}: cannot listen on {addr}: {reason}") from exc
     log.info("health routes on http://%s/healthz, /readyz and /metrics", addr)
+    return server
+
+
+async def serve(server: asyncio.Server, stop: asyncio.Event) -> None:
+    """Answer until `stop` is set."""
     try:
         await stop.wait()
     finally:

@@ -76,9 +76,10 @@ async def _run_roles(settings: Settings, stop: asyncio.Event) -> None:
     from workers.roles import supervise
 
     up: set[str] = set()
+    server = await health.listen(settings.metrics_addr, list(ROLES), up, "JETSCAN_METRICS_ADDR")
     async with asyncio.TaskGroup() as tg:
         tg.create_task(supervise(settings, list(ROLES), stop, up=up))
-        tg.create_task(health.serve(settings.metrics_addr, list(ROLES), up, stop))
+        tg.create_task(health.serve(server, stop))
 
 
 async def wait_listening(*addrs: Address, timeout: float = 30.0) -> None:

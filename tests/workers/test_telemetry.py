@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,9 +22,9 @@ from bench.otlp import Receiver, Span
 from contracts import subjects, wire
 from contracts.gen.jetscan import v1
 from contracts.scans import CancelScan
-from tests.conftest import wait_status
+from tests.conftest import run_jetscan, wait_status
 from tests.handlers.test_lifecycle import nmap_request
-from tests.workers.test_up import Running, base_env, start
+from tests.workers.test_up import Running, base_env, processes_under, start
 
 pytestmark = pytest.mark.slow
 
@@ -235,3 +236,21 @@ async def test_one_trace_from_the_rpc_to_the_ingest_of_the_result(up: Up, open_p
     assert len(events) >= 3
     parents = {s.span_id: s.name for s in trace}
     assert {parents[e.parent_id] for e in events} == {"job", "launch"}
+
+
+async def test_a_metrics_address_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        addr = f"127.0.0.1:{taken.getsockname()[1]}"
+        env = base_env(tmp_path / "home") | {"JETSCAN_METRICS_ADDR": addr}
+        code, out, err = await run_jetscan(env, "up")
+    finally:
+        taken.close()
+    assert code == 1
+    assert out == ""
+    assert err.splitlines()[-1] == (
+        f"jetscan: JETSCAN_METRICS_ADDR: cannot listen on {addr}: Address already in use"
+    )
+    assert processes_under(tmp_path) == []
