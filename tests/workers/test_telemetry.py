@@ -75,16 +75,24 @@ async def _rest_of_banner(run: Running) -> str:
     return (await run.proc.stdout.readline()).decode()
 
 
-async def scrape(addr: tuple[str, int]) -> dict[Series, float]:
+async def http_get(addr: tuple[str, int], path: str) -> tuple[int, bytes, bytes]:
+    """Status, head and body of `GET path`, on a connection the server closes."""
     reader, writer = await asyncio.open_connection(*addr)
     try:
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: prometheus\r\n\r\n")
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: prometheus\r\nConnection: close\r\n\r\n".encode()
+        )
         await writer.drain()
         response = await asyncio.wait_for(reader.read(), 10)
     finally:
         writer.close()
     head, _, body = response.partition(b"\r\n\r\n")
-    assert head.split()[1] == b"200"
+    return int(head.split()[1]), head, body
+
+
+async def scrape(addr: tuple[str, int]) -> dict[Series, float]:
+    code, head, body = await http_get(addr, "/metrics")
+    assert code == 200
     assert b"Content-Type: text/plain; version=0.0.4" in head
     return {
         (s.name, frozenset(s.labels.items())): s.value
@@ -135,6 +143,16 @@ async def test_one_scan_moves_its_counters_by_exactly_one(up: Up, open_port: int
         handled = [series("jetscan_events_total", status=status, outcome=o) for o in OUTCOMES]
         assert sum(after.get(s, 0) - before.get(s, 0) for s in handled) == 1, status
     assert after[series("jetscan_db_pool_max_connections")] > 0
+    # The web address answers HTTP (counted) but never serves the metrics.
+    host, port = up.run.env["JETSCAN_HTTP_ADDR"].rsplit(":", 1)
+    web = (host, int(port))
+    assert (await http_get(web, "/healthz"))[0] == 200
+    assert (await http_get(web, "/metrics"))[0] == 404
+    ok = series("jetscan_http_requests_total", method="GET", code="200")
+    missing = series("jetscan_http_requests_total", method="GET", code="404")
+    counted = await scrape(up.metrics_addr)
+    assert counted[ok] - after.get(ok, 0) == 1
+    assert counted[missing] - after.get(missing, 0) == 1
     assert series("jetscan_websocket_viewers") in after
     # Every metric the README lists is exposed.
     names = {name for name, _ in after}
