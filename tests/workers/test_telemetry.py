@@ -187,7 +187,7 @@ async def test_label_values_stay_bounded_over_200_scans(up: Up) -> None:
         await nc.drain()
     cancelled = series("jetscan_commands_total", type="cancel", outcome="cancelled")
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
+    deadline = loop.time() + 90
     while True:
         after = await scrape(up.metrics_addr)
         if after.get(cancelled, 0) - before.get(cancelled, 0) >= 200:
@@ -195,6 +195,21 @@ async def test_label_values_stay_bounded_over_200_scans(up: Up) -> None:
         assert loop.time() < deadline, "the launcher did not handle 200 cancels in time"
         await asyncio.sleep(0.5)
     assert after[cancelled] - before.get(cancelled, 0) == 200
+    # Each cancel's event names a scan never started: ingest parks it, and the PARKED stream's
+    # gauge (read from JetStream every 5 s) shows them.
+    parked = series("jetscan_messages_total", consumer="ingest-scan-events", outcome="parked")
+    while True:
+        after = await scrape(up.metrics_addr)
+        if (
+            after.get(parked, 0) - before.get(parked, 0) >= 200
+            and after[series("jetscan_parked_messages")] >= 200
+        ):
+            break
+        assert loop.time() < deadline, "the 200 events were not parked in time"
+        await asyncio.sleep(0.5)
+    assert after[parked] - before.get(parked, 0) == 200
+    for consumer in ("launcher-scan-commands", "ingest-scan-events", "ingest-results"):
+        assert series("jetscan_consumer_pending_messages", consumer=consumer) in after
     values = {v for _, labels in after for _, v in labels}
     assert not [v for v in values if "bounded-" in v]
     # New label combinations (a cancel outcome, a parked event, NOT_FOUND) but no series per
