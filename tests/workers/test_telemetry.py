@@ -61,7 +61,13 @@ async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up]:
     async with Receiver() as receiver:
         home = tmp_path_factory.mktemp("telemetry") / "home"
         env = base_env(home) | {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
-        run = await start(env)
+        log = home.parent / "up.log"
+        try:
+            run = await start(env, stderr=log)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"jetscan up did not start; its log ends:\n{log.read_text()[-3000:]}"
+            ) from exc
         try:
             banner = await asyncio.wait_for(_rest_of_banner(run), 10)
             assert f"metrics http://{env['JETSCAN_METRICS_ADDR']}/metrics" in banner
