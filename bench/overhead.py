@@ -28,7 +28,6 @@ import asyncio
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from grpclib.client import Channel
@@ -39,6 +38,7 @@ from multidict import MultiDict
 
 from bench.otlp import receiver_process
 from bench.processes import free_port
+from bench.start import EchoScans
 from contracts import tracing
 from contracts.gen.jetscan import v1
 from edge.metrics import GrpcMetrics
@@ -48,19 +48,8 @@ EDGE_CPU_PER_START_US = 515.0
 METHOD = "/jetscan.v1.ScanService/StartScan"
 
 
-class Scans(v1.ScanServiceBase):
-    async def start_scan(self, message: v1.StartScanRequest) -> v1.Scan:
-        return v1.Scan(
-            id=message.request_id,
-            target=message.target,
-            tool=message.tool,
-            status=v1.ScanStatus.QUEUED,
-            created_at=datetime.now(UTC),
-        )
-
-
 async def _rpc_cpu_us(calls: int) -> float:
-    server = Server([Scans()])
+    server = Server([EchoScans()])
     port = free_port()
     await server.start("127.0.0.1", port)
     channel = Channel("127.0.0.1", port)

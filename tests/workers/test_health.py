@@ -18,11 +18,12 @@ from workers.health import answer
 
 
 async def get(port: int, path: str) -> tuple[int, dict[str, object]]:
-    code, body = await fetch(port, path)
+    code, _, body = await fetch(port, path)
     return code, json.loads(body)
 
 
-async def fetch(port: int, path: str) -> tuple[int, bytes]:
+async def fetch(port: int, path: str) -> tuple[int, bytes, bytes]:
+    """Status, head and body of `GET path` from 127.0.0.1:`port`."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(
@@ -33,7 +34,7 @@ async def fetch(port: int, path: str) -> tuple[int, bytes]:
     finally:
         writer.close()
     head, _, body = response.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+    return int(head.split()[1]), head, body
 
 
 @pytest.mark.parametrize(
@@ -86,7 +87,7 @@ async def test_a_role_run_alone_answers_probes_serves_metrics_logs_json_and_stop
             await asyncio.sleep(0.1)
         assert body == {"ready": True, "down": []}
         assert await get(port, "/healthz") == (200, {"status": "ok", "version": VERSION})
-        code, metrics = await fetch(port, "/metrics")
+        code, _, metrics = await fetch(port, "/metrics")
         assert code == 200
         names = {f.name for f in text_string_to_metric_families(metrics.decode())}
         assert {"jetscan_db_pool_connections", "jetscan_messages"} <= names

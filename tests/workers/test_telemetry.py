@@ -24,6 +24,7 @@ from contracts.gen.jetscan import v1
 from contracts.scans import CancelScan
 from tests.conftest import run_jetscan, wait_status
 from tests.handlers.test_lifecycle import nmap_request
+from tests.workers.test_health import fetch
 from tests.workers.test_up import Running, base_env, processes_under, start
 
 pytestmark = pytest.mark.slow
@@ -81,23 +82,8 @@ async def _rest_of_banner(run: Running) -> str:
     return (await run.proc.stdout.readline()).decode()
 
 
-async def http_get(addr: tuple[str, int], path: str) -> tuple[int, bytes, bytes]:
-    """Status, head and body of `GET path`, on a connection the server closes."""
-    reader, writer = await asyncio.open_connection(*addr)
-    try:
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: prometheus\r\nConnection: close\r\n\r\n".encode()
-        )
-        await writer.drain()
-        response = await asyncio.wait_for(reader.read(), 10)
-    finally:
-        writer.close()
-    head, _, body = response.partition(b"\r\n\r\n")
-    return int(head.split()[1]), head, body
-
-
 async def scrape(addr: tuple[str, int]) -> dict[Series, float]:
-    code, head, body = await http_get(addr, "/metrics")
+    code, head, body = await fetch(addr[1], "/metrics")
     assert code == 200
     assert b"Content-Type: text/plain; version=0.0.4" in head
     return {
@@ -150,10 +136,9 @@ async def test_one_scan_moves_its_counters_by_exactly_one(up: Up, open_port: int
         assert sum(after.get(s, 0) - before.get(s, 0) for s in handled) == 1, status
     assert after[series("jetscan_db_pool_max_connections")] > 0
     # The web address answers HTTP (counted) but never serves the metrics.
-    host, port = up.run.env["JETSCAN_HTTP_ADDR"].rsplit(":", 1)
-    web = (host, int(port))
-    assert (await http_get(web, "/healthz"))[0] == 200
-    assert (await http_get(web, "/metrics"))[0] == 404
+    web = int(up.run.env["JETSCAN_HTTP_ADDR"].rsplit(":", 1)[1])
+    assert (await fetch(web, "/healthz"))[0] == 200
+    assert (await fetch(web, "/metrics"))[0] == 404
     ok = series("jetscan_http_requests_total", method="GET", code="200")
     missing = series("jetscan_http_requests_total", method="GET", code="404")
     counted = await scrape(up.metrics_addr)
