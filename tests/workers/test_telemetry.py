@@ -66,9 +66,10 @@ async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up]:
         try:
             run = await start(env, stderr=log)
         except AssertionError as exc:
-            raise AssertionError(
-                f"jetscan up did not start; its log ends:\n{log.read_text()[-3000:]}"
-            ) from exc
+            text = log.read_text()
+            first = max(text.find(" ERROR "), 0)
+            detail = text[first : first + 2500]
+            raise AssertionError(f"jetscan up did not start:\n{detail}") from exc
         try:
             banner = await asyncio.wait_for(_rest_of_banner(run), 10)
             assert f"metrics http://{env['JETSCAN_METRICS_ADDR']}/metrics" in banner
