@@ -50,9 +50,17 @@ def test_answers(path: str, up: set[str], code: int, body: dict[str, object]) ->
     assert answer(path, ["ingest"], up) == (code, body)
 
 
+# Each role's own metrics; the edge's process never loads the handlers' (nor asyncpg).
+ROLE_METRICS = {
+    "queries": ({"jetscan_db_pool_connections", "jetscan_messages"}, "jetscan_grpc_requests"),
+    "edge": ({"jetscan_grpc_requests", "jetscan_websocket_viewers"}, "jetscan_messages"),
+}
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("role", sorted(ROLE_METRICS))
 async def test_a_role_run_alone_answers_probes_serves_metrics_logs_json_and_stops_on_sigterm(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, role: str
 ) -> None:
     port = free_port()
     env = {
@@ -61,6 +69,8 @@ async def test_a_role_run_alone_answers_probes_serves_metrics_logs_json_and_stop
         "JETSCAN_NATS_URL": settings.nats_url,
         "JETSCAN_DATABASE_URL": settings.database_url,
         "JETSCAN_HEALTH_ADDR": f"127.0.0.1:{port}",
+        "JETSCAN_GRPC_ADDR": f"127.0.0.1:{free_port()}",
+        "JETSCAN_HTTP_ADDR": f"127.0.0.1:{free_port()}",
         "JETSCAN_LOG_FORMAT": "json",
     }
     proc = await asyncio.create_subprocess_exec(
@@ -68,7 +78,7 @@ async def test_a_role_run_alone_answers_probes_serves_metrics_logs_json_and_stop
         "-m",
         "workers.cli",
         "run",
-        "queries",
+        role,
         cwd=ROOT,
         env=env,
         stderr=asyncio.subprocess.PIPE,
@@ -90,11 +100,13 @@ async def test_a_role_run_alone_answers_probes_serves_metrics_logs_json_and_stop
         code, _, metrics = await fetch(port, "/metrics")
         assert code == 200
         names = {f.name for f in text_string_to_metric_families(metrics.decode())}
-        assert {"jetscan_db_pool_connections", "jetscan_messages"} <= names
+        mine, not_mine = ROLE_METRICS[role]
+        assert mine <= names
+        assert not_mine not in names
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0
     lines = [json.loads(line) for line in err.decode().splitlines()]
-    assert {line["role"] for line in lines} == {"queries"}
+    assert {line["role"] for line in lines} == {role}
     assert any("health routes" in line["message"] for line in lines)
