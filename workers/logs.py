@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from datetime import UTC, datetime
@@ -12,6 +13,10 @@ import msgspec
 from contracts import tracing
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# The role whose task logs (set by `workers.roles.supervise`): under `jetscan up` one process
+# runs them all, and each line still names its own.
+role: contextvars.ContextVar[str] = contextvars.ContextVar("jetscan_role", default="")
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,7 +28,7 @@ class JsonFormatter(logging.Formatter):
         line: dict[str, str] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
-            "role": self.role,
+            "role": role.get() or self.role,
             "logger": record.name,
             "message": record.getMessage(),
         }

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -10,6 +11,7 @@ import sys
 from opentelemetry.sdk.trace import TracerProvider
 
 from contracts import tracing
+from workers import logs
 from workers.logs import JsonFormatter
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -50,3 +52,12 @@ def test_an_exception_stays_inside_its_line() -> None:
     out = JsonFormatter("launcher").format(rec)
     assert "\n" not in out
     assert "ValueError: boom" in json.loads(out)["exception"]
+
+
+def test_under_jetscan_up_each_line_names_its_role() -> None:
+    async def in_role() -> str:
+        logs.role.set("launcher")
+        return JsonFormatter("jetscan").format(record("started"))
+
+    assert json.loads(asyncio.run(in_role()))["role"] == "launcher"
+    assert json.loads(JsonFormatter("jetscan").format(record("up")))["role"] == "jetscan"

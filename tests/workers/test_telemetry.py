@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -61,13 +62,16 @@ class Up:
 async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up]:
     async with Receiver() as receiver:
         home = tmp_path_factory.mktemp("telemetry") / "home"
-        env = base_env(home) | {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+        env = base_env(home) | {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "JETSCAN_LOG_FORMAT": "json",
+        }
         log = home.parent / "up.log"
         try:
             run = await start(env, stderr=log)
         except AssertionError as exc:
             text = log.read_text()
-            first = max(text.find(" ERROR "), 0)
+            first = max(text.find('"ERROR"'), 0)
             detail = text[first : first + 2500]
             raise AssertionError(f"jetscan up did not start:\n{detail}") from exc
         try:
@@ -263,6 +267,11 @@ async def test_one_trace_from_the_rpc_to_the_ingest_of_the_result(up: Up, open_p
     assert len(events) >= 3
     parents = {s.span_id: s.name for s in trace}
     assert {parents[e.parent_id] for e in events} == {"job", "launch"}
+    # The JSON log lines about this scan name it and its trace, and the role that wrote them.
+    lines = [json.loads(line) for line in (up.home.parent / "up.log").read_text().splitlines()]
+    about = [line for line in lines if line.get("scan_id") == scan.id]
+    assert {line["role"] for line in about} >= {"launcher", "ingest"}
+    assert {line.get("trace_id") for line in about} == {ingested[0].trace_id}
 
 
 async def test_a_metrics_address_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
