@@ -12,6 +12,7 @@ BENCHES: dict[str, str] = {
     "ingest": "bench.ingest",
     "nmap-parse": "bench.nmap_parse",
     "report": "bench.report",
+    "overhead": "bench.overhead",
     "start": "bench.start",
     "stream": "bench.stream",
 }

@@ -23,7 +23,8 @@ def free_port() -> int:
 async def run_role(
     role: str, settings: Settings, *, log_level: str = "INFO"
 ) -> asyncio.subprocess.Process:
-    """`jetscan run ROLE` against the settings' NATS, PostgreSQL and addresses."""
+    """`jetscan run ROLE` against the settings' NATS, PostgreSQL and addresses (and their
+    OTLP endpoint: tracing on)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "JETSCAN_NATS_URL": settings.nats_url,
@@ -37,6 +38,8 @@ async def run_role(
         "JETSCAN_START_RATE": "off",
         "JETSCAN_REPORT_RATE": "off",
     }
+    if settings.otlp_endpoint:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = settings.otlp_endpoint
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "workers.cli", "run", role, cwd=REPO, env=env
     )
@@ -46,12 +49,13 @@ class EmbeddedStack:
     """nats-server and PostgreSQL in `home`, prepared as `jetscan up` prepares them, plus
     the role processes started with `role()`; all stopped on leaving the `async with`."""
 
-    def __init__(self, home: Path, *, nats_sync: str = "always") -> None:
+    def __init__(self, home: Path, *, nats_sync: str = "always", otlp_endpoint: str = "") -> None:
         from workers.embedded import NatsServer, Postgres
 
         self._nats = NatsServer(home / "nats", port=0, sync_interval=nats_sync)
         self._postgres = Postgres(home / "postgres")
         self._home = home
+        self._otlp_endpoint = otlp_endpoint
         self._roles: list[asyncio.subprocess.Process] = []
         self.settings: Settings | None = None
 
@@ -66,6 +70,7 @@ class EmbeddedStack:
                 http_addr=Address("127.0.0.1", free_port()),
                 nats_url=await self._nats.start(),
                 database_url=await self._postgres.start(),
+                otlp_endpoint=self._otlp_endpoint,
             )
             # Streams, migrations and the admin token, as `jetscan up` applies them.
             await prepare(self.settings)

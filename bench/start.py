@@ -10,6 +10,10 @@ process) never competes with them for the GIL:
   (`jetscan run ROLE`). No launcher: StartScan only publishes the command, and no nmap
   ever starts. nats-server fsyncs every JetStream write before acking it
   (`sync_interval: always`, jetscan's durability rule).
+- jetscan-traced: the jetscan side with tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set): every
+  StartScan is a span exported over OTLP/HTTP to a receiver in its own process
+  (`bench/otlp.py`). The jetscan side is the same code with tracing off, which must cost
+  nothing: compare it with the last published figures (docs/architecture.md).
 - jetscan-sync-2m: the same stack with nats-server's own default, an fsync every two
   minutes, which can lose acknowledged commands on power failure. Not a configuration
   jetscan ships: it is here to show what `always` costs.
@@ -17,8 +21,8 @@ process) never competes with them for the GIL:
 Each concurrency level runs a fixed number of calls (cut short by `--time-limit`), every
 client on its own connection, after a warm-up that is not counted. The result is one JSON
 object; `ratio` is jetscan's accepted/s over echo's at the same level (`ratio_sync_2m` the
-same for jetscan-sync-2m). `client_cpu` near 1.0 means the client process, not the server,
-was the limit at that level.
+same for jetscan-sync-2m); `traced_ratio` is jetscan-traced's accepted/s over jetscan's.
+`client_cpu` near 1.0 means the client process, not the server, was the limit at that level.
 """
 
 from __future__ import annotations
@@ -47,13 +51,14 @@ from grpclib.client import Channel
 from grpclib.exceptions import StreamTerminatedError
 from grpclib.server import Server
 
+from bench.otlp import receiver_process
 from bench.processes import REPO, EmbeddedStack, free_port
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from contracts.settings import Address
 
-SIDES = ("echo", "jetscan", "jetscan-sync-2m")
-NATS_SYNC = {"jetscan": "always", "jetscan-sync-2m": "2m"}
+SIDES = ("echo", "jetscan", "jetscan-traced", "jetscan-sync-2m")
+NATS_SYNC = {"jetscan": "always", "jetscan-traced": "always", "jetscan-sync-2m": "2m"}
 TARGET_RATIO = 0.5
 _CALL_TIMEOUT = 10.0
 _READY_TIMEOUT = 120.0  # the first PostgreSQL start initialises a cluster
@@ -62,10 +67,10 @@ _READY_TIMEOUT = 120.0  # the first PostgreSQL start initialises a cluster
 def main(argv: list[str]) -> int:
     args = _arguments(argv)
     if args.serve:
-        return _serve(args.serve, Path(args.dir))
+        return _serve(args.serve, Path(args.dir), args.otlp or "")
     levels = sorted(set(args.clients))
     plan = {c: args.requests_single if c == 1 else args.requests for c in levels}
-    sides = [args.only] if args.only else list(SIDES)
+    sides = args.only or list(SIDES)
     with tempfile.TemporaryDirectory(prefix="jetscan-bench-", dir=_temp_root()) as tmp:
         figures = asyncio.run(_bench(sides, plan, args.time_limit, Path(tmp)))
     results: dict[str, dict[str, Any]] = {}
@@ -75,6 +80,10 @@ def main(argv: list[str]) -> int:
         for side, key in (("jetscan", "ratio"), ("jetscan-sync-2m", "ratio_sync_2m")):
             if echo and side in row:
                 row[key] = round(row[side]["accepted_per_s"] / echo, 2)
+        if "jetscan" in row and "jetscan-traced" in row:
+            row["traced_ratio"] = round(
+                row["jetscan-traced"]["accepted_per_s"] / row["jetscan"]["accepted_per_s"], 3
+            )
         results[str(c)] = row
     print(
         json.dumps(
@@ -96,9 +105,10 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--requests-single", type=int, default=2000, help="calls at 1 client")
     parser.add_argument("--requests", type=int, default=4000, help="calls at other levels")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per level")
-    parser.add_argument("--only", choices=SIDES, help="measure one side only")
+    parser.add_argument("--only", choices=SIDES, nargs="+", help="measure these sides only")
     parser.add_argument("--serve", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--otlp", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -124,16 +134,16 @@ async def _bench(
     figures: dict[str, dict[int, dict[str, Any]]] = {}
     # One side at a time: the idle one would still hold memory and wake for health checks.
     for side in sides:
-        async with _server(side, tmp / side) as (address, token):
+        async with _server(side, tmp / side) as (address, token, pid):
             figures[side] = {
-                clients: await _level(address, token, clients, total, time_limit)
+                clients: await _level(address, token, clients, total, time_limit, pid)
                 for clients, total in plan.items()
             }
     return figures
 
 
 async def _level(
-    address: Address, token: str, clients: int, total: int, time_limit: float
+    address: Address, token: str, clients: int, total: int, time_limit: float, pid: int
 ) -> dict[str, Any]:
     config = Struct.from_dict({"ports": "1"})
     run = uuid.uuid4().hex[:8]
@@ -160,10 +170,12 @@ async def _level(
         # start-up costs, not throughput.
         await _load(stubs, requests("warm", max(4 * clients, 100)), time_limit)
         measured = requests("run", total)
+        server_cpu = _cpu_seconds(pid)
         cpu, start = time.process_time(), time.perf_counter()
         tally = await _load(stubs, measured, time_limit)
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu
+        server_cpu = _cpu_seconds(pid) - server_cpu
     finally:
         for ch in channels:
             ch.close()
@@ -178,7 +190,15 @@ async def _level(
         "cut_short": done < total,
         "seconds": round(elapsed, 2),
         "client_cpu": round(cpu / elapsed, 2),
+        # CPU of the server process (the edge, for jetscan) per accepted call: steadier than
+        # throughput on a machine others share.
+        "server_cpu_us_per_call": round(server_cpu / max(len(lat), 1) * 1e6, 1),
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _load(
@@ -217,8 +237,24 @@ def _percentile_ms(ordered: Sequence[float], q: float) -> float | None:
 
 
 @contextlib.asynccontextmanager
-async def _server(side: str, home: Path) -> AsyncIterator[tuple[Address, str]]:
-    """A child process serving `side`; yields its gRPC address and a token it accepts."""
+async def _server(side: str, home: Path) -> AsyncIterator[tuple[Address, str, int]]:
+    """A child process serving `side`; yields its gRPC address, a token it accepts, its pid."""
+    async with contextlib.AsyncExitStack() as stack:
+        otlp: list[str] = []
+        tally: dict[str, int] = {}
+        if side == "jetscan-traced":
+            endpoint, tally = await stack.enter_async_context(receiver_process())
+            otlp = ["--otlp", endpoint]
+        async with _server_process(side, home, otlp) as served:
+            yield served
+    if side == "jetscan-traced" and not tally.get("spans"):
+        raise RuntimeError("the traced side exported no spans")
+
+
+@contextlib.asynccontextmanager
+async def _server_process(
+    side: str, home: Path, extra: list[str]
+) -> AsyncIterator[tuple[Address, str, int]]:
     home.mkdir(parents=True)
     log_path = home / "server.log"
     with log_path.open("wb") as log_file:
@@ -230,6 +266,7 @@ async def _server(side: str, home: Path) -> AsyncIterator[tuple[Address, str]]:
             side,
             "--dir",
             str(home),
+            *extra,
             cwd=REPO,
             stdout=asyncio.subprocess.PIPE,
             stderr=log_file,
@@ -244,7 +281,7 @@ async def _server(side: str, home: Path) -> AsyncIterator[tuple[Address, str]]:
             tail = log_path.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"the {side} server did not start; its log ends:\n{tail}")
         ready = json.loads(line)
-        yield Address(ready["host"], ready["port"]), ready["token"]
+        yield Address(ready["host"], ready["port"]), ready["token"], proc.pid
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
@@ -276,7 +313,7 @@ class EchoScans(v1.ScanServiceBase):
         )
 
 
-def _serve(side: str, home: Path) -> int:
+def _serve(side: str, home: Path, otlp: str) -> int:
     # INFO, as `jetscan up` logs by default: its logging is part of what a request costs.
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -291,9 +328,12 @@ def _serve(side: str, home: Path) -> int:
         if side == "echo":
             await _serve_echo(stop)
         else:
-            await _serve_jetscan(home, stop, NATS_SYNC[side])
+            await _serve_jetscan(home, stop, NATS_SYNC[side], otlp)
 
-    asyncio.run(run())
+    from workers.telemetry import tracing_to
+
+    with tracing_to(otlp, "jetscan-edge"):
+        asyncio.run(run())
     return 0
 
 
@@ -309,11 +349,11 @@ async def _serve_echo(stop: asyncio.Event) -> None:
         await server.wait_closed()
 
 
-async def _serve_jetscan(home: Path, stop: asyncio.Event, nats_sync: str) -> None:
+async def _serve_jetscan(home: Path, stop: asyncio.Event, nats_sync: str, otlp: str) -> None:
     from workers.roles import supervise
     from workers.stack import wait_listening
 
-    stack = EmbeddedStack(home, nats_sync=nats_sync)
+    stack = EmbeddedStack(home, nats_sync=nats_sync, otlp_endpoint=otlp)
     async with stack as settings:
         # As a cluster runs them: the edge in this process, ingest and queries in their own
         # (`jetscan run ROLE`). No launcher: nothing starts jobs, so no scan ever runs.

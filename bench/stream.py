@@ -16,6 +16,11 @@ publishes each line with `nc.publish`, this process subscribes with nats-py.
   clock time of creation, the viewer its arrival: p50/p99 in ms.
 - `fan_out`: `--viewers` viewers of one scan, `--fan-lines` lines; the aggregate lines/s over
   all viewers, and its ratio to the one-viewer rate (target ≥ 0.5).
+
+`--tracing both` (the default) runs everything twice, on a fresh stack each time: with the
+roles' tracing off, and on, exporting to an OTLP receiver in its own process (`bench/otlp.py`).
+The figures with it off are the main result; `traced` holds the others and
+`traced_vs_off` the ratios (lines/s on over off; for latency, p99 on over off).
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--viewers", type=int, default=100)
     parser.add_argument("--fan-lines", type=int, default=2000)
     parser.add_argument("--with-ingest", action="store_true")
+    parser.add_argument("--tracing", choices=["off", "on", "both"], default="both")
     parser.add_argument("--produce", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.produce:
@@ -85,9 +91,44 @@ def main(argv: list[str]) -> int:
     # pgserver's unprivileged user cannot enter /root (see bench/start.py).
     base = "/tmp" if root.is_relative_to("/root") else str(root)  # noqa: S108
     with tempfile.TemporaryDirectory(prefix="jetscan-bench-", dir=base) as tmp:
-        result = asyncio.run(_bench(args, Path(tmp)))
+        result = asyncio.run(_both(args, Path(tmp)))
     print(json.dumps(result, indent=2))
     return 0
+
+
+async def _both(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    from bench.otlp import receiver_process
+
+    off = on = None
+    if args.tracing in ("off", "both"):
+        off = await _bench(args, tmp / "off", "")
+    if args.tracing in ("on", "both"):
+        async with receiver_process() as (endpoint, tally):
+            on = await _bench(args, tmp / "on", endpoint)
+        on["spans_exported"] = tally.get("spans", 0)
+    if off is None or on is None:
+        result = off or on
+        assert result is not None
+        result["tracing"] = args.tracing
+        return result
+    off["tracing"] = "off"
+    off["traced"] = on
+    pairs = {
+        "throughput_lines_per_s": ("throughput", "lines_per_s"),
+        "latency_p99_ms": ("latency", "p99_ms"),
+        "fan_out_lines_per_s": ("fan_out", "lines_per_s"),
+    }
+    off["traced_vs_off"] = {
+        name: round(on["results"]["jetscan"][a][b] / off["results"]["jetscan"][a][b], 3)
+        for name, (a, b) in pairs.items()
+    } | {
+        "replay_lines_per_s": round(
+            on["replay"]["jetscan_ws"]["one_viewer"]["lines_per_s"]
+            / off["replay"]["jetscan_ws"]["one_viewer"]["lines_per_s"],
+            3,
+        )
+    }
+    return off
 
 
 # --- the worker (a child process) --------------------------------------------------------
@@ -320,10 +361,11 @@ class _Env:
         return scan_id
 
 
-async def _bench(args: argparse.Namespace, home: Path) -> dict[str, Any]:
+async def _bench(args: argparse.Namespace, home: Path, otlp: str) -> dict[str, Any]:
     from workers.stack import wait_listening
 
-    stack = EmbeddedStack(home)
+    home.mkdir(parents=True)
+    stack = EmbeddedStack(home, otlp_endpoint=otlp)
     async with stack as settings:
         names = ["edge", "queries", *(["ingest"] if args.with_ingest else [])]
         for name in names:

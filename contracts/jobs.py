@@ -25,6 +25,11 @@ PROGRAMS = "JETSCAN_PROGRAMS"
 SCOPE = "JETSCAN_SCOPE"
 CONSOLE_MAX_BYTES = "JETSCAN_CONSOLE_MAX_BYTES"
 DEFAULT_CONSOLE_MAX_BYTES = 64 * 1024 * 1024
+# The launch's span, parent of the job's (`contracts.tracing`); set only with tracing on.
+TRACEPARENT = "JETSCAN_TRACEPARENT"
+LOG_FORMAT = "JETSCAN_LOG_FORMAT"
+# The standard OpenTelemetry variable, passed on as is.
+OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 PREFIX = "JETSCAN_"
 
 
@@ -37,6 +42,9 @@ def job_environ(
     programs: Mapping[str, str] | None = None,
     scope: str = "",
     console_max_bytes: int = 0,
+    traceparent: str = "",
+    otlp_endpoint: str = "",
+    log_format: str = "",
 ) -> dict[str, str]:
     """The variables of the job that runs `cmd`; optional ones only when set."""
     environ = {
@@ -57,6 +65,12 @@ def job_environ(
         environ[SCOPE] = scope
     if console_max_bytes:
         environ[CONSOLE_MAX_BYTES] = str(console_max_bytes)
+    if traceparent and otlp_endpoint:
+        environ[TRACEPARENT] = traceparent
+    if otlp_endpoint:
+        environ[OTLP_ENDPOINT] = otlp_endpoint
+    if log_format and log_format != "text":  # text is the job's default
+        environ[LOG_FORMAT] = log_format
     return environ
 
 

@@ -19,6 +19,9 @@ PREFIX = "JETSCAN_"
 ROLES = ("edge", "launcher", "ingest", "scheduler", "reports", "queries")
 EXECUTORS = ("local", "kubernetes")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+# The standard OpenTelemetry variable (no JETSCAN_ prefix): where spans go over OTLP/HTTP.
+OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR", "XDG_RUNTIME_DIR")
 
 
@@ -93,6 +96,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     programs: dict[str, str] = {}
     # `/healthz` and `/readyz` of a role without a web server (`jetscan run ROLE`); none: off.
     health_addr: Address | None = None
+    # `jetscan up`'s Prometheus `/metrics`, apart from the public web address.
+    metrics_addr: Address = Address("127.0.0.1", 9464)
+    # `text` for a terminal, `json` (one object per line) for a log pipeline.
+    log_format: str = "text"
+    # OTLP/HTTP base URL for traces; empty: tracing off, at no cost.
+    otlp_endpoint: str = ""
     # The Kubernetes executor (`executor="kubernetes"`): the namespace of the scan Jobs, the
     # image per tool (a tool not named runs jetscan's published image), the Secret holding the
     # jobs' NATS credentials (key `nats.creds`; none: jobs connect without), the kubeconfig
@@ -282,6 +291,11 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         programs=programs("JETSCAN_PROGRAMS", get("PROGRAMS")),
         health_addr=(
             parse_address("JETSCAN_HEALTH_ADDR", get("HEALTH_ADDR")) if get("HEALTH_ADDR") else None
+        ),
+        metrics_addr=parse_address("JETSCAN_METRICS_ADDR", get("METRICS_ADDR", "127.0.0.1:9464")),
+        log_format=_choice("JETSCAN_LOG_FORMAT", get("LOG_FORMAT", "text").lower(), LOG_FORMATS),
+        otlp_endpoint=_url(
+            OTLP_ENDPOINT, environ.get(OTLP_ENDPOINT, "").strip(), ("http", "https")
         ),
         k8s_namespace=_dns_name(
             "JETSCAN_K8S_NAMESPACE", get("K8S_NAMESPACE") or "jetscan", label=True

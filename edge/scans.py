@@ -10,7 +10,7 @@ from grpclib.const import Status
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from contracts import scans, subjects, wire
+from contracts import scans, subjects, tracing, wire
 from contracts.gen.jetscan import v1
 from contracts.output import OutputLine
 from edge import auth, convert, findings, live, validate
@@ -39,7 +39,7 @@ class ScanService(v1.ScanServiceBase):
         """Publish a command and wait for JetStream's ack; return whether it was a duplicate."""
         try:
             ack = await self.bus.js.publish(
-                subject, payload, headers={"Nats-Msg-Id": msg_id}, timeout=5
+                subject, payload, headers=tracing.inject({"Nats-Msg-Id": msg_id}), timeout=5
             )
         except (NatsTimeoutError, NoRespondersError):
             raise GRPCError(Status.UNAVAILABLE, "JetStream did not accept the command") from None

@@ -17,6 +17,7 @@ from edge import messages
 from edge.auth import TokenCache
 from edge.bus import Bus
 from edge.health import Readiness
+from edge.metrics import GrpcMetrics
 from edge.ratelimit import RateLimits
 from edge.reflection import with_reflection
 from edge.reporting import ReportService
@@ -58,6 +59,9 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
         }
         services = with_reflection([*api.values(), Health(readiness.checks(api))])
         grpc_server = Server(services)
+        grpc_metrics = GrpcMetrics()  # first: a call auth refuses is counted too
+        listen(grpc_server, RecvRequest, grpc_metrics.on_request)
+        listen(grpc_server, SendTrailingMetadata, grpc_metrics.on_trailers)
         listen(grpc_server, RecvRequest, tokens.on_request)
         limits = RateLimits(
             {"StartScan": settings.start_rate, "GenerateReport": settings.report_rate}

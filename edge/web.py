@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -15,6 +16,7 @@ from contracts import VERSION
 from edge.auth import TokenCache
 from edge.bus import Bus
 from edge.health import Readiness
+from edge.metrics import HttpMetrics, counting_viewers
 from edge.reportfiles import ReportFiles
 from edge.ws import NOT_FOUND, ConsoleSocket
 
@@ -60,9 +62,12 @@ def create_app(readiness: Readiness, grpc_addr: str, bus: Bus, tokens: TokenCach
             Route("/reports/{id}/{file}", ReportFiles(bus, tokens).download),
             # `{id:path}`: an empty id or one holding "/" is a bad id (4400), as WatchScan's
             # INVALID_ARGUMENT, not a missing endpoint (4404).
-            WebSocketRoute("/ws/scans/{id:path}", ConsoleSocket(bus, tokens).handle),
+            WebSocketRoute(
+                "/ws/scans/{id:path}", counting_viewers(ConsoleSocket(bus, tokens).handle)
+            ),
             WebSocketRoute("/{path:path}", no_such_socket),
-        ]
+        ],
+        middleware=[Middleware(HttpMetrics)],
     )
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import asyncpg
 
+from handlers import metrics
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -79,4 +81,4 @@ async def connect_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> as
     pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, reset=_keep_session)
     if pool is None:  # pragma: no cover - asyncpg returns None only when not awaited
         raise RuntimeError("asyncpg returned no pool")
-    return pool
+    return metrics.watch_pool(pool)

@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from contracts import wire
+from handlers import metrics
 from handlers.topology import ConsumerSpec, Topology
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,11 @@ class Unprocessable(Exception):
     """A message that no redelivery can apply: `settle` parks it at once."""
 
 
-async def settle(msg: NatsMessage, spec: ConsumerSpec, work: Callable[[], Awaitable[None]]) -> None:
+async def settle(msg: NatsMessage, spec: ConsumerSpec, work: Callable[[], Awaitable[None]]) -> str:
+    """Run `work` and ack, or nak, or park the message; return which (`metrics.MESSAGES`)."""
+    outcome = "parked"
+    if delivered(msg) > 1:
+        metrics.REDELIVERIES.labels(spec.durable).inc()
     try:
         await work()
     except wire.UNDECODABLE as exc:
@@ -100,8 +105,12 @@ async def settle(msg: NatsMessage, spec: ConsumerSpec, work: Callable[[], Awaita
             exc,
         )
         await msg.nack(delay=delay)
+        outcome = "retried"
     else:
         await msg.ack()
+        outcome = "acked"
+    metrics.MESSAGES.labels(spec.durable, outcome).inc()
+    return outcome
 
 
 @dataclass
@@ -179,6 +188,7 @@ async def _settle_batch(
         except wire.UNDECODABLE as exc:
             log.error("parking undecodable message on %s: %s", raw.subject, exc)
             await park(raw, f"undecodable: {exc}")
+            metrics.MESSAGES.labels(spec.durable, "parked").inc()
             continue
         good.append(raw)
     if not items:
@@ -191,6 +201,8 @@ async def _settle_batch(
         log.warning("retrying %d messages in %.0fs (#%d): %r", len(good), delay, attempt, exc)
         for raw in good:
             await raw.nak(delay=delay)
+        metrics.MESSAGES.labels(spec.durable, "retried").inc(len(good))
     else:
         for raw in good:
             await raw.ack()
+        metrics.MESSAGES.labels(spec.durable, "acked").inc(len(good))

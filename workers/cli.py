@@ -15,7 +15,7 @@ import msgspec
 
 from contracts.auth import Role
 from contracts.settings import ROLES, Settings, SettingsError, load
-from workers import usercli
+from workers import health, logs, telemetry, usercli
 from workers.tables import table
 
 log = logging.getLogger("jetscan")
@@ -60,16 +60,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # pgserver logs every pg_ctl call at INFO.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
-
-
 def _url(settings: Settings, kind: str) -> str:
     """The NATS or PostgreSQL URL: from settings, else from a running `jetscan up`."""
     given = settings.nats_url if kind == "nats" else settings.database_url
@@ -93,6 +83,10 @@ def database_url(settings: Settings) -> str:
 
 def nats_url(settings: Settings) -> str:
     return _url(settings, "nats")
+
+
+def _role_name(args: argparse.Namespace) -> str:
+    return str(args.role) if args.command == "run" else "jetscan"
 
 
 DB_ROLES = frozenset({"ingest", "queries", "scheduler", "reports"})
@@ -190,15 +184,14 @@ async def _parked(settings: Settings, args: argparse.Namespace) -> None:
 async def _run_role(settings: Settings, role: str, stop: asyncio.Event) -> None:
     from workers.roles import supervise
 
-    if settings.health_addr is None or role == "edge":
+    if settings.health_addr is None:
         await supervise(settings, [role], stop)
         return
-    from workers import health
-
     up: set[str] = set()
+    server = await health.listen(settings.health_addr, [role], up, "JETSCAN_HEALTH_ADDR")
     async with asyncio.TaskGroup() as tg:
         tg.create_task(supervise(settings, [role], stop, up=up))
-        tg.create_task(health.serve(settings.health_addr, [role], up, stop))
+        tg.create_task(health.serve(server, stop))
 
 
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
@@ -209,21 +202,23 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     except SettingsError as exc:
         sys.stderr.write(f"jetscan: {exc}\n")
         return EXIT_USAGE
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format, role=_role_name(args))
     try:
         if args.command in usercli.USER_COMMANDS:
             return usercli.run(args, settings)
         if args.command == "up":
             from workers.stack import up
 
-            _until_signal(lambda stop: up(settings, stop))
+            with telemetry.tracing_to(settings.otlp_endpoint, "jetscan"):
+                _until_signal(lambda stop: up(settings, stop))
         elif args.command == "run":
             run_settings = msgspec.structs.replace(
                 settings,
                 nats_url=_url(settings, "nats"),
                 database_url=_url(settings, "database") if args.role in DB_ROLES else "",
             )
-            _until_signal(lambda stop: _run_role(run_settings, args.role, stop))
+            with telemetry.tracing_to(settings.otlp_endpoint, f"jetscan-{args.role}"):
+                _until_signal(lambda stop: _run_role(run_settings, args.role, stop))
         elif args.command == "streams":
             asyncio.run(_streams_apply(settings, args.replicas))
         elif args.command == "migrate":
@@ -232,7 +227,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             asyncio.run(_token_create(settings, Role(args.role), args.name))
         elif args.command == "parked":
             asyncio.run(_parked(settings, args))
-    except CliError as exc:
+    except (CliError, health.ListenError) as exc:
         sys.stderr.write(f"jetscan: {exc}\n")
         return 1
     except KeyboardInterrupt:

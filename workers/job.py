@@ -47,7 +47,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 
-from contracts import subjects, wire
+from contracts import subjects, tracing, wire
 from contracts.coverage import Coverage
 from contracts.output import Stream
 from contracts.results import Heartbeat, ScanResult, ToolData
@@ -55,7 +55,7 @@ from contracts.scans import ScanEvent, ScanStatus
 from scanners import ToolSpec
 from scanners.context import JobContext
 from scanners.errors import ParseError
-from workers import jobenv
+from workers import jobenv, logs, telemetry
 from workers.console import MAX_IN_FLIGHT, Console
 from workers.jobenv import JobEnv, JobEnvError
 from workers.orphans import die_with_parent
@@ -77,7 +77,6 @@ _PUBLISH_ATTEMPTS = 5
 # Well under RESULTS' max_msg_size (8 MiB) and the server's max_payload.
 RESULT_PART_BYTES = 4 << 20
 _DRAIN_TIMEOUT = 60.0
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -151,8 +150,12 @@ def main() -> int:
     except JobEnvError as exc:
         sys.stderr.write(f"jetscan job: {exc}\n")
         return EXIT_BAD_ENV
-    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT, stream=sys.stderr)
-    return asyncio.run(run(env, jobenv.scanner_environ(environ)))
+    logs.configure("INFO", env.log_format, role="job")
+    with (
+        telemetry.tracing_to(env.otlp_endpoint, "jetscan-job"),
+        tracing.span("job", {tracing.HEADER: env.traceparent}, scan=env.scan_id),
+    ):
+        return asyncio.run(run(env, jobenv.scanner_environ(environ)))
 
 
 async def run(
@@ -401,7 +404,9 @@ async def _finish(
             coverage=coverage if part == parts else None,
         )
         msg_id = subjects.msg_id("result", env.scan_id, f"{part}-of-{parts}")
-        if not await _publish(js, subjects.scan_results(env.tool), wire.encode(result), msg_id):
+        with tracing.span("result", scan=env.scan_id):
+            sent = await _publish(js, subjects.scan_results(env.tool), wire.encode(result), msg_id)
+        if not sent:
             return EXIT_NATS
     log.info("scan %s: result published, exit %d %s", env.scan_id, verdict.exit_code, verdict.error)
     return verdict.exit_code
@@ -428,7 +433,7 @@ async def _publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: s
     """Publish and wait for the ack, resending under the same id; False if it never lands."""
     for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
         try:
-            await js.publish(subject, payload, headers={api.Header.MSG_ID: msg_id})
+            await js.publish(subject, payload, headers=tracing.inject({api.Header.MSG_ID: msg_id}))
         except (TimeoutError, nats.errors.Error) as exc:
             log.warning("publish to %s failed (attempt %d): %r", subject, attempt, exc)
             if isinstance(exc, nats.errors.ConnectionClosedError) or attempt == _PUBLISH_ATTEMPTS:

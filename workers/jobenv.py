@@ -16,13 +16,17 @@ this module trusts nothing it is handed and validates every variable again here.
 | `JETSCAN_PROGRAMS` | `name=/path,...`: where the tool's external programs are; default PATH |
 | `JETSCAN_SCOPE` | the deployment's scope (domains, CIDRs), for tools that discover names |
 | `JETSCAN_CONSOLE_MAX_BYTES` | console text the job may publish (64 KiB-1 TiB); default 64 MiB |
+| `JETSCAN_TRACEPARENT` | W3C trace context of the launch, parent of the job's span; default none |
+| `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP base URL: the job exports its spans there; default off |
+| `JETSCAN_LOG_FORMAT` | `text` (default) or `json`, as for the other roles |
 
 The scanner runs in a fresh directory made inside `JETSCAN_WORKDIR` and removed at the end,
-and sees the job's environment minus every `JETSCAN_*` variable.
+and sees the job's environment minus every `JETSCAN_*` variable and the OTLP endpoint.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,18 +38,21 @@ from contracts.jobs import (
     CONSOLE_MAX_BYTES,
     DEADLINE_SECONDS,
     DEFAULT_CONSOLE_MAX_BYTES,
+    LOG_FORMAT,
     NATS_CREDS,
     NATS_URL,
+    OTLP_ENDPOINT,
     PREFIX,
     PROGRAMS,
     SCAN_ID,
     SCOPE,
     TARGET,
     TOOL,
+    TRACEPARENT,
     WORKDIR,
     format_programs,
 )
-from contracts.settings import SettingsError
+from contracts.settings import LOG_FORMATS, SettingsError
 from contracts.settings import programs as parse_programs
 from scanners import TOOLS, ToolSpec, decode_config
 from scanners.errors import ConfigError, TargetError
@@ -53,6 +60,8 @@ from scanners.scope import Scope
 from scanners.targets import Target, parse_target
 
 _NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
+# version-trace_id-parent_id-flags; an all-zero id is invalid.
+_TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 class JobEnvError(Exception):
@@ -81,6 +90,9 @@ class JobEnv(msgspec.Struct, frozen=True, kw_only=True):
     programs: dict[str, str] = {}
     scope: str = ""
     console_max_bytes: int = DEFAULT_CONSOLE_MAX_BYTES
+    traceparent: str = ""
+    otlp_endpoint: str = ""
+    log_format: str = "text"
 
     @property
     def spec(self) -> ToolSpec[Any]:
@@ -112,6 +124,9 @@ def parse(environ: Mapping[str, str]) -> JobEnv:
         programs=_programs(environ.get(PROGRAMS, "")),
         scope=_scope(environ.get(SCOPE, "")),
         console_max_bytes=_console_max_bytes(environ.get(CONSOLE_MAX_BYTES, "")),
+        traceparent=_traceparent(environ.get(TRACEPARENT, "")),
+        otlp_endpoint=_otlp_endpoint(environ.get(OTLP_ENDPOINT, "")),
+        log_format=_log_format(environ.get(LOG_FORMAT, "text")),
     )
 
 
@@ -135,12 +150,18 @@ def to_environ(env: JobEnv) -> dict[str, str]:
         environ[SCOPE] = env.scope
     if env.console_max_bytes != DEFAULT_CONSOLE_MAX_BYTES:
         environ[CONSOLE_MAX_BYTES] = str(env.console_max_bytes)
+    if env.traceparent:
+        environ[TRACEPARENT] = env.traceparent
+    if env.otlp_endpoint:
+        environ[OTLP_ENDPOINT] = env.otlp_endpoint
+    if env.log_format != "text":
+        environ[LOG_FORMAT] = env.log_format
     return environ
 
 
 def scanner_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """The scanner's environment: the job's, without the bus address and credentials."""
-    return {k: v for k, v in environ.items() if not k.startswith(PREFIX)}
+    return {k: v for k, v in environ.items() if not k.startswith(PREFIX) and k != OTLP_ENDPOINT}
 
 
 def _console_max_bytes(text: str) -> int:
@@ -217,4 +238,24 @@ def _scope(text: str) -> str:
         Scope.parse(text)
     except ValueError as exc:
         raise JobEnvError(SCOPE, str(exc)) from exc
+    return text
+
+
+def _traceparent(text: str) -> str:
+    if text and not _TRACEPARENT.match(text):
+        raise JobEnvError(
+            TRACEPARENT, f"expected W3C 00-<trace id>-<span id>-<flags>, got {text!r}"
+        )
+    return text
+
+
+def _otlp_endpoint(text: str) -> str:
+    if text and not text.startswith(("http://", "https://")):
+        raise JobEnvError(OTLP_ENDPOINT, f"expected an http:// or https:// URL, got {text!r}")
+    return text
+
+
+def _log_format(text: str) -> str:
+    if text not in LOG_FORMATS:
+        raise JobEnvError(LOG_FORMAT, f"expected one of {', '.join(LOG_FORMATS)}, got {text!r}")
     return text

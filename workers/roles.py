@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from contracts.settings import ROLES, Settings
+from workers import logs
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ async def supervise(
     serving = up if up is not None else set()
 
     async def keep_running(role: str) -> None:
+        logs.role.set(role)  # this task's context: every task the role starts inherits it
         serve = serve_function(role)
         delay = restart_delay
         while not stop.is_set():

@@ -53,7 +53,9 @@ async def up(settings: Settings, stop: asyncio.Event) -> None:
         for change in await prepare(settings):
             log.info("%s", change)
         roles = asyncio.create_task(_run_roles(settings, stop))
-        waiting = asyncio.create_task(wait_listening(settings.grpc_addr, settings.http_addr))
+        waiting = asyncio.create_task(
+            wait_listening(settings.grpc_addr, settings.http_addr, settings.metrics_addr)
+        )
         await asyncio.wait({roles, waiting}, return_when=asyncio.FIRST_COMPLETED)
         if waiting.done() and not waiting.exception():
             _announce(settings)
@@ -70,9 +72,14 @@ async def up(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def _run_roles(settings: Settings, stop: asyncio.Event) -> None:
+    from workers import health
     from workers.roles import supervise
 
-    await supervise(settings, list(ROLES), stop)
+    up: set[str] = set()
+    server = await health.listen(settings.metrics_addr, list(ROLES), up, "JETSCAN_METRICS_ADDR")
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(supervise(settings, list(ROLES), stop, up=up))
+        tg.create_task(health.serve(server, stop))
 
 
 async def wait_listening(*addrs: Address, timeout: float = 30.0) -> None:
@@ -98,6 +105,7 @@ def _announce(settings: Settings) -> None:
     # The one place jetscan writes to stdout for people: where to point clients.
     lines = [
         f"jetscan is up: gRPC {settings.grpc_addr}  web http://{settings.http_addr}/",
+        f"  metrics http://{settings.metrics_addr}/metrics",
         f"  NATS {settings.nats_url}",
         f"  admin token in {settings.admin_token_path}",
         "  Ctrl-C stops everything.",

@@ -16,13 +16,13 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
-from contracts import subjects, wire
+from contracts import subjects, tracing, wire
 from contracts.output import OutputMessage, lines_of
 from contracts.results import Heartbeat, ScanResult
 from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan
 from contracts.settings import Settings
 from contracts.tracking import TriageFinding
-from handlers import bus, database, findings, store, topology
+from handlers import backlog, bus, database, findings, metrics, store, topology
 from handlers.delivery import (
     Unprocessable,
     consume_batches,
@@ -78,6 +78,7 @@ def build(
 
         async def work() -> None:
             event = _events.decode(body)
+            tracing.mark_scan(event.scan_id)
             # Wait a few redeliveries (0.5 s, 1 s, 2 s, 4 s) for the result; a job that
             # never sent one still ends. A result whose parts are still being stored is
             # waited for until the last delivery (~1 min), which applies the event anyway.
@@ -94,8 +95,10 @@ def build(
                 raise await _unknown(js, exc) from None
             if new is not None:
                 log.info("scan %s is %s", event.scan_id, new.value)
+            metrics.EVENTS.labels(event.status.value, "ignored" if new is None else "applied").inc()
 
-        await settle(msg, events, work)
+        with tracing.span("ingest event", msg.headers, kind=tracing.CONSUMER):
+            await settle(msg, events, work)
 
     triage = topo.consumer("ingest-finding-commands")
 
@@ -125,6 +128,7 @@ def build(
 
         async def work() -> None:
             result = _results.decode(body)
+            tracing.mark_scan(result.scan_id)
             try:
                 async with pool.acquire() as conn:
                     n = await store.store_result(conn, result)
@@ -132,7 +136,8 @@ def build(
                 raise await _unknown(js, exc) from None
             log.info("scan %s: %d findings from %s", result.scan_id, n, result.tool)
 
-        await settle(msg, results, work)
+        with tracing.span("ingest result", msg.headers, kind=tracing.CONSUMER):
+            await settle(msg, results, work)
 
 
 async def watch_liveness(
@@ -225,6 +230,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         bursts = asyncio.create_task(consume_bursts(nc.jetstream(), pool, topo))
         expiry = asyncio.create_task(expire_accepted_risks(pool, 5.0))
         service = await bus.register(nc, "ingest", "Projects scans, findings and output.")
+        backlog.start(nc, "ingest", stop)
         sweeper = asyncio.create_task(
             watch_liveness(
                 pool,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 
 import msgspec
@@ -24,10 +25,11 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from contracts import subjects, wire
+from contracts import subjects, tracing, wire
 from contracts.scans import CancelScan, ScanCommand, ScanEvent, ScanStatus, StartScan
 from contracts.settings import Settings
-from handlers import bus, topology
+from handlers import backlog, bus, topology
+from handlers import metrics as m
 from handlers.delivery import delivered, durable_subscriber, settle
 from handlers.launcher.catalog import Catalog
 from handlers.launcher.executor import Ending, Executor, LaunchRefused, LaunchUnavailable
@@ -54,7 +56,7 @@ async def publish_event(
     ack = await js.publish(
         subjects.scan_event(scan_id, status.value),
         wire.encode(event),
-        headers={"Nats-Msg-Id": subjects.msg_id("scan", scan_id, status.value)},
+        headers=tracing.inject({"Nats-Msg-Id": subjects.msg_id("scan", scan_id, status.value)}),
         timeout=5,
     )
     return not ack.duplicate
@@ -75,6 +77,8 @@ def make_executor(settings: Settings, launcher: Launcher, catalog: Catalog | Non
         programs=settings.programs,
         scope=settings.scope,
         console_max_bytes=settings.console_max_bytes,
+        otlp_endpoint=settings.otlp_endpoint,
+        log_format=settings.log_format,
     )
 
 
@@ -90,6 +94,14 @@ class Launcher:
         # Create-only keys: the durable guard against running one scan twice.
         self.launches = launches
         self.executor = make_executor(settings, self, catalog)
+        # Jobs started here: their tool and start time, for the job metrics.
+        self._started: dict[str, tuple[str, float]] = {}
+
+    def _ended(self, scan_id: str, status: ScanStatus) -> None:
+        started = self._started.pop(scan_id, None)
+        if started is not None:
+            m.RUNNING_JOBS.dec()
+            m.JOB_DURATION.labels(started[0], status.value).observe(time.monotonic() - started[1])
 
     async def on_exit(self, ending: Ending) -> None:
         status, reason = outcome(
@@ -99,6 +111,7 @@ class Launcher:
             cause=ending.cause,
             detail=ending.detail,
         )
+        self._ended(ending.scan_id, status)
         for attempt in range(1, 6):
             try:
                 await publish_event(
@@ -112,37 +125,49 @@ class Launcher:
                 )
                 await asyncio.sleep(attempt)
 
-    async def start(self, cmd: StartScan, *, last_attempt: bool = False) -> None:
+    async def start(self, cmd: StartScan, *, last_attempt: bool = False) -> str:
+        """Start `cmd`'s job; return the command's outcome for `jetscan_commands_total`."""
         if self.executor.running(cmd.scan_id):
-            return
+            return "duplicate"
         try:
             await self.launches.create(cmd.scan_id, wire.encode(cmd.requested_at))
         except KeyWrongLastSequenceError:
             log.info("scan %s was launched before; not starting it again", cmd.scan_id)
-            return
+            return "duplicate"
+        with tracing.span("launch", scan=cmd.scan_id):
+            return await self._launch(cmd, last_attempt)
+
+    async def _launch(self, cmd: StartScan, last_attempt: bool) -> str:
         try:
             await self.executor.start(cmd)
         except LaunchUnavailable as exc:
+            m.LAUNCHES.labels(cmd.tool, "unavailable").inc()
             if last_attempt:
                 reason = f"the job could not be started: {exc}"
                 await publish_event(self.js, cmd.scan_id, ScanStatus.FAILED, reason=reason)
-                return
+                return "failed"
             # The redelivered command must try again; a Job that was created after all is
             # then found by its name.
             await self.launches.delete(cmd.scan_id)
             raise
         except LaunchRefused as exc:
+            m.LAUNCHES.labels(cmd.tool, "refused").inc()
             await publish_event(self.js, cmd.scan_id, ScanStatus.FAILED, reason=str(exc))
-            return
+            return "refused"
+        m.LAUNCHES.labels(cmd.tool, "started").inc()
+        m.RUNNING_JOBS.inc()
+        self._started[cmd.scan_id] = (cmd.tool, time.monotonic())
+        m.QUEUE_WAIT.observe(max(0.0, (datetime.now(UTC) - cmd.requested_at).total_seconds()))
         await publish_event(self.js, cmd.scan_id, ScanStatus.LAUNCHING)
+        return "launched"
 
-    async def cancel(self, cmd: CancelScan) -> None:
+    async def cancel(self, cmd: CancelScan) -> str:
         # Stopping only begins here (a SIGTERM, a Job deletion): the job's end is reported
         # by the executor, and the next command does not wait for it.
         if self.executor.running(cmd.scan_id) and await self.executor.stop(
             cmd.scan_id, Stop.CANCELLED
         ):
-            return
+            return "stopping"
         # Not running here: still queued, or already over (then ingest ignores the event).
         # Taking its `launches` key makes a start that is still to come a no-op.
         try:
@@ -151,10 +176,11 @@ class Launcher:
             # Launched already, perhaps by another launcher whose Job this one has not seen
             # yet: a Kubernetes Job is found by its name. A local job elsewhere is not.
             if await self.executor.stop(cmd.scan_id, Stop.CANCELLED):
-                return
+                return "stopping"
         await publish_event(
             self.js, cmd.scan_id, ScanStatus.CANCELLED, reason="cancelled on request"
         )
+        return "cancelled"
 
 
 def build(broker: NatsBroker, launcher: Launcher, topo: topology.Topology) -> None:
@@ -164,15 +190,27 @@ def build(broker: NatsBroker, launcher: Launcher, topo: topology.Topology) -> No
     @durable_subscriber(broker, topo, spec.durable, batch_size=1)
     async def on_command(msg: NatsMessage) -> None:
         body = msg.body
+        kind = "unknown"
 
         async def work() -> None:
+            nonlocal kind
             match _commands.decode(body):
                 case StartScan() as start:
-                    await launcher.start(start, last_attempt=delivered(msg) >= spec.max_deliver)
+                    kind = "start"
+                    tracing.mark_scan(start.scan_id)
+                    done = await launcher.start(
+                        start, last_attempt=delivered(msg) >= spec.max_deliver
+                    )
                 case CancelScan() as cancel:
-                    await launcher.cancel(cancel)
+                    kind = "cancel"
+                    tracing.mark_scan(cancel.scan_id)
+                    done = await launcher.cancel(cancel)
+            m.COMMANDS.labels(kind, done).inc()
 
-        await settle(msg, spec, work)
+        with tracing.span("command", msg.headers, kind=tracing.CONSUMER):
+            outcome = await settle(msg, spec, work)
+            if outcome != "acked":
+                m.COMMANDS.labels(kind, outcome).inc()
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -185,6 +223,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await launcher.executor.open()
         await broker.start()
         service = await bus.register(nc, "launcher", "Starts one job per scan command.")
+        backlog.start(nc, "launcher", stop)
         await stop.wait()
         await service.stop()
     finally:

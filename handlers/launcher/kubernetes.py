@@ -42,6 +42,7 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio import watch as k8s_watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from contracts import tracing
 from contracts.scans import LOST, StartScan
 from contracts.settings import Settings
 from handlers.launcher import kubestate, manifest
@@ -143,7 +144,7 @@ class KubernetesExecutor:
                 " not allow: set JETSCAN_K8S_RAW_SOCKETS=true once the scans namespace admits"
                 " Pod Security level privileged",
             )
-        body = manifest.build_job(cmd, self.settings)
+        body = manifest.build_job(cmd, self.settings, traceparent=tracing.traceparent())
         name = body["metadata"]["name"]
         try:
             await self._batch.create_namespaced_job(

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from contracts import tracing
 from contracts.jobs import job_environ
 from contracts.scans import StartScan
 from handlers.launcher.executor import Ending, LaunchRefused, OnExit
@@ -51,6 +52,8 @@ class LocalExecutor:
         programs: Mapping[str, str] | None = None,
         scope: str = "",
         console_max_bytes: int = 0,
+        otlp_endpoint: str = "",
+        log_format: str = "",
     ) -> None:
         self.nats_url = nats_url
         self.on_exit = on_exit
@@ -60,6 +63,7 @@ class LocalExecutor:
         self.programs = dict(programs or {})
         self.scope = scope
         self.console_max_bytes = console_max_bytes
+        self.telemetry = {"otlp_endpoint": otlp_endpoint, "log_format": log_format}
         self.jobs: dict[str, _Job] = {}
 
     async def open(self) -> None:
@@ -75,6 +79,8 @@ class LocalExecutor:
             programs=self.programs,
             scope=self.scope,
             console_max_bytes=self.console_max_bytes,
+            traceparent=tracing.traceparent(),
+            **self.telemetry,
         )
         try:
             proc = await asyncio.create_subprocess_exec(

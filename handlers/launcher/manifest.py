@@ -167,8 +167,9 @@ def active_deadline(settings: Settings, deadline_seconds: int) -> int:
     return deadline_seconds + int(settings.k8s_image_pull_wait) + WRAP_UP_SECONDS
 
 
-def build_job(cmd: StartScan, settings: Settings) -> dict[str, Any]:
-    """The Job for `cmd` in the settings' namespace, ready to POST."""
+def build_job(cmd: StartScan, settings: Settings, *, traceparent: str = "") -> dict[str, Any]:
+    """The Job for `cmd` in the settings' namespace, ready to POST; `traceparent` is the
+    launch's span (tracing on)."""
     creds = f"{CREDS_DIR}/{CREDS_KEY}" if settings.k8s_nats_creds_secret else ""
     environ = job_environ(
         cmd,
@@ -177,6 +178,9 @@ def build_job(cmd: StartScan, settings: Settings) -> dict[str, Any]:
         workdir=SCRATCH,
         scope=settings.scope,
         console_max_bytes=settings.console_max_bytes,
+        traceparent=traceparent,
+        otlp_endpoint=settings.otlp_endpoint,
+        log_format=settings.log_format,
     )
     # Tools that keep state under HOME or TMPDIR (ZAP, Python) need it writable.
     environ |= {"HOME": SCRATCH, "TMPDIR": SCRATCH}

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import VERSION
 from contracts.settings import Settings
@@ -17,6 +18,12 @@ from workers.health import answer
 
 
 async def get(port: int, path: str) -> tuple[int, dict[str, object]]:
+    code, _, body = await fetch(port, path)
+    return code, json.loads(body)
+
+
+async def fetch(port: int, path: str) -> tuple[int, bytes, bytes]:
+    """Status, head and body of `GET path` from 127.0.0.1:`port`."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(
@@ -27,7 +34,7 @@ async def get(port: int, path: str) -> tuple[int, dict[str, object]]:
     finally:
         writer.close()
     head, _, body = response.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body)
+    return int(head.split()[1]), head, body
 
 
 @pytest.mark.parametrize(
@@ -36,16 +43,24 @@ async def get(port: int, path: str) -> tuple[int, dict[str, object]]:
         ("/healthz", set(), 200, {"status": "ok", "version": VERSION}),
         ("/readyz", {"ingest"}, 200, {"ready": True, "down": []}),
         ("/readyz", set(), 503, {"ready": False, "down": ["ingest"]}),
-        ("/metrics", {"ingest"}, 404, {"error": "no route /metrics"}),
+        ("/nothing", {"ingest"}, 404, {"error": "no route /nothing"}),
     ],
 )
 def test_answers(path: str, up: set[str], code: int, body: dict[str, object]) -> None:
     assert answer(path, ["ingest"], up) == (code, body)
 
 
+# Each role's own metrics; the edge's process never loads the handlers' (nor asyncpg).
+ROLE_METRICS = {
+    "queries": ({"jetscan_db_pool_connections", "jetscan_messages"}, "jetscan_grpc_requests"),
+    "edge": ({"jetscan_grpc_requests", "jetscan_websocket_viewers"}, "jetscan_messages"),
+}
+
+
 @pytest.mark.slow
-async def test_a_role_run_alone_answers_probes_and_stops_on_sigterm(
-    settings: Settings, tmp_path: Path
+@pytest.mark.parametrize("role", sorted(ROLE_METRICS))
+async def test_a_role_run_alone_answers_probes_serves_metrics_logs_json_and_stops_on_sigterm(
+    settings: Settings, tmp_path: Path, role: str
 ) -> None:
     port = free_port()
     env = {
@@ -54,9 +69,19 @@ async def test_a_role_run_alone_answers_probes_and_stops_on_sigterm(
         "JETSCAN_NATS_URL": settings.nats_url,
         "JETSCAN_DATABASE_URL": settings.database_url,
         "JETSCAN_HEALTH_ADDR": f"127.0.0.1:{port}",
+        "JETSCAN_GRPC_ADDR": f"127.0.0.1:{free_port()}",
+        "JETSCAN_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+        "JETSCAN_LOG_FORMAT": "json",
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.cli", "run", "queries", cwd=ROOT, env=env
+        sys.executable,
+        "-m",
+        "workers.cli",
+        "run",
+        role,
+        cwd=ROOT,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         loop = asyncio.get_running_loop()
@@ -72,6 +97,16 @@ async def test_a_role_run_alone_answers_probes_and_stops_on_sigterm(
             await asyncio.sleep(0.1)
         assert body == {"ready": True, "down": []}
         assert await get(port, "/healthz") == (200, {"status": "ok", "version": VERSION})
+        code, _, metrics = await fetch(port, "/metrics")
+        assert code == 200
+        names = {f.name for f in text_string_to_metric_families(metrics.decode())}
+        mine, not_mine = ROLE_METRICS[role]
+        assert mine <= names
+        assert not_mine not in names
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    lines = [json.loads(line) for line in err.decode().splitlines()]
+    assert {line["role"] for line in lines} == {role}
+    assert any("health routes" in line["message"] for line in lines)

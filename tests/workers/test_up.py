@@ -27,6 +27,7 @@ def base_env(home: Path) -> dict[str, str]:
         "JETSCAN_GRPC_ADDR": f"127.0.0.1:{free_port()}",
         "JETSCAN_HTTP_ADDR": f"127.0.0.1:{free_port()}",
         "JETSCAN_NATS_PORT": "0",
+        "JETSCAN_METRICS_ADDR": f"127.0.0.1:{free_port()}",
     }
 
 
@@ -61,17 +62,19 @@ class Running:
         return await asyncio.wait_for(self.proc.wait(), 60)
 
 
-async def start(env: dict[str, str]) -> Running:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "workers.cli",
-        "up",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+async def start(env: dict[str, str], stderr: Path | None = None) -> Running:
+    """`jetscan up`, once it has printed its banner; its log goes to `stderr` if given."""
+    with open(stderr or os.devnull, "wb") as err:  # noqa: ASYNC230 - opening a file is instant
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "workers.cli",
+            "up",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=err,
+        )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 60)
     assert line.startswith(b"jetscan is up: gRPC "), line
