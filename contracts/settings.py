@@ -74,6 +74,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Whether raw-socket scans (nmap syn) may run: their Job needs root with NET_RAW, which
     # only a namespace at Pod Security `privileged` admits. Off: such scans fail at once.
     k8s_raw_sockets: bool = False
+    # NATS credentials: a `.creds` file, or a folder of `<role>.creds` (what `jetscan up`
+    # makes under JETSCAN_HOME/nats-auth/creds); none: connect without (an open server).
+    nats_creds: str = ""
+    # The launcher's key for signing each scan job's own short-lived NATS user
+    # (`job-signer.json`); none: jobs get no credentials of their own.
+    nats_job_signer: str = ""
 
     def __repr__(self) -> str:
         redacted = {
@@ -95,6 +101,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def admin_token_path(self) -> Path:
         return self.home / "admin.token"
+
+    @property
+    def nats_auth_dir(self) -> Path:
+        """Where `jetscan up` keeps its NATS keys and credentials."""
+        return self.home / "nats-auth"
+
+    def nats_creds_for(self, principal: str) -> str:
+        """The `.creds` file `principal` (a role, or `admin`) connects with; "" for none."""
+        if not self.nats_creds:
+            return ""
+        path = Path(self.nats_creds)
+        return str(path / f"{principal}.creds") if path.is_dir() else str(path)
 
 
 _SECRETS = frozenset({"database_url", "token"})
@@ -257,4 +275,6 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
             "JETSCAN_K8S_IMAGE_PULL_WAIT", get("K8S_IMAGE_PULL_WAIT", "300")
         ),
         k8s_raw_sockets=_flag("JETSCAN_K8S_RAW_SOCKETS", get("K8S_RAW_SOCKETS", "false")),
+        nats_creds=_absolute("JETSCAN_NATS_CREDS", get("NATS_CREDS")),
+        nats_job_signer=_absolute("JETSCAN_NATS_JOB_SIGNER", get("NATS_JOB_SIGNER")),
     )

@@ -37,7 +37,7 @@ class _HttpServer(uvicorn.Server):
 async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: float = 2.0) -> None:
     scope = Scope.parse(settings.scope)
     messages.install()
-    bus = await Bus.connect(settings.nats_url)
+    bus = await Bus.connect(settings.nats_url, creds=settings.nats_creds_for("edge"))
     tokens = TokenCache()
     readiness = Readiness(bus, interval=health_interval)
     health_task: asyncio.Task[None] | None = None

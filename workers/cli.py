@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         help="replicas of every stream and bucket (default: streams.yaml's; 3 on a cluster)",
     )
     sub.add_parser("migrate", help="apply the PostgreSQL migrations (what `up` does at start)")
+    creds = sub.add_parser(
+        "nats-credentials",
+        help="make NATS keys (once) and every role's credentials in DIR, for a cluster",
+    )
+    creds.add_argument("dir", help="folder to write keys/, creds/ and auth.conf into")
     token = sub.add_parser("token", help="API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="create a token and print it once")
@@ -77,6 +82,23 @@ def _url(settings: Settings, kind: str) -> str:
     )
 
 
+def _admin_creds(settings: Settings) -> str | None:
+    """The admin's NATS user: JETSCAN_NATS_CREDS, else the one of a running `jetscan up`."""
+    given = settings.nats_creds_for("admin")
+    if given:
+        return given
+    made = settings.nats_auth_dir / "creds" / "admin.creds"
+    return str(made) if made.exists() else None
+
+
+def _embedded_creds(settings: Settings) -> dict[str, str]:
+    """A role run beside `jetscan up` uses its credentials, unless told others."""
+    made = settings.nats_auth_dir / "creds"
+    if settings.nats_creds or settings.nats_url or not made.is_dir():
+        return {}
+    return {"nats_creds": str(made), "nats_job_signer": str(made / "job-signer.json")}
+
+
 DB_ROLES = frozenset({"ingest", "queries", "scheduler", "reports"})
 
 
@@ -101,7 +123,9 @@ async def _streams_apply(settings: Settings, replicas: int | None) -> None:
     topo = topology.load()
     if replicas is not None:
         topo = msgspec.structs.replace(topo, replicas=replicas)
-    nc = await nats.connect(_url(settings, "nats"), name="jetscan-cli")
+    nc = await nats.connect(
+        _url(settings, "nats"), name="jetscan-cli", user_credentials=_admin_creds(settings)
+    )
     try:
         changes = await topology.apply(nc.jetstream(), topo)
     finally:
@@ -129,12 +153,25 @@ async def _token_create(settings: Settings, role: Role, name: str) -> None:
 
     from workers import tokens
 
-    nc = await nats.connect(_url(settings, "nats"), name="jetscan-cli")
+    nc = await nats.connect(
+        _url(settings, "nats"), name="jetscan-cli", user_credentials=_admin_creds(settings)
+    )
     try:
         token = await tokens.create(nc.jetstream(), role, name or role.value)
     finally:
         await nc.drain()
     sys.stdout.write(token + "\n")
+
+
+def _nats_credentials(folder: str) -> None:
+    from pathlib import Path
+
+    from workers import natscreds
+
+    root = Path(folder).resolve()
+    natscreds.ensure(root)
+    made = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+    sys.stdout.write("".join(f"{root / p}\n" for p in made))
 
 
 async def _run_role(settings: Settings, role: str, stop: asyncio.Event) -> None:
@@ -172,12 +209,15 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
                 settings,
                 nats_url=_url(settings, "nats"),
                 database_url=_url(settings, "database") if args.role in DB_ROLES else "",
+                **_embedded_creds(settings),
             )
             _until_signal(lambda stop: _run_role(run_settings, args.role, stop))
         elif args.command == "streams":
             asyncio.run(_streams_apply(settings, args.replicas))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "nats-credentials":
+            _nats_credentials(args.dir)
         elif args.command == "token":
             asyncio.run(_token_create(settings, Role(args.role), args.name))
     except CliError as exc:

@@ -4,7 +4,7 @@ Reads the env contract (`workers.jobenv`); publishes `evt.scan.<id>.running`; ke
 in the `heartbeats` bucket; runs the registry's argv (own process group, no shell, no
 `JETSCAN_*` variables) with its console streamed to `scan.output.<id>` (`workers.console`);
 stores the raw output as `scans/<scan_id>/<output_file>` in the `artifacts` object store;
-publishes one `ScanResult` on `scan.results.<tool>`. Terminal events are the launcher's.
+publishes one `ScanResult` on `scan.results.<tool>.<scan_id>`. Terminal events are the launcher's.
 
 Exit codes (the first that applies):
 - 2 `EXIT_BAD_ENV`: the env contract is invalid. One line on stderr; nothing runs or is sent.
@@ -48,10 +48,12 @@ from contracts import subjects, wire
 from contracts.output import Stream
 from contracts.results import Heartbeat, ScanResult, ToolData
 from contracts.scans import ScanEvent, ScanStatus
+from handlers.permissions import DATA_ARTIFACT, artifact_name, artifact_nuid
 from scanners import ToolSpec
 from scanners.context import JobContext
 from scanners.errors import ParseError
 from workers import jobenv
+from workers.artifacts import put as put_artifact
 from workers.console import MAX_IN_FLIGHT, Console
 from workers.jobenv import JobEnv, JobEnvError
 from workers.orphans import die_with_parent
@@ -95,10 +97,6 @@ class Scanned(msgspec.Struct, frozen=True, kw_only=True):
 def exit_status(returncode: int) -> int:
     """A process's exit code as a shell reports it: death by signal N is 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
-
-
-def artifact_name(scan_id: str, output_file: str) -> str:
-    return f"scans/{subjects.token(scan_id)}/{output_file}"
 
 
 def judge(spec: ToolSpec[Any], scanned: Scanned, parsed_partial: bool, problem: str) -> Verdict:
@@ -208,6 +206,8 @@ async def _connect(env: JobEnv, attempts: int) -> Client | None:
             user_credentials=env.nats_creds or None,
             connect_timeout=5,
             max_reconnect_attempts=attempts,
+            # The job's credentials let it read replies on this prefix only.
+            inbox_prefix=subjects.scan_inbox(env.scan_id),
             error_cb=on_error,
         )
     except (OSError, nats.errors.Error) as exc:
@@ -333,7 +333,8 @@ async def _finish(js: JetStreamContext, env: JobEnv, workdir: Path, scanned: Sca
     spooled: Spooled | None = None
     problem = artifact = ""
     if path.is_file():
-        artifact = await _store_artifact(js, artifact_name(env.scan_id, spec.output_file), path)
+        name = artifact_name(env.scan_id, spec.output_file)
+        artifact = await _store_artifact(js, name, artifact_nuid(env.scan_id, 0), path)
         into = Path(tempfile.mkdtemp(prefix="result-", dir=workdir))
         try:
             spooled = await asyncio.to_thread(_spool_file, spec, path, into)
@@ -346,8 +347,10 @@ async def _finish(js: JetStreamContext, env: JobEnv, workdir: Path, scanned: Sca
     data, data_artifact = empty, ""
     if spooled is not None and spooled.data_size > RESULT_PART_BYTES:
         # Tool data bigger than a message: every part names it in the object store.
-        name = artifact_name(env.scan_id, "result-data.json")
-        data_artifact = await _store_artifact(js, name, spooled.data_path)
+        name = artifact_name(env.scan_id, DATA_ARTIFACT)
+        data_artifact = await _store_artifact(
+            js, name, artifact_nuid(env.scan_id, 1), spooled.data_path
+        )
     elif spooled is not None:
         data = spooled.data()
     parts = spooled.parts if spooled is not None else 1
@@ -370,7 +373,8 @@ async def _finish(js: JetStreamContext, env: JobEnv, workdir: Path, scanned: Sca
             data_artifact=data_artifact,
         )
         msg_id = subjects.msg_id("result", env.scan_id, f"{part}-of-{parts}")
-        if not await _publish(js, subjects.scan_results(env.tool), wire.encode(result), msg_id):
+        subject = subjects.scan_result(env.tool, env.scan_id)
+        if not await _publish(js, subject, wire.encode(result), msg_id):
             return EXIT_NATS
     log.info("scan %s: result published, exit %d %s", env.scan_id, verdict.exit_code, verdict.error)
     return verdict.exit_code
@@ -381,12 +385,10 @@ def _spool_file(spec: ToolSpec[Any], path: Path, into: Path) -> Spooled:
         return spool(spec, fp, into, RESULT_PART_BYTES)
 
 
-async def _store_artifact(js: JetStreamContext, name: str, path: Path) -> str:
+async def _store_artifact(js: JetStreamContext, name: str, nuid: str, path: Path) -> str:
     """Put `path` in the object store as `name`, read a chunk at a time; "" if it failed."""
     try:
-        with path.open("rb") as fp:
-            store = await js.object_store(ARTIFACTS)
-            await store.put(name, fp)
+        await put_artifact(js, ARTIFACTS, name, nuid, path)
     except (OSError, nats.errors.Error) as exc:
         log.error("artifact %s not stored: %r", name, exc)
         return ""

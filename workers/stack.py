@@ -13,7 +13,7 @@ import nats
 
 from contracts.settings import ROLES, Address, Settings
 from handlers import database, topology
-from workers import tokens
+from workers import natscreds, tokens
 from workers.embedded import NatsServer, Postgres
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 async def prepare(settings: Settings) -> list[str]:
     """Apply streams.yaml, the SQL migrations and the admin token; return what changed."""
-    nc = await nats.connect(settings.nats_url, name="jetscan-setup")
+    creds = settings.nats_creds_for("admin")
+    nc = await nats.connect(settings.nats_url, name="jetscan-setup", user_credentials=creds or None)
     try:
         js = nc.jetstream()
         changes = [str(c) for c in await topology.apply(js, topology.load())]
@@ -43,8 +44,16 @@ async def up(settings: Settings, stop: asyncio.Event) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         if settings.embedded_nats:
-            nats_server = NatsServer(settings.home / "nats", settings.nats_port)
-            settings = msgspec.structs.replace(settings, nats_url=await nats_server.start())
+            # Nothing connects anonymously: every role gets its own user (natscreds).
+            auth_dir = settings.nats_auth_dir
+            auth = natscreds.ensure(auth_dir)
+            nats_server = NatsServer(settings.home / "nats", settings.nats_port, auth=auth)
+            settings = msgspec.structs.replace(
+                settings,
+                nats_url=await nats_server.start(),
+                nats_creds=str(auth_dir / "creds"),
+                nats_job_signer=str(auth_dir / "creds" / natscreds.JOB_SIGNER),
+            )
             (settings.home / "nats.url").write_text(settings.nats_url + "\n")
         if settings.embedded_database:
             postgres = Postgres(settings.home / "postgres")

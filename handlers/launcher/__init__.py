@@ -33,6 +33,7 @@ from handlers.launcher.catalog import Catalog
 from handlers.launcher.executor import Ending, Executor, LaunchRefused, LaunchUnavailable
 from handlers.launcher.lifecycle import Stop, outcome
 from handlers.launcher.local import LocalExecutor
+from handlers.natsauth import Signer
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ def make_executor(settings: Settings, launcher: Launcher, catalog: Catalog | Non
         grace=10.0,
         programs=settings.programs,
         scope=settings.scope,
+        signer=Signer.load(settings.nats_job_signer) if settings.nats_job_signer else None,
     )
 
 

@@ -11,15 +11,19 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from contracts.jobs import job_environ
 from contracts.scans import StartScan
+from handlers.launcher import jobcreds
 from handlers.launcher.executor import Ending, LaunchRefused, OnExit
 from handlers.launcher.lifecycle import Stop
+from handlers.natsauth import Signer, write_secret
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ class _Job:
     proc: asyncio.subprocess.Process
     stopped: Stop | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    secrets: str = ""  # the folder of the job's credentials, removed when it ends
 
 
 class LocalExecutor:
@@ -50,6 +55,7 @@ class LocalExecutor:
         python: str = sys.executable,
         programs: Mapping[str, str] | None = None,
         scope: str = "",
+        signer: Signer | None = None,
     ) -> None:
         self.nats_url = nats_url
         self.on_exit = on_exit
@@ -58,6 +64,7 @@ class LocalExecutor:
         self.base_env = dict(environ)
         self.programs = dict(programs or {})
         self.scope = scope
+        self.signer = signer
         self.jobs: dict[str, _Job] = {}
 
     async def open(self) -> None:
@@ -67,8 +74,15 @@ class LocalExecutor:
         return scan_id in self.jobs
 
     async def start(self, cmd: StartScan) -> None:
+        secrets = ""
+        creds = ""
+        if self.signer is not None:
+            # The job's own user, in a folder only this process's user can enter.
+            secrets = tempfile.mkdtemp(prefix=f"jetscan-{cmd.scan_id}-")
+            creds = os.path.join(secrets, "nats.creds")
+            write_secret(creds, jobcreds.issue(self.signer, cmd, self.grace))
         env = self.base_env | job_environ(
-            cmd, self.nats_url, programs=self.programs, scope=self.scope
+            cmd, self.nats_url, nats_creds=creds, programs=self.programs, scope=self.scope
         )
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -82,8 +96,10 @@ class LocalExecutor:
                 preexec_fn=_child_setup,
             )
         except OSError as exc:
+            if secrets:
+                shutil.rmtree(secrets, ignore_errors=True)
             raise LaunchRefused("the job could not start", str(exc)) from exc
-        job = _Job(cmd, proc)
+        job = _Job(cmd, proc, secrets=secrets)
         self.jobs[cmd.scan_id] = job
         log.info("scan %s: job pid %d started (%s %s)", cmd.scan_id, proc.pid, cmd.tool, cmd.target)
         job.tasks.append(asyncio.create_task(self._watch(job)))
@@ -97,6 +113,8 @@ class LocalExecutor:
     async def _watch(self, job: _Job) -> None:
         returncode = await job.proc.wait()
         self.jobs.pop(job.cmd.scan_id, None)
+        if job.secrets:
+            shutil.rmtree(job.secrets, ignore_errors=True)
         for task in job.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
