@@ -80,6 +80,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The launcher's key for signing each scan job's own short-lived NATS user
     # (`job-signer.json`); none: jobs get no credentials of their own.
     nats_job_signer: str = ""
+    # The local executor runs each job as this unprivileged user (created by `jetscan up` when
+    # run as root), with no new privileges and resource limits; "" (the default of a Settings
+    # built in code, as the tests' stack does): jobs run as jetscan, unconfined.
+    job_user: str = ""
+    job_memory_mb: int = 2048
 
     def __repr__(self) -> str:
         redacted = {
@@ -225,6 +230,12 @@ def _whole(variable: str, text: str, low: int, high: int) -> int:
     return int(text)
 
 
+def _megabytes(variable: str, text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 256 <= int(text) <= 1 << 20:
+        raise SettingsError(variable, f"expected megabytes from 256 to 1048576, got {text!r}")
+    return int(text)
+
+
 def _absolute(variable: str, text: str) -> str:
     if text and not text.startswith("/"):
         raise SettingsError(variable, f"must be an absolute path, got {text!r}")
@@ -277,4 +288,6 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         k8s_raw_sockets=_flag("JETSCAN_K8S_RAW_SOCKETS", get("K8S_RAW_SOCKETS", "false")),
         nats_creds=_absolute("JETSCAN_NATS_CREDS", get("NATS_CREDS")),
         nats_job_signer=_absolute("JETSCAN_NATS_JOB_SIGNER", get("NATS_JOB_SIGNER")),
+        job_user=_dns_name("JETSCAN_JOB_USER", get("JOB_USER", "jetscan-job"), label=True),
+        job_memory_mb=_megabytes("JETSCAN_JOB_MEMORY_MB", get("JOB_MEMORY_MB", "2048")),
     )

@@ -129,6 +129,9 @@ def empty_data(tool: str) -> ToolData:
 
 
 def main() -> int:
+    # Again here: a local job started through setpriv lost the launcher's setting when it
+    # changed user.
+    die_with_parent(signal.SIGKILL)
     environ = dict(os.environ)
     try:
         env = jobenv.parse(environ)

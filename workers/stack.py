@@ -13,7 +13,7 @@ import nats
 
 from contracts.settings import ROLES, Address, Settings
 from handlers import database, topology
-from workers import natscreds, tokens
+from workers import jobuser, natscreds, tokens
 from workers.embedded import NatsServer, Postgres
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ async def up(settings: Settings, stop: asyncio.Event) -> None:
             postgres = Postgres(settings.home / "postgres")
             settings = msgspec.structs.replace(settings, database_url=await postgres.start())
             (settings.home / "database.url").write_text(settings.database_url + "\n")
+        if jobuser.ensure(settings.job_user):
+            log.info("created system user %s for local scan jobs", settings.job_user)
         for change in await prepare(settings):
             log.info("%s", change)
         roles = asyncio.create_task(_run_roles(settings, stop))

@@ -29,6 +29,7 @@ from contracts.scans import CancelScan, ScanCommand, ScanEvent, ScanStatus, Star
 from contracts.settings import Settings
 from handlers import bus, topology
 from handlers.delivery import delivered, durable_subscriber, settle
+from handlers.launcher import sandbox
 from handlers.launcher.catalog import Catalog
 from handlers.launcher.executor import Ending, Executor, LaunchRefused, LaunchUnavailable
 from handlers.launcher.lifecycle import Stop, outcome
@@ -76,6 +77,11 @@ def make_executor(settings: Settings, launcher: Launcher, catalog: Catalog | Non
         programs=settings.programs,
         scope=settings.scope,
         signer=Signer.load(settings.nats_job_signer) if settings.nats_job_signer else None,
+        sandbox=(
+            sandbox.resolve(settings.job_user, settings.job_memory_mb)
+            if settings.job_user
+            else None
+        ),
     )
 
 

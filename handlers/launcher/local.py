@@ -15,14 +15,15 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from contracts.jobs import job_environ
+from contracts.jobs import NATS_CREDS, WORKDIR, job_environ
 from contracts.scans import StartScan
-from handlers.launcher import jobcreds
+from handlers.launcher import jobcreds, sandbox
 from handlers.launcher.executor import Ending, LaunchRefused, OnExit
 from handlers.launcher.lifecycle import Stop
+from handlers.launcher.sandbox import Sandbox
 from handlers.natsauth import Signer, write_secret
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class LocalExecutor:
         programs: Mapping[str, str] | None = None,
         scope: str = "",
         signer: Signer | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.nats_url = nats_url
         self.on_exit = on_exit
@@ -65,6 +67,7 @@ class LocalExecutor:
         self.programs = dict(programs or {})
         self.scope = scope
         self.signer = signer
+        self.sandbox = sandbox
         self.jobs: dict[str, _Job] = {}
 
     async def open(self) -> None:
@@ -75,25 +78,33 @@ class LocalExecutor:
 
     async def start(self, cmd: StartScan) -> None:
         secrets = ""
-        creds = ""
-        if self.signer is not None:
-            # The job's own user, in a folder only this process's user can enter.
+        extra: dict[str, str] = {}
+        if self.signer is not None or self.sandbox is not None:
+            # The job's own folder: only the job's user may enter it.
             secrets = tempfile.mkdtemp(prefix=f"jetscan-{cmd.scan_id}-")
-            creds = os.path.join(secrets, "nats.creds")
-            write_secret(creds, jobcreds.issue(self.signer, cmd, self.grace))
-        env = self.base_env | job_environ(
-            cmd, self.nats_url, nats_creds=creds, programs=self.programs, scope=self.scope
+        try:
+            argv, extra, preexec = self._prepare(cmd, secrets)
+        except OSError as exc:
+            shutil.rmtree(secrets, ignore_errors=True)
+            raise LaunchRefused("the job's folder could not be prepared", str(exc)) from exc
+        creds, workdir = extra.pop(NATS_CREDS, ""), extra.pop(WORKDIR, "")
+        env = self.base_env | extra
+        env |= job_environ(
+            cmd,
+            self.nats_url,
+            nats_creds=creds,
+            workdir=workdir,
+            programs=self.programs,
+            scope=self.scope,
         )
         try:
             proc = await asyncio.create_subprocess_exec(
-                self.python,
-                "-m",
-                "workers.job",
+                *argv,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_child_setup,
+                preexec_fn=preexec,
             )
         except OSError as exc:
             if secrets:
@@ -105,6 +116,33 @@ class LocalExecutor:
         job.tasks.append(asyncio.create_task(self._watch(job)))
         # The job enforces its own deadline; this one catches a job that does not.
         job.tasks.append(asyncio.create_task(self._deadline(job)))
+
+    def _prepare(
+        self, cmd: StartScan, folder: str
+    ) -> tuple[list[str], dict[str, str], Callable[[], None]]:
+        """The job's argv, the variables to add, and what its child runs before exec."""
+        program = [self.python, "-m", "workers.job"]
+        extra: dict[str, str] = {}
+        box = self.sandbox
+        if box is not None and box.uid is not None and box.gid is not None:
+            os.chown(folder, box.uid, box.gid)
+        if self.signer is not None:
+            creds = os.path.join(folder, "nats.creds")
+            write_secret(creds, jobcreds.issue(self.signer, cmd, self.grace))
+            if box is not None and box.uid is not None and box.gid is not None:
+                os.chown(creds, box.uid, box.gid)
+            extra[NATS_CREDS] = creds
+        if box is None:
+            return program, extra, _child_setup
+        # Its scratch space and HOME (ZAP keeps its state there) inside that folder.
+        extra |= {WORKDIR: os.path.join(folder, "work"), "HOME": folder, **sandbox.environ(cmd)}
+        set_limits = sandbox.apply_limits(sandbox.limits(box, cmd, self.grace))
+
+        def child() -> None:
+            _child_setup()
+            set_limits()
+
+        return sandbox.argv(box, cmd, program), extra, child
 
     async def _deadline(self, job: _Job) -> None:
         await asyncio.sleep(job.cmd.deadline_seconds + 2 * self.grace)
