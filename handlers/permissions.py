@@ -24,6 +24,7 @@ from handlers.topology import Topology
 
 ADMIN = "admin"
 TOKENS = "tokens"
+TOKENS_USED = "tokens-used"
 LAUNCHES = "launches"
 HEARTBEATS = "heartbeats"
 ARTIFACTS = "artifacts"
@@ -94,6 +95,8 @@ def role(name: str, topo: Topology) -> Permissions:
             subjects.QUERIES,
             subjects.SERVICE_PING + ".*",
             *_kv_read(TOKENS),
+            f"{_API}.STREAM.INFO.KV_{TOKENS_USED}",
+            *_kv_write(TOKENS_USED),
             # The token cache watches the bucket: an ordered consumer with flow control.
             f"{_API}.CONSUMER.CREATE.KV_{TOKENS}",
             f"{_API}.CONSUMER.INFO.KV_{TOKENS}.*",

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -51,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     create = token_sub.add_parser("create", help="create a token and print it once")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--name", default="", help="who or what the token is for")
+    create.add_argument(
+        "--expires", default="", help="lifetime such as 12h, 30d, 90m (default: never)"
+    )
+    token_sub.add_parser("list", help="every token: id, name, role, created, last used, expiry")
+    revoke = token_sub.add_parser("revoke", help="revoke a token now, everywhere")
+    revoke.add_argument("name_or_id", help="the token's id (from `token list`) or its name")
     usercli.add_user_commands(sub)
     return p
 
@@ -148,19 +155,61 @@ async def _migrate(settings: Settings) -> None:
     sys.stdout.write("\n".join(out) + "\n")
 
 
-async def _token_create(settings: Settings, role: Role, name: str) -> None:
+async def _token(settings: Settings, args: argparse.Namespace) -> None:
     import nats
 
+    from handlers.topology import TopologyError, duration
     from workers import tokens
 
+    expires = None
+    if getattr(args, "expires", ""):
+        try:
+            expires = timedelta(seconds=duration(args.expires))
+        except TopologyError as exc:
+            raise CliError(f"--expires: {exc}") from None
     nc = await nats.connect(
         _url(settings, "nats"), name="jetscan-cli", user_credentials=_admin_creds(settings)
     )
     try:
-        token = await tokens.create(nc.jetstream(), role, name or role.value)
+        js = nc.jetstream()
+        verb = args.token_command
+        if verb == "create":
+            role = Role(args.role)
+            token = await tokens.create(js, role, args.name or role.value, expires)
+            sys.stdout.write(token + "\n")
+        elif verb == "list":
+            sys.stdout.write(_token_table(await tokens.rows(js)))
+        else:
+            try:
+                gone = await tokens.revoke(js, args.name_or_id)
+            except tokens.TokenError as exc:
+                raise CliError(str(exc)) from None
+            sys.stdout.write("".join(f"revoked {r.id} {r.name} ({r.role})\n" for r in gone))
     finally:
         await nc.drain()
-    sys.stdout.write(token + "\n")
+
+
+def _token_table(rows: list[Any]) -> str:
+    def when(value: datetime | None, none: str) -> str:
+        return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else none
+
+    lines = [("ID", "NAME", "ROLE", "CREATED", "LAST USED", "EXPIRES")]
+    lines += [
+        (
+            r.id,
+            r.name,
+            r.role,
+            when(r.created_at, ""),
+            when(r.last_used, "never"),
+            when(r.expires_at, "never"),
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(6)]
+    return "".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() + "\n"
+        for line in lines
+    )
 
 
 def _nats_credentials(folder: str) -> None:
@@ -219,7 +268,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         elif args.command == "nats-credentials":
             _nats_credentials(args.dir)
         elif args.command == "token":
-            asyncio.run(_token_create(settings, Role(args.role), args.name))
+            asyncio.run(_token(settings, args))
     except CliError as exc:
         sys.stderr.write(f"jetscan: {exc}\n")
         return 1
