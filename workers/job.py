@@ -51,8 +51,9 @@ from contracts.scans import ScanEvent, ScanStatus
 from handlers.permissions import DATA_ARTIFACT, artifact_name, artifact_nuid
 from scanners import ToolSpec
 from scanners.context import JobContext
+from scanners.dns.config import nameserver
 from scanners.errors import ParseError
-from workers import jobenv
+from workers import jobenv, screening
 from workers.artifacts import put as put_artifact
 from workers.console import MAX_IN_FLIGHT, Console
 from workers.jobenv import JobEnv, JobEnvError
@@ -256,6 +257,12 @@ async def _supervise(
     stop: asyncio.Event,
     grace: float,
 ) -> Scanned:
+    try:
+        await screening.screen(env.target, env.scope, _nameservers(env))
+    except screening.Refused as exc:
+        message = f"scan refused: {exc}"
+        console.line(Stream.STDERR, f"[jetscan] {message}".encode())
+        return Scanned(exit_code=EXIT_NOT_STARTED, start_error=message)
     job = JobContext(
         workdir=workdir,
         programs=env.programs,
@@ -313,6 +320,13 @@ async def _supervise(
         deadline_hit=not finished and not stop.is_set(),
         stopped=not finished and stop.is_set(),
     )
+
+
+def _nameservers(env: JobEnv) -> tuple[tuple[str, int], ...]:
+    """Where the target's name is resolved: the tool's own nameservers, if it has any (DNS
+    recon), else the job's (`JETSCAN_RESOLVERS`), else the system's."""
+    configured = getattr(env.config, "resolvers", ()) or env.resolvers
+    return tuple(nameserver(text) for text in configured)
 
 
 async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:

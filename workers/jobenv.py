@@ -15,6 +15,7 @@ this module trusts nothing it is handed and validates every variable again here.
 | `JETSCAN_WORKDIR` | absolute path of a writable directory; default the system temp dir |
 | `JETSCAN_PROGRAMS` | `name=/path,...`: where the tool's external programs are; default PATH |
 | `JETSCAN_SCOPE` | the deployment's scope (domains, CIDRs), for tools that discover names |
+| `JETSCAN_RESOLVERS` | `IP[:PORT],...`: nameservers to check the target's name with |
 
 The scanner runs in a fresh directory made inside `JETSCAN_WORKDIR` and removed at the end,
 and sees the job's environment minus every `JETSCAN_*` variable.
@@ -35,6 +36,7 @@ from contracts.jobs import (
     NATS_URL,
     PREFIX,
     PROGRAMS,
+    RESOLVERS,
     SCAN_ID,
     SCOPE,
     TARGET,
@@ -45,6 +47,7 @@ from contracts.jobs import (
 from contracts.settings import SettingsError
 from contracts.settings import programs as parse_programs
 from scanners import TOOLS, ToolSpec, decode_config
+from scanners.dns.config import nameserver
 from scanners.errors import ConfigError, TargetError
 from scanners.scope import Scope
 from scanners.targets import Target, parse_target
@@ -77,6 +80,7 @@ class JobEnv(msgspec.Struct, frozen=True, kw_only=True):
     workdir: str = ""
     programs: dict[str, str] = {}
     scope: str = ""
+    resolvers: tuple[str, ...] = ()
 
     @property
     def spec(self) -> ToolSpec[Any]:
@@ -107,6 +111,7 @@ def parse(environ: Mapping[str, str]) -> JobEnv:
         workdir=_workdir(environ.get(WORKDIR, "")),
         programs=_programs(environ.get(PROGRAMS, "")),
         scope=_scope(environ.get(SCOPE, "")),
+        resolvers=_resolvers(environ.get(RESOLVERS, "")),
     )
 
 
@@ -128,6 +133,8 @@ def to_environ(env: JobEnv) -> dict[str, str]:
         environ[PROGRAMS] = format_programs(env.programs)
     if env.scope:
         environ[SCOPE] = env.scope
+    if env.resolvers:
+        environ[RESOLVERS] = ",".join(env.resolvers)
     return environ
 
 
@@ -193,6 +200,16 @@ def _programs(text: str) -> dict[str, str]:
         return parse_programs(PROGRAMS, text)
     except SettingsError as exc:
         raise JobEnvError(PROGRAMS, exc.reason) from exc
+
+
+def _resolvers(text: str) -> tuple[str, ...]:
+    found = tuple(filter(None, (part.strip() for part in text.split(","))))
+    for item in found:
+        try:
+            nameserver(item, RESOLVERS)
+        except ConfigError as exc:
+            raise JobEnvError(RESOLVERS, exc.reason) from exc
+    return found
 
 
 def _scope(text: str) -> str:
