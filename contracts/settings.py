@@ -85,6 +85,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # built in code, as the tests' stack does): jobs run as jetscan, unconfined.
     job_user: str = ""
     job_memory_mb: int = 2048
+    # TLS: the edge serves gRPC and HTTP with this certificate and key (both or neither);
+    # the CLI verifies the edge against this CA. Paths; none: plaintext.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
 
     def __repr__(self) -> str:
         redacted = {
@@ -230,6 +235,12 @@ def _whole(variable: str, text: str, low: int, high: int) -> int:
     return int(text)
 
 
+def _paired(variable: str, text: str, other: str, other_text: str) -> str:
+    if bool(text) != bool(other_text):
+        raise SettingsError(variable, f"must be set together with {other}")
+    return _absolute(variable, text)
+
+
 def _megabytes(variable: str, text: str) -> int:
     if not text.isascii() or not text.isdigit() or not 256 <= int(text) <= 1 << 20:
         raise SettingsError(variable, f"expected megabytes from 256 to 1048576, got {text!r}")
@@ -290,4 +301,7 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         nats_job_signer=_absolute("JETSCAN_NATS_JOB_SIGNER", get("NATS_JOB_SIGNER")),
         job_user=_dns_name("JETSCAN_JOB_USER", get("JOB_USER", "jetscan-job"), label=True),
         job_memory_mb=_megabytes("JETSCAN_JOB_MEMORY_MB", get("JOB_MEMORY_MB", "2048")),
+        tls_cert=_paired("JETSCAN_TLS_CERT", get("TLS_CERT"), "JETSCAN_TLS_KEY", get("TLS_KEY")),
+        tls_key=_paired("JETSCAN_TLS_KEY", get("TLS_KEY"), "JETSCAN_TLS_CERT", get("TLS_CERT")),
+        tls_ca=_absolute("JETSCAN_TLS_CA", get("TLS_CA")),
     )

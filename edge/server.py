@@ -20,6 +20,7 @@ from edge.health import Readiness
 from edge.reflection import with_reflection
 from edge.reports import ReportService, ScheduleService
 from edge.scans import ScanService
+from edge.tls import server_context
 from edge.web import create_app
 from scanners.scope import Scope
 
@@ -56,7 +57,8 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
         listen(grpc_server, RecvRequest, tokens.on_request)
         await readiness.check_once()
         health_task = asyncio.create_task(readiness.run(), name="edge-health")
-        await grpc_server.start(settings.grpc_addr.host, settings.grpc_addr.port)
+        tls = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None
+        await grpc_server.start(settings.grpc_addr.host, settings.grpc_addr.port, ssl=tls)
         http = _HttpServer(
             uvicorn.Config(
                 create_app(readiness, str(settings.grpc_addr), bus, tokens),
@@ -68,6 +70,8 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
                 # Console WebSockets run until their scan ends: on stop they are told
                 # (1012) and given this long before their tasks are cancelled.
                 timeout_graceful_shutdown=3,
+                ssl_certfile=settings.tls_cert or None,
+                ssl_keyfile=settings.tls_key or None,
             )
         )
         http_task = asyncio.create_task(http.serve(), name="edge-http")
