@@ -14,6 +14,7 @@ COMMANDS: Final = "cmd.>"
 SCAN_EVENTS: Final = "evt.scan.*.*"
 REPORT_EVENTS: Final = "evt.report.*.*"
 EVENTS: Final = "evt.>"
+AUDIT: Final = "evt.audit.>"
 SCAN_OUTPUT: Final = "scan.output.*"
 SCAN_RESULTS: Final = "scan.results.>"
 QUERIES: Final = "query.>"
@@ -60,6 +61,15 @@ def scan_events(scan_id: str) -> str:
 
 def report_event(report_id: str, state: str) -> str:
     return f"evt.report.{token(report_id)}.{token(state)}"
+
+
+def audit(source: str, action: str) -> str:
+    """Where a mutation's audit record goes: `evt.audit.grpc.StartScan`, ...cli.token-revoke."""
+    return f"evt.audit.{token(source)}.{token(action)}"
+
+
+def audit_from(source: str) -> str:
+    return f"evt.audit.{token(source)}.*"
 
 
 def scan_output(scan_id: str) -> str:

@@ -8,12 +8,13 @@ import logging
 from collections.abc import Iterator
 
 import uvicorn
-from grpclib.events import RecvRequest, listen
+from grpclib.events import RecvMessage, RecvRequest, listen
 from grpclib.health.service import Health
 from grpclib.server import Server
 
 from contracts.settings import Settings
 from edge import messages
+from edge.audit import Auditor
 from edge.auth import TokenCache
 from edge.bus import Bus
 from edge.health import Readiness
@@ -55,6 +56,9 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
         services = with_reflection([*api.values(), Health(readiness.checks(api))])
         grpc_server = Server(services)
         listen(grpc_server, RecvRequest, tokens.on_request)
+        auditor = Auditor(bus.js)
+        listen(grpc_server, RecvRequest, auditor.on_request)
+        listen(grpc_server, RecvMessage, auditor.on_message)
         await readiness.check_once()
         health_task = asyncio.create_task(readiness.run(), name="edge-health")
         tls = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None

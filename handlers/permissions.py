@@ -93,6 +93,8 @@ def role(name: str, topo: Topology) -> Permissions:
         pub += [
             subjects.COMMANDS,
             subjects.QUERIES,
+            # Audit records of the RPCs it serves, and of no other door.
+            subjects.audit_from("grpc"),
             subjects.SERVICE_PING + ".*",
             *_kv_read(TOKENS),
             f"{_API}.STREAM.INFO.KV_{TOKENS_USED}",

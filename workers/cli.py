@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     token_sub.add_parser("list", help="every token: id, name, role, created, last used, expiry")
     revoke = token_sub.add_parser("revoke", help="revoke a token now, everywhere")
     revoke.add_argument("name_or_id", help="the token's id (from `token list`) or its name")
+    audit = sub.add_parser("audit", help="who changed what, when and from where")
+    audit.add_argument(
+        "--since", default="24h", help="a lifetime back (90m, 7d) or an ISO time (default 24h)"
+    )
+    audit.add_argument("--who", default="", help="only this token name (or cli-admin)")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
     usercli.add_user_commands(sub)
     return p
 
@@ -135,6 +141,10 @@ async def _streams_apply(settings: Settings, replicas: int | None) -> None:
     )
     try:
         changes = await topology.apply(nc.jetstream(), topo)
+        if changes:
+            from workers import audit
+
+            await audit.record(nc.jetstream(), "streams-apply", f"{len(changes)} changes")
     finally:
         await nc.drain()
     out = [str(c) for c in changes] or ["nothing to change"]
@@ -159,7 +169,7 @@ async def _token(settings: Settings, args: argparse.Namespace) -> None:
     import nats
 
     from handlers.topology import TopologyError, duration
-    from workers import tokens
+    from workers import audit, tokens
 
     expires = None
     if getattr(args, "expires", ""):
@@ -176,6 +186,7 @@ async def _token(settings: Settings, args: argparse.Namespace) -> None:
         if verb == "create":
             role = Role(args.role)
             token = await tokens.create(js, role, args.name or role.value, expires)
+            await audit.record(js, "token-create", f"{args.name or role.value} ({role.value})")
             sys.stdout.write(token + "\n")
         elif verb == "list":
             sys.stdout.write(_token_table(await tokens.rows(js)))
@@ -184,9 +195,59 @@ async def _token(settings: Settings, args: argparse.Namespace) -> None:
                 gone = await tokens.revoke(js, args.name_or_id)
             except tokens.TokenError as exc:
                 raise CliError(str(exc)) from None
+            for row in gone:
+                await audit.record(js, "token-revoke", f"{row.id} {row.name}")
             sys.stdout.write("".join(f"revoked {r.id} {r.name} ({r.role})\n" for r in gone))
     finally:
         await nc.drain()
+
+
+async def _audit(settings: Settings, args: argparse.Namespace) -> None:
+    import nats
+
+    from handlers.topology import TopologyError, duration
+    from workers import audit
+
+    try:
+        since = datetime.now(UTC) - timedelta(seconds=duration(args.since))
+    except TopologyError:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            message = f"--since: expected 90m, 24h, 7d or an ISO time, got {args.since!r}"
+            raise CliError(message) from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+    nc = await nats.connect(
+        _url(settings, "nats"), name="jetscan-cli", user_credentials=_admin_creds(settings)
+    )
+    try:
+        found = await audit.read(nc.jetstream(), since, args.who)
+    finally:
+        await nc.drain()
+    if args.json:
+        sys.stdout.write("".join(msgspec.json.encode(r).decode() + "\n" for r in found))
+        return
+    lines = [("WHEN", "WHO", "ROLE", "SOURCE", "ACTION", "TARGET", "FROM")]
+    lines += [
+        (
+            r.at.strftime("%Y-%m-%d %H:%M:%SZ"),
+            r.who,
+            r.role,
+            r.source,
+            r.action,
+            r.target,
+            r.origin,
+        )
+        for r in found
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(7)]
+    sys.stdout.write(
+        "".join(
+            "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n"
+            for line in lines
+        )
+    )
 
 
 def _token_table(rows: list[Any]) -> str:
@@ -265,6 +326,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             asyncio.run(_streams_apply(settings, args.replicas))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "audit":
+            asyncio.run(_audit(settings, args))
         elif args.command == "nats-credentials":
             _nats_credentials(args.dir)
         elif args.command == "token":

@@ -190,6 +190,7 @@ REFUSED = [
     ("edge", "publish", "$KV.tokens.k1"),
     ("edge", "publish", "$JS.API.STREAM.DELETE.COMMANDS"),
     ("edge", "publish", "$JS.API.CONSUMER.DELETE.OUTPUT.ingest-output"),
+    ("edge", "publish", "evt.audit.cli.token-revoke"),
     ("edge", "subscribe", "cmd.>"),
     ("edge", "subscribe", "_INBOX.role.queries.x"),
     ("launcher", "publish", "cmd.scan.s1.start"),
