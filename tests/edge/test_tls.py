@@ -17,11 +17,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from contracts.gen.jetscan import v1
 from contracts.settings import Address, Settings
 from tests.conftest import Stack, free_port, run_jetscan
+from tests.scanners.sslyze.tls_server import write_pem
 from workers.roles import supervise
 from workers.stack import wait_listening
 
@@ -83,19 +84,11 @@ def make_server_cert(
             ),
             critical=False,
         )
-        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
         .sign(ca_key, hashes.SHA256())
     )
     cert_path, key_path = folder / "edge.crt", folder / "edge.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
+    write_pem(cert, key, cert_path, key_path)
     return cert_path, key_path
 
 
