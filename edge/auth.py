@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import nats.errors
@@ -33,6 +34,10 @@ TOKENS_BUCKET = "tokens"
 USED_BUCKET = "tokens-used"
 STAMP_EVERY = 60.0
 PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.v1alpha.", "/grpc.reflection.v1.")
+
+# Long-lived server streams: cut off when their token is revoked or expires (a unary call
+# is over before that could matter, and is spared two tasks per call).
+STREAMS = frozenset({"WatchScan"})
 
 # Method name (without service) → least role allowed to call it.
 _OPERATOR = frozenset(
@@ -186,3 +191,30 @@ class TokenCache:
         value = event.metadata.get("authorization")
         principal = self.authenticate(value if isinstance(value, str) else None, event.method_name)
         current.set(principal)
+        if event.method_name.rsplit("/", 1)[-1] in STREAMS:
+            token = bearer(value if isinstance(value, str) else None) or ""
+            event.method_func = self._ended_by_revocation(event.method_func, token)
+
+    def _ended_by_revocation(self, handler: Any, token: str) -> Any:
+        """`handler`, cut off with UNAUTHENTICATED if its token is revoked or expires while it
+        runs: a long WatchScan stream ends like an open WebSocket console."""
+
+        async def guarded(stream: Any) -> None:
+            work = asyncio.ensure_future(handler(stream))
+            revoked = asyncio.ensure_future(self.invalidated(token))
+            try:
+                await asyncio.wait({work, revoked}, return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:
+                work.cancel()
+                raise
+            finally:
+                revoked.cancel()
+            if work.done():
+                work.result()
+                return
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            raise GRPCError(Status.UNAUTHENTICATED, "token revoked or expired")
+
+        return guarded

@@ -48,7 +48,7 @@ async def test_rpc_and_cli_mutations_are_recorded_and_reads_are_not(stack: Stack
     cancel = next(r for r in records if r["action"] == "CancelScan" and r["target"] == started.id)
     assert cancel["who"] == "admin"
     assert not any(r["action"] == "ListScans" for r in records)
-    created = next(r for r in records if r["action"] == "token-create")
+    created = [r for r in records if r["action"] == "token-create"][-1]
     assert (created["source"], created["target"]) == ("cli", "audited (viewer)")
     assert created["origin"].endswith("@" + socket.gethostname())
     assert records == sorted(records, key=lambda r: r["at"])

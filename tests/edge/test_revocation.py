@@ -156,3 +156,34 @@ async def test_a_session_store_learns_of_a_revocation_within_a_second(stack: Sta
     finally:
         await sessions.stop()
         await nc.drain()
+
+
+async def test_revoking_ends_an_open_watch_scan_stream_within_a_second(stack: Stack) -> None:
+    token = await _viewer(stack, "grpc-watch")
+    async with scan_service(stack) as scans:
+        started = await scans.start_scan(slow_nmap())
+        try:
+            await wait_status(scans, started.id, {v1.ScanStatus.RUNNING})
+            addr = stack.settings.grpc_addr
+            channel = Channel(addr.host, addr.port)
+            viewer = v1.ScanServiceStub(channel, metadata={"authorization": f"Bearer {token}"})
+
+            async def watch() -> Status | None:
+                try:
+                    async for _ in viewer.watch_scan(v1.WatchScanRequest(id=started.id)):
+                        pass
+                except GRPCError as exc:
+                    return exc.status
+                return None
+
+            watching = asyncio.create_task(watch())
+            try:
+                await asyncio.sleep(0.5)
+                assert not watching.done()
+                await _revoke(stack, "grpc-watch")
+                assert await asyncio.wait_for(watching, WITHIN) == Status.UNAUTHENTICATED
+            finally:
+                watching.cancel()
+                channel.close()
+        finally:
+            await scans.cancel_scan(v1.CancelScanRequest(id=started.id))
