@@ -19,7 +19,7 @@ from contracts.gen.jetscan import v1
 from contracts.scans import StartScan
 from handlers.launcher import sandbox
 from handlers.launcher.sandbox import Sandbox
-from tests.conftest import Stack, scan_service, wait_status
+from tests.conftest import Stack, all_findings, scan_service, wait_status
 from tests.edge.test_live import watch
 from tests.handlers.test_lifecycle import job_pids, nmap_request
 from workers import jobuser
@@ -200,3 +200,17 @@ async def test_a_job_past_its_memory_limit_fails_and_jetscan_lives_on(
     async with scan_service(stack) as scans:
         again = await scans.start_scan(nmap_request(open_port))
         await wait_status(scans, again.id, {v1.ScanStatus.SUCCEEDED})
+
+
+@pytest.mark.slow
+async def test_a_syn_scan_runs_confined_with_exactly_net_raw(stack: Stack, open_port: int) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("switching users needs root")
+    jobuser.ensure(USER)
+    confined = stack.launcher_with(job_user=USER, job_memory_mb=1024)
+    async with confined, scan_service(stack) as scans:
+        started = await scans.start_scan(nmap_request(open_port, scan_type="syn"))
+        done = await wait_status(scans, started.id, {v1.ScanStatus.SUCCEEDED})
+        assert done.exit_code == 0
+        findings = await all_findings(scans, started.id)
+        assert any(f.port == open_port for f in findings)
