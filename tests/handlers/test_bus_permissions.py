@@ -60,6 +60,9 @@ async def secured(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sec
         nats_port=0,
         launch_timeout=20.0,
         passthrough={k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ},
+        # As `jetscan up` runs for real: jobs confined to their own user (which must then
+        # read the credentials file the launcher wrote for it), where that is possible.
+        job_user="jetscan-job" if os.geteuid() == 0 else "",
     )
     stop = asyncio.Event()
     task = asyncio.create_task(up(settings, stop))
