@@ -109,7 +109,8 @@ def _announce(settings: Settings) -> None:
     # The one place jetscan writes to stdout for people: where to point clients.
     lines = [
         f"jetscan is up: gRPC {settings.grpc_addr}  web http://{settings.http_addr}/",
-        f"  NATS {settings.nats_url}",
+        f"  NATS {settings.nats_url}"
+        + (f" (credentials: {settings.nats_creds})" if settings.nats_creds else ""),
         f"  admin token in {settings.admin_token_path}",
         "  Ctrl-C stops everything.",
     ]
