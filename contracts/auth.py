@@ -30,6 +30,16 @@ class TokenRecord(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     role: Role
     created_at: datetime
+    # None: never expires. An expired token is refused everywhere, like a revoked one.
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+def token_id(key: str) -> str:
+    """The short id `jetscan token list` shows and `revoke` accepts: the hash's first 12."""
+    return key[:12]
 
 
 def new_token() -> str:

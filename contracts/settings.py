@@ -116,6 +116,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Whether raw-socket scans (nmap syn) may run: their Job needs root with NET_RAW, which
     # only a namespace at Pod Security `privileged` admits. Off: such scans fail at once.
     k8s_raw_sockets: bool = False
+    # NATS credentials: a `.creds` file, or a folder of `<role>.creds` (what `jetscan up`
+    # makes under JETSCAN_HOME/nats-auth/creds); none: connect without (an open server).
+    nats_creds: str = ""
+    # The launcher's key for signing each scan job's own short-lived NATS user
+    # (`job-signer.json`); none: jobs get no credentials of their own.
+    nats_job_signer: str = ""
+    # The local executor runs each job as this unprivileged user (created by `jetscan up` when
+    # run as root), with no new privileges and resource limits; "" (the default of a Settings
+    # built in code, as the tests' stack does): jobs run as jetscan, unconfined.
+    job_user: str = ""
+    job_memory_mb: int = 2048
+    # TLS: the edge serves gRPC and HTTP with this certificate and key (both or neither);
+    # the CLI verifies the edge against this CA. Paths; none: plaintext.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
 
     def __repr__(self) -> str:
         redacted = {
@@ -137,6 +153,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def admin_token_path(self) -> Path:
         return self.home / "admin.token"
+
+    @property
+    def nats_auth_dir(self) -> Path:
+        """Where `jetscan up` keeps its NATS keys and credentials."""
+        return self.home / "nats-auth"
+
+    def nats_creds_for(self, principal: str) -> str:
+        """The `.creds` file `principal` (a role, or `admin`) connects with; "" for none."""
+        if not self.nats_creds:
+            return ""
+        path = Path(self.nats_creds)
+        return str(path / f"{principal}.creds") if path.is_dir() else str(path)
 
 
 _SECRETS = frozenset({"database_url", "token"})
@@ -249,6 +277,18 @@ def _whole(variable: str, text: str, low: int, high: int, unit: str = "seconds")
     return int(text)
 
 
+def _paired(variable: str, text: str, other: str, other_text: str) -> str:
+    if bool(text) != bool(other_text):
+        raise SettingsError(variable, f"must be set together with {other}")
+    return _absolute(variable, text)
+
+
+def _megabytes(variable: str, text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 256 <= int(text) <= 1 << 20:
+        raise SettingsError(variable, f"expected megabytes from 256 to 1048576, got {text!r}")
+    return int(text)
+
+
 def _absolute(variable: str, text: str) -> str:
     if text and not text.startswith("/"):
         raise SettingsError(variable, f"must be an absolute path, got {text!r}")
@@ -313,4 +353,11 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
             "JETSCAN_K8S_IMAGE_PULL_WAIT", get("K8S_IMAGE_PULL_WAIT", "300")
         ),
         k8s_raw_sockets=_flag("JETSCAN_K8S_RAW_SOCKETS", get("K8S_RAW_SOCKETS", "false")),
+        nats_creds=_absolute("JETSCAN_NATS_CREDS", get("NATS_CREDS")),
+        nats_job_signer=_absolute("JETSCAN_NATS_JOB_SIGNER", get("NATS_JOB_SIGNER")),
+        job_user=_dns_name("JETSCAN_JOB_USER", get("JOB_USER", "jetscan-job"), label=True),
+        job_memory_mb=_megabytes("JETSCAN_JOB_MEMORY_MB", get("JOB_MEMORY_MB", "2048")),
+        tls_cert=_paired("JETSCAN_TLS_CERT", get("TLS_CERT"), "JETSCAN_TLS_KEY", get("TLS_KEY")),
+        tls_key=_paired("JETSCAN_TLS_KEY", get("TLS_KEY"), "JETSCAN_TLS_CERT", get("TLS_CERT")),
+        tls_ca=_absolute("JETSCAN_TLS_CA", get("TLS_CA")),
     )

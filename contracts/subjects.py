@@ -15,8 +15,9 @@ COMMANDS: Final = "cmd.>"
 SCAN_EVENTS: Final = "evt.scan.*.*"
 REPORT_EVENTS: Final = "evt.report.*.*"
 EVENTS: Final = "evt.>"
+AUDIT: Final = "evt.audit.>"
 SCAN_OUTPUT: Final = "scan.output.*"
-SCAN_RESULTS: Final = "scan.results.*"
+SCAN_RESULTS: Final = "scan.results.>"
 QUERIES: Final = "query.>"
 SERVICE_PING: Final = "$SRV.PING"
 
@@ -67,12 +68,37 @@ def report_event(report_id: str, state: str) -> str:
     return f"evt.report.{token(report_id)}.{token(state)}"
 
 
+def audit(source: str, action: str) -> str:
+    """Where a mutation's audit record goes: `evt.audit.grpc.StartScan`, ...cli.token-revoke."""
+    return f"evt.audit.{token(source)}.{token(action)}"
+
+
+def audit_from(source: str) -> str:
+    return f"evt.audit.{token(source)}.*"
+
+
 def scan_output(scan_id: str) -> str:
     return f"scan.output.{token(scan_id)}"
 
 
 def scan_results(tool: str) -> str:
+    """Where results went before they named their scan; still consumed, no longer published."""
     return f"scan.results.{token(tool)}"
+
+
+def scan_result(tool: str, scan_id: str) -> str:
+    """The result of one scan: the scan id in the subject lets a job's credentials name it."""
+    return f"scan.results.{token(tool)}.{token(scan_id)}"
+
+
+def role_inbox(role: str) -> str:
+    """The reply-subject prefix of a role's connections: only that role may read it."""
+    return f"_INBOX.role.{token(role)}"
+
+
+def scan_inbox(scan_id: str) -> str:
+    """The reply-subject prefix of a scan job's connection."""
+    return f"_INBOX.scan.{token(scan_id)}"
 
 
 def query(entity: str, verb: str) -> str:

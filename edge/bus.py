@@ -18,7 +18,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 
-from contracts import wire
+from contracts import subjects, wire
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,9 +37,15 @@ class Bus:
         self.js: JetStreamContext = nc.jetstream()
 
     @classmethod
-    async def connect(cls, url: str) -> Bus:
+    async def connect(cls, url: str, *, creds: str = "") -> Bus:
+        """Connect as the edge's NATS user (`creds`, a `.creds` file; none: anonymous)."""
         nc = await nats.connect(
-            url, name="jetscan-edge", max_reconnect_attempts=-1, reconnect_time_wait=0.5
+            url,
+            name="jetscan-edge",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            user_credentials=creds or None,
+            inbox_prefix=subjects.role_inbox("edge"),
         )
         return cls(nc)
 

@@ -7,6 +7,7 @@ tokens, and turns a connection failure into one typed error. Server answers stay
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from grpclib.exceptions import StreamTerminatedError
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
 from contracts.settings import Address, Settings
+from edge.tls import client_context
 
 T = TypeVar("T")
 
@@ -29,11 +31,14 @@ _PAGE_SIZE = 100
 class EdgeUnreachableError(Exception):
     """Nothing answered at the edge's address, or the connection broke mid-call."""
 
-    def __init__(self, address: Address) -> None:
+    def __init__(self, address: Address, why: str = "") -> None:
         super().__init__(address)
         self.address = address
+        self.why = why
 
     def __str__(self) -> str:
+        if self.why:
+            return f"cannot reach the edge at {self.address}: {self.why} (JETSCAN_TLS_CA?)"
         return f"cannot reach the edge at {self.address} (is `jetscan up` running?)"
 
 
@@ -65,10 +70,17 @@ def resolve_token(settings: Settings) -> str:
 class EdgeClient:
     """ScanService calls with the caller's token; use as `async with EdgeClient(...)`."""
 
-    def __init__(self, address: Address, token: str, *, timeout: float = UNARY_TIMEOUT) -> None:
+    def __init__(
+        self,
+        address: Address,
+        token: str,
+        *,
+        timeout: float = UNARY_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.address = address
         # grpclib connects lazily, on the first call: constructing never fails.
-        self._channel = Channel(address.host, address.port)
+        self._channel = Channel(address.host, address.port, ssl=tls)
         metadata = {"authorization": f"Bearer {token}"}
         self._scans = v1.ScanServiceStub(self._channel, timeout=timeout, metadata=metadata)
         # A stub without a timeout for watches: a stub-level timeout cannot be lifted per
@@ -77,7 +89,8 @@ class EdgeClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EdgeClient:
-        return cls(settings.grpc_addr, resolve_token(settings))
+        tls = client_context(settings.tls_ca) if settings.tls_ca else None
+        return cls(settings.grpc_addr, resolve_token(settings), tls=tls)
 
     async def __aenter__(self) -> EdgeClient:
         return self
@@ -199,5 +212,7 @@ class EdgeClient:
     async def _call(self, call: Awaitable[T]) -> T:
         try:
             return await call
+        except ssl.SSLError as exc:
+            raise EdgeUnreachableError(self.address, f"TLS: {exc.reason or exc}") from exc
         except (OSError, StreamTerminatedError) as exc:
             raise EdgeUnreachableError(self.address) from exc

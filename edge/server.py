@@ -8,12 +8,13 @@ import logging
 from collections.abc import Iterator
 
 import uvicorn
-from grpclib.events import RecvRequest, SendTrailingMetadata, listen
+from grpclib.events import RecvMessage, RecvRequest, SendTrailingMetadata, listen
 from grpclib.health.service import Health
 from grpclib.server import Server
 
 from contracts.settings import Settings
 from edge import messages
+from edge.audit import Auditor
 from edge.auth import TokenCache
 from edge.bus import Bus
 from edge.health import Readiness
@@ -23,6 +24,7 @@ from edge.reflection import with_reflection
 from edge.reporting import ReportService
 from edge.reports import ScheduleService
 from edge.scans import ScanService
+from edge.tls import server_context
 from edge.web import create_app
 from scanners.requests import Capabilities
 from scanners.scope import Scope
@@ -41,7 +43,7 @@ class _HttpServer(uvicorn.Server):
 async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: float = 2.0) -> None:
     scope = Scope.parse(settings.scope)
     messages.install()
-    bus = await Bus.connect(settings.nats_url)
+    bus = await Bus.connect(settings.nats_url, creds=settings.nats_creds_for("edge"))
     tokens = TokenCache()
     readiness = Readiness(bus, interval=health_interval)
     health_task: asyncio.Task[None] | None = None
@@ -68,9 +70,13 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
         )
         listen(grpc_server, RecvRequest, limits.on_request)
         listen(grpc_server, SendTrailingMetadata, limits.on_trailers)
+        auditor = Auditor(bus.js)
+        listen(grpc_server, RecvRequest, auditor.on_request)
+        listen(grpc_server, RecvMessage, auditor.on_message)
         await readiness.check_once()
         health_task = asyncio.create_task(readiness.run(), name="edge-health")
-        await grpc_server.start(settings.grpc_addr.host, settings.grpc_addr.port)
+        tls = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None
+        await grpc_server.start(settings.grpc_addr.host, settings.grpc_addr.port, ssl=tls)
         http = _HttpServer(
             uvicorn.Config(
                 create_app(readiness, str(settings.grpc_addr), bus, tokens),
@@ -82,6 +88,8 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
                 # Console WebSockets run until their scan ends: on stop they are told
                 # (1012) and given this long before their tasks are cancelled.
                 timeout_graceful_shutdown=3,
+                ssl_certfile=settings.tls_cert or None,
+                ssl_keyfile=settings.tls_key or None,
             )
         )
         http_task = asyncio.create_task(http.serve(), name="edge-http")

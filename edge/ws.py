@@ -10,7 +10,8 @@ Close codes:
 - 1013 the client fell behind (or a service the console needs is down): reconnect with
   `?after_seq=N` to resume after the last line received
 - 4400 bad request: an invalid scan id or `after_seq`
-- 4401 no token, or an unknown or revoked one
+- 4401 no token, or an unknown, revoked or expired one; also when the token is revoked or
+  expires while the console is open (within the token watch's latency)
 - 4403 the token's role may not watch scans
 - 4404 no such scan (and, from `edge.web`, any other WebSocket path)
 """
@@ -103,7 +104,7 @@ class ConsoleSocket:
         )
 
     def _refusal(self, ws: WebSocket) -> tuple[int, str] | None:
-        token = bearer(ws.headers.get("authorization")) or ws.query_params.get("token")
+        token = _token(ws)
         record = self.tokens.lookup(token) if token else None
         if record is None:
             return UNAUTHENTICATED, "missing, unknown or revoked token"
@@ -132,10 +133,14 @@ class ConsoleSocket:
         feed = Feed(self.bus, scan_id, after, **self.feed_options)
         closed = asyncio.create_task(_until_closed(ws))
         sending = asyncio.create_task(self._send(ws, feed, after))
+        revoked = asyncio.create_task(self.tokens.invalidated(_token(ws)))
+        tasks = {closed, sending, revoked}
         try:
-            done, _ = await asyncio.wait({closed, sending}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if sending in done:
                 return sending.result()
+            if revoked in done:
+                return UNAUTHENTICATED, "token revoked or expired"
             return NORMAL, "client went away"
         except GRPCError as exc:
             return _CLOSE.get(exc.status, INTERNAL), exc.message or exc.status.name
@@ -143,10 +148,10 @@ class ConsoleSocket:
             log.exception("console of scan %s failed", scan_id)
             return INTERNAL, "internal error"
         finally:
-            for task in (closed, sending):
+            for task in tasks:
                 task.cancel()
-            await asyncio.wait({closed, sending})
-            for task in (closed, sending):
+            await asyncio.wait(tasks)
+            for task in tasks:
                 if not task.cancelled():
                     task.exception()  # retrieved: a client that left mid-send is normal
 
@@ -172,6 +177,10 @@ class ConsoleSocket:
         finally:
             await frames.aclose()  # type: ignore[attr-defined]
         return NORMAL, "scan ended"
+
+
+def _token(ws: WebSocket) -> str:
+    return bearer(ws.headers.get("authorization")) or ws.query_params.get("token") or ""
 
 
 async def _until_closed(ws: WebSocket) -> None:

@@ -8,12 +8,13 @@ from typing import Any
 
 import nats
 from faststream.nats import NatsBroker
+from faststream.nats.security import NatsCredentials
 from nats.aio.client import Client
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service, ServiceConfig
 
-from contracts import VERSION
+from contracts import VERSION, subjects
 from contracts.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,17 +28,27 @@ def service_name(role: str) -> str:
 
 
 def make_broker(settings: Settings, role: str) -> NatsBroker:
+    creds = settings.nats_creds_for(role)
     return NatsBroker(
         settings.nats_url,
         name=service_name(role),
         graceful_timeout=10.0,
         logger=logging.getLogger(f"handlers.{role}"),
+        # The role's own NATS user, and the inbox prefix that user may read replies on.
+        security=NatsCredentials(creds) if creds else None,
+        inbox_prefix=subjects.role_inbox(role),
         **_RECONNECT,
     )
 
 
 async def connect(settings: Settings, role: str) -> Client:
-    return await nats.connect(settings.nats_url, name=service_name(role), **_RECONNECT)
+    return await nats.connect(
+        settings.nats_url,
+        name=service_name(role),
+        user_credentials=settings.nats_creds_for(role) or None,
+        inbox_prefix=subjects.role_inbox(role),
+        **_RECONNECT,
+    )
 
 
 Handler = Callable[[Request], Awaitable[None]]

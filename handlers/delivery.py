@@ -22,7 +22,7 @@ from faststream.nats.message import NatsMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from contracts import wire
+from contracts import subjects, wire
 from handlers import metrics
 from handlers.topology import ConsumerSpec, Topology
 
@@ -51,6 +51,9 @@ def durable_subscriber(
         pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
         ack_policy=AckPolicy.MANUAL,
         **concurrency,
+        # FastStream ignores the connection's inbox prefix here; the role's NATS user may
+        # read replies on its own prefix only (durables are named `<role>-...`).
+        inbox_prefix=(subjects.role_inbox(durable.split("-")[0]) + ".").encode(),
     )
     return subscriber
 

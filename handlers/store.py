@@ -328,3 +328,9 @@ async def active_scans(pool: asyncpg.Pool, quiet_for: float) -> list[tuple[str, 
 
 async def scan_exists(pool: asyncpg.Pool, scan_id: str) -> bool:
     return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM scans WHERE id = $1)", scan_id))
+
+
+async def scan_identity(conn: asyncpg.Connection, scan_id: str) -> tuple[str, str] | None:
+    """(tool, target) of the scan as its start command named them; None if unknown."""
+    row = await conn.fetchrow("SELECT tool, target FROM scans WHERE id = $1", scan_id)
+    return None if row is None else (row["tool"], row["target"])

@@ -97,3 +97,49 @@ def _is_address(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# Addresses a deployment never scans through a name unless its scope names them: what a
+# hostile DNS answer would point a scanner at to reach the scanner's own side (the cloud
+# metadata service, the host itself, the internal network). Pure.
+_NEVER_THROUGH_NAMES: tuple[tuple[IPNetwork, str], ...] = tuple(
+    (ipaddress.ip_network(net), why)
+    for net, why in (
+        ("169.254.169.254/32", "the cloud metadata service"),
+        ("fd00:ec2::254/128", "the cloud metadata service"),
+        ("100.100.100.200/32", "the cloud metadata service"),
+        ("169.254.0.0/16", "link-local"),
+        ("fe80::/10", "link-local"),
+        ("127.0.0.0/8", "loopback"),
+        ("::1/128", "loopback"),
+        ("0.0.0.0/8", "this network"),
+        ("::/128", "unspecified"),
+        ("10.0.0.0/8", "private"),
+        ("172.16.0.0/12", "private"),
+        ("192.168.0.0/16", "private"),
+        ("fc00::/7", "private (unique local)"),
+        ("100.64.0.0/10", "shared address space (carrier-grade NAT)"),
+        ("224.0.0.0/4", "multicast"),
+        ("ff00::/8", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+    )
+)
+
+
+def refused_address(address: str, scope: Scope) -> str:
+    """Why a scan may not follow a name to `address`, or "" if it may.
+
+    Private, loopback, link-local (the metadata service included), multicast and reserved
+    addresses are refused unless a network of the scope contains them; ::1 counts as
+    127.0.0.1 (the same host), and an IPv4-mapped IPv6 address as its IPv4 address.
+    """
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    judged = ipaddress.ip_address("127.0.0.1") if ip == ipaddress.ip_address("::1") else ip
+    if any(judged in network for network in scope.networks):
+        return ""
+    for network, why in _NEVER_THROUGH_NAMES:
+        if ip.version == network.version and ip in network:
+            return f"{address} is {why}, which the scope does not name"
+    return ""

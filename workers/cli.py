@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -42,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
         help="replicas of every stream and bucket (default: streams.yaml's; 3 on a cluster)",
     )
     sub.add_parser("migrate", help="apply the PostgreSQL migrations (what `up` does at start)")
+    creds = sub.add_parser(
+        "nats-credentials",
+        help="make NATS keys (once) and every role's credentials in DIR, for a cluster",
+    )
+    creds.add_argument("dir", help="folder to write keys/, creds/ and auth.conf into")
     token = sub.add_parser("token", help="API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="create a token and print it once")
@@ -56,6 +62,18 @@ def _parser() -> argparse.ArgumentParser:
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("seq", nargs="*", type=int, default=[], help="PARKED sequence numbers")
     which.add_argument("--all", action="store_true", help="every parked message")
+    create.add_argument(
+        "--expires", default="", help="lifetime such as 12h, 30d, 90m (default: never)"
+    )
+    token_sub.add_parser("list", help="every token: id, name, role, created, last used, expiry")
+    revoke = token_sub.add_parser("revoke", help="revoke a token now, everywhere")
+    revoke.add_argument("name_or_id", help="the token's id (from `token list`) or its name")
+    audit = sub.add_parser("audit", help="who changed what, when and from where")
+    audit.add_argument(
+        "--since", default="24h", help="a lifetime back (90m, 7d) or an ISO time (default 24h)"
+    )
+    audit.add_argument("--who", default="", help="only this token name (or cli-admin)")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
     usercli.add_user_commands(sub)
     return p
 
@@ -89,6 +107,23 @@ def _role_name(args: argparse.Namespace) -> str:
     return str(args.role) if args.command == "run" else "jetscan"
 
 
+def admin_creds(settings: Settings) -> str | None:
+    """The admin's NATS user: JETSCAN_NATS_CREDS, else the one of a running `jetscan up`."""
+    given = settings.nats_creds_for("admin")
+    if given:
+        return given
+    made = settings.nats_auth_dir / "creds" / "admin.creds"
+    return str(made) if made.exists() else None
+
+
+def _embedded_creds(settings: Settings) -> dict[str, str]:
+    """A role run beside `jetscan up` uses its credentials, unless told others."""
+    made = settings.nats_auth_dir / "creds"
+    if settings.nats_creds or settings.nats_url or not made.is_dir():
+        return {}
+    return {"nats_creds": str(made), "nats_job_signer": str(made / "job-signer.json")}
+
+
 DB_ROLES = frozenset({"ingest", "queries", "scheduler", "reports"})
 
 
@@ -114,9 +149,15 @@ async def _streams_apply(settings: Settings, replicas: int | None) -> None:
     topo = topology.load()
     if replicas is not None:
         topo = msgspec.structs.replace(topo, replicas=replicas)
-    nc = await nats.connect(_url(settings, "nats"), name="jetscan-cli")
+    nc = await nats.connect(
+        _url(settings, "nats"), name="jetscan-cli", user_credentials=admin_creds(settings)
+    )
     try:
         changes = await topology.apply(nc.jetstream(), topo)
+        if changes:
+            from workers import audit
+
+            await audit.record(nc.jetstream(), "streams-apply", f"{len(changes)} changes")
     finally:
         await nc.drain()
     out = [str(c) for c in changes] or ["nothing to change"]
@@ -137,17 +178,123 @@ async def _migrate(settings: Settings) -> None:
     sys.stdout.write("\n".join(out) + "\n")
 
 
-async def _token_create(settings: Settings, role: Role, name: str) -> None:
+async def _token(settings: Settings, args: argparse.Namespace) -> None:
     import nats
 
-    from workers import tokens
+    from handlers.topology import TopologyError, duration
+    from workers import audit, tokens
 
-    nc = await nats.connect(_url(settings, "nats"), name="jetscan-cli")
+    expires = None
+    if getattr(args, "expires", ""):
+        try:
+            expires = timedelta(seconds=duration(args.expires))
+        except TopologyError as exc:
+            raise CliError(f"--expires: {exc}") from None
+    nc = await nats.connect(
+        _url(settings, "nats"), name="jetscan-cli", user_credentials=admin_creds(settings)
+    )
     try:
-        token = await tokens.create(nc.jetstream(), role, name or role.value)
+        js = nc.jetstream()
+        verb = args.token_command
+        if verb == "create":
+            role = Role(args.role)
+            token = await tokens.create(js, role, args.name or role.value, expires)
+            await audit.record(js, "token-create", f"{args.name or role.value} ({role.value})")
+            sys.stdout.write(token + "\n")
+        elif verb == "list":
+            sys.stdout.write(_token_table(await tokens.rows(js)))
+        else:
+            try:
+                gone = await tokens.revoke(js, args.name_or_id)
+            except tokens.TokenError as exc:
+                raise CliError(str(exc)) from None
+            for row in gone:
+                await audit.record(js, "token-revoke", f"{row.id} {row.name}")
+            sys.stdout.write("".join(f"revoked {r.id} {r.name} ({r.role})\n" for r in gone))
     finally:
         await nc.drain()
-    sys.stdout.write(token + "\n")
+
+
+async def _audit(settings: Settings, args: argparse.Namespace) -> None:
+    import nats
+
+    from handlers.topology import TopologyError, duration
+    from workers import audit
+
+    try:
+        since = datetime.now(UTC) - timedelta(seconds=duration(args.since))
+    except TopologyError:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            message = f"--since: expected 90m, 24h, 7d or an ISO time, got {args.since!r}"
+            raise CliError(message) from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+    nc = await nats.connect(
+        _url(settings, "nats"), name="jetscan-cli", user_credentials=admin_creds(settings)
+    )
+    try:
+        found = await audit.read(nc.jetstream(), since, args.who)
+    finally:
+        await nc.drain()
+    if args.json:
+        sys.stdout.write("".join(msgspec.json.encode(r).decode() + "\n" for r in found))
+        return
+    lines = [("WHEN", "WHO", "ROLE", "SOURCE", "ACTION", "TARGET", "FROM")]
+    lines += [
+        (
+            r.at.strftime("%Y-%m-%d %H:%M:%SZ"),
+            r.who,
+            r.role,
+            r.source,
+            r.action,
+            r.target,
+            r.origin,
+        )
+        for r in found
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(7)]
+    sys.stdout.write(
+        "".join(
+            "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n"
+            for line in lines
+        )
+    )
+
+
+def _token_table(rows: list[Any]) -> str:
+    def when(value: datetime | None, none: str) -> str:
+        return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else none
+
+    lines = [("ID", "NAME", "ROLE", "CREATED", "LAST USED", "EXPIRES")]
+    lines += [
+        (
+            r.id,
+            r.name,
+            r.role,
+            when(r.created_at, ""),
+            when(r.last_used, "never"),
+            when(r.expires_at, "never"),
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(6)]
+    return "".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() + "\n"
+        for line in lines
+    )
+
+
+def _nats_credentials(folder: str) -> None:
+    from pathlib import Path
+
+    from workers import natscreds
+
+    root = Path(folder).resolve()
+    natscreds.ensure(root)
+    made = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+    sys.stdout.write("".join(f"{root / p}\n" for p in made))
 
 
 async def _parked(settings: Settings, args: argparse.Namespace) -> None:
@@ -155,7 +302,9 @@ async def _parked(settings: Settings, args: argparse.Namespace) -> None:
 
     from workers import parked
 
-    nc = await nats.connect(_url(settings, "nats"), name="jetscan-cli")
+    nc = await nats.connect(
+        _url(settings, "nats"), name="jetscan-cli", user_credentials=admin_creds(settings)
+    )
     try:
         js = nc.jetstream()
         if args.parked_command == "list":
@@ -216,6 +365,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
                 settings,
                 nats_url=_url(settings, "nats"),
                 database_url=_url(settings, "database") if args.role in DB_ROLES else "",
+                **_embedded_creds(settings),
             )
             with telemetry.tracing_to(settings.otlp_endpoint, f"jetscan-{args.role}"):
                 _until_signal(lambda stop: _run_role(run_settings, args.role, stop))
@@ -223,8 +373,12 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             asyncio.run(_streams_apply(settings, args.replicas))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "audit":
+            asyncio.run(_audit(settings, args))
+        elif args.command == "nats-credentials":
+            _nats_credentials(args.dir)
         elif args.command == "token":
-            asyncio.run(_token_create(settings, Role(args.role), args.name))
+            asyncio.run(_token(settings, args))
         elif args.command == "parked":
             asyncio.run(_parked(settings, args))
     except (CliError, health.ListenError) as exc:

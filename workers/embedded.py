@@ -18,6 +18,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from workers.orphans import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,30 @@ def nats_server_binary() -> Path:
 _SYNC_INTERVAL = re.compile(r"always|[1-9][0-9]*(ms|s|m|h)")
 
 
-def nats_config(store_dir: Path, port: int, sync_interval: str = "always") -> str:
+class ServerAuth(msgspec.Struct, frozen=True):
+    """Decentralized auth for nats-server: the operator's JWT, the system account, and the
+    JWT of every account (preloaded; no resolver service). With it nothing connects without
+    a user JWT signed for one of these accounts."""
+
+    operator_jwt: str
+    system_account: str
+    accounts: dict[str, str]
+
+
+def auth_config(auth: ServerAuth) -> str:
+    """The nats-server configuration lines for `auth` (also the cluster's `auth.conf`)."""
+    preload = "".join(f"  {pub}: {jwt}\n" for pub, jwt in sorted(auth.accounts.items()))
+    return (
+        f"operator: {auth.operator_jwt}\n"
+        f"system_account: {auth.system_account}\n"
+        "resolver: MEMORY\n"
+        f"resolver_preload: {{\n{preload}}}\n"
+    )
+
+
+def nats_config(
+    store_dir: Path, port: int, sync_interval: str = "always", auth: ServerAuth | None = None
+) -> str:
     # sync_interval: always fsyncs every JetStream write before acknowledging it; the default
     # (every 2 minutes) loses acknowledged messages on power failure. Only the benchmarks
     # pass another value, to report what `always` costs.
@@ -63,14 +88,22 @@ def nats_config(store_dir: Path, port: int, sync_interval: str = "always") -> st
         f"  store_dir: {json.dumps(str(store_dir))}\n"
         f"  sync_interval: {sync_interval}\n"
         "}\n"
-    )
+    ) + (auth_config(auth) if auth is not None else "")
 
 
 class NatsServer:
     """A nats-server child process with JetStream on a file store."""
 
-    def __init__(self, home: Path, port: int = 0, *, sync_interval: str = "always") -> None:
+    def __init__(
+        self,
+        home: Path,
+        port: int = 0,
+        *,
+        sync_interval: str = "always",
+        auth: ServerAuth | None = None,
+    ) -> None:
         self.home = home
+        self.auth = auth
         self.port = port
         self.sync_interval = sync_interval
         self.url = ""
@@ -83,7 +116,9 @@ class NatsServer:
         for stale in ports_dir.glob("*.ports"):
             stale.unlink()
         conf = self.home / "nats.conf"
-        conf.write_text(nats_config(self.home / "jetstream", self.port, self.sync_interval))
+        text = nats_config(self.home / "jetstream", self.port, self.sync_interval, self.auth)
+        conf.touch(mode=0o600)
+        conf.write_text(text)
         log_file = (self.home / "nats.log").open("ab")
         try:
             self._proc = await asyncio.create_subprocess_exec(

@@ -121,7 +121,11 @@ async def _rederive(args: argparse.Namespace, settings: Settings) -> int:
 
     pool = await database.connect_pool(cli.database_url(settings), max_size=2)
     try:
-        nc = await nats.connect(cli.nats_url(settings), name="jetscan-cli")
+        nc = await nats.connect(
+            cli.nats_url(settings),
+            name="jetscan-cli",
+            user_credentials=cli.admin_creds(settings),
+        )
         try:
             done = await rederive.rederive(
                 pool, nc.jetstream(), scan_id=args.scan, tool=args.tool, every=args.all

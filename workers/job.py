@@ -4,7 +4,7 @@ Reads the env contract (`workers.jobenv`); publishes `evt.scan.<id>.running`; ke
 in the `heartbeats` bucket; runs the registry's argv (own process group, no shell, no
 `JETSCAN_*` variables) with its console streamed to `scan.output.<id>` (`workers.console`);
 stores the raw output as `scans/<scan_id>/<output_file>` in the `artifacts` object store;
-publishes one `ScanResult` on `scan.results.<tool>`. Terminal events are the launcher's.
+publishes one `ScanResult` on `scan.results.<tool>.<scan_id>`. Terminal events are the launcher's.
 
 Exit codes (the first that applies):
 - 2 `EXIT_BAD_ENV`: the env contract is invalid. One line on stderr; nothing runs or is sent.
@@ -52,10 +52,13 @@ from contracts.coverage import Coverage
 from contracts.output import Stream
 from contracts.results import Heartbeat, ScanResult, ToolData
 from contracts.scans import ScanEvent, ScanStatus
+from handlers.permissions import DATA_ARTIFACT, artifact_name, artifact_nuid
 from scanners import ToolSpec
 from scanners.context import JobContext
+from scanners.dns.config import nameserver
 from scanners.errors import ParseError
-from workers import jobenv, logs, telemetry
+from workers import jobenv, logs, screening, telemetry
+from workers.artifacts import put as put_artifact
 from workers.console import MAX_IN_FLIGHT, Console
 from workers.jobenv import JobEnv, JobEnvError
 from workers.orphans import die_with_parent
@@ -101,10 +104,6 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def artifact_name(scan_id: str, output_file: str) -> str:
-    return f"scans/{subjects.token(scan_id)}/{output_file}"
-
-
 def judge(
     spec: ToolSpec[Any],
     scanned: Scanned,
@@ -144,6 +143,9 @@ def empty_data(tool: str) -> ToolData:
 
 
 def main() -> int:
+    # Again here: a local job started through setpriv lost the launcher's setting when it
+    # changed user.
+    die_with_parent(signal.SIGKILL)
     environ = dict(os.environ)
     try:
         env = jobenv.parse(environ)
@@ -225,6 +227,8 @@ async def _connect(env: JobEnv, attempts: int) -> Client | None:
             user_credentials=env.nats_creds or None,
             connect_timeout=5,
             max_reconnect_attempts=attempts,
+            # The job's credentials let it read replies on this prefix only.
+            inbox_prefix=subjects.scan_inbox(env.scan_id),
             error_cb=on_error,
         )
     except (OSError, nats.errors.Error) as exc:
@@ -274,6 +278,12 @@ async def _supervise(
     stop: asyncio.Event,
     grace: float,
 ) -> Scanned:
+    try:
+        await screening.screen(env.target, env.scope, _nameservers(env))
+    except screening.Refused as exc:
+        message = f"scan refused: {exc}"
+        console.line(Stream.STDERR, f"[jetscan] {message}".encode())
+        return Scanned(exit_code=EXIT_NOT_STARTED, start_error=message)
     job = JobContext(
         workdir=workdir,
         programs=env.programs,
@@ -333,6 +343,13 @@ async def _supervise(
     )
 
 
+def _nameservers(env: JobEnv) -> tuple[tuple[str, int], ...]:
+    """Where the target's name is resolved: the tool's own nameservers, if it has any (DNS
+    recon), else the job's (`JETSCAN_RESOLVERS`), else the system's."""
+    configured = getattr(env.config, "resolvers", ()) or env.resolvers
+    return tuple(nameserver(text) for text in configured)
+
+
 async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
     _kill_group(proc.pid, signal.SIGTERM)
     try:
@@ -360,7 +377,8 @@ async def _finish(
     spooled: Spooled | None = None
     problem = artifact = ""
     if path.is_file():
-        artifact = await _store_artifact(js, artifact_name(env.scan_id, spec.output_file), path)
+        name = artifact_name(env.scan_id, spec.output_file)
+        artifact = await _store_artifact(js, name, artifact_nuid(env.scan_id, 0), path)
         into = Path(tempfile.mkdtemp(prefix="result-", dir=workdir))
         try:
             spooled = await asyncio.to_thread(_spool_file, spec, path, into, part_bytes)
@@ -376,8 +394,10 @@ async def _finish(
         # Tool data bigger than a message: every part names it in the object store. (So
         # much data means the scan reached something; its coverage stays unknown, so it
         # fixes nothing.)
-        name = artifact_name(env.scan_id, "result-data.json")
-        data_artifact = await _store_artifact(js, name, spooled.data_path)
+        name = artifact_name(env.scan_id, DATA_ARTIFACT)
+        data_artifact = await _store_artifact(
+            js, name, artifact_nuid(env.scan_id, 1), spooled.data_path
+        )
     elif spooled is not None:
         data = spooled.data()
         unreached = spec.unreached(data)
@@ -404,8 +424,9 @@ async def _finish(
             coverage=coverage if part == parts else None,
         )
         msg_id = subjects.msg_id("result", env.scan_id, f"{part}-of-{parts}")
+        subject = subjects.scan_result(env.tool, env.scan_id)
         with tracing.span("result", scan=env.scan_id):
-            sent = await _publish(js, subjects.scan_results(env.tool), wire.encode(result), msg_id)
+            sent = await _publish(js, subject, wire.encode(result), msg_id)
         if not sent:
             return EXIT_NATS
     log.info("scan %s: result published, exit %d %s", env.scan_id, verdict.exit_code, verdict.error)
@@ -417,12 +438,10 @@ def _spool_file(spec: ToolSpec[Any], path: Path, into: Path, part_bytes: int) ->
         return spool(spec, fp, into, part_bytes)
 
 
-async def _store_artifact(js: JetStreamContext, name: str, path: Path) -> str:
+async def _store_artifact(js: JetStreamContext, name: str, nuid: str, path: Path) -> str:
     """Put `path` in the object store as `name`, read a chunk at a time; "" if it failed."""
     try:
-        with path.open("rb") as fp:
-            store = await js.object_store(ARTIFACTS)
-            await store.put(name, fp)
+        await put_artifact(js, ARTIFACTS, name, nuid, path)
     except (OSError, nats.errors.Error) as exc:
         log.error("artifact %s not stored: %r", name, exc)
         return ""

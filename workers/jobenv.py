@@ -19,6 +19,7 @@ this module trusts nothing it is handed and validates every variable again here.
 | `JETSCAN_TRACEPARENT` | W3C trace context of the launch, parent of the job's span; default none |
 | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP base URL: the job exports its spans there; default off |
 | `JETSCAN_LOG_FORMAT` | `text` (default) or `json`, as for the other roles |
+| `JETSCAN_RESOLVERS` | `IP[:PORT],...`: nameservers to check the target's name with |
 
 The scanner runs in a fresh directory made inside `JETSCAN_WORKDIR` and removed at the end,
 and sees the job's environment minus every `JETSCAN_*` variable and the OTLP endpoint.
@@ -44,6 +45,7 @@ from contracts.jobs import (
     OTLP_ENDPOINT,
     PREFIX,
     PROGRAMS,
+    RESOLVERS,
     SCAN_ID,
     SCOPE,
     TARGET,
@@ -55,6 +57,7 @@ from contracts.jobs import (
 from contracts.settings import LOG_FORMATS, SettingsError
 from contracts.settings import programs as parse_programs
 from scanners import TOOLS, ToolSpec, decode_config
+from scanners.dns.config import nameserver
 from scanners.errors import ConfigError, TargetError
 from scanners.scope import Scope
 from scanners.targets import Target, parse_target
@@ -93,6 +96,7 @@ class JobEnv(msgspec.Struct, frozen=True, kw_only=True):
     traceparent: str = ""
     otlp_endpoint: str = ""
     log_format: str = "text"
+    resolvers: tuple[str, ...] = ()
 
     @property
     def spec(self) -> ToolSpec[Any]:
@@ -127,6 +131,7 @@ def parse(environ: Mapping[str, str]) -> JobEnv:
         traceparent=_traceparent(environ.get(TRACEPARENT, "")),
         otlp_endpoint=_otlp_endpoint(environ.get(OTLP_ENDPOINT, "")),
         log_format=_log_format(environ.get(LOG_FORMAT, "text")),
+        resolvers=_resolvers(environ.get(RESOLVERS, "")),
     )
 
 
@@ -156,6 +161,8 @@ def to_environ(env: JobEnv) -> dict[str, str]:
         environ[OTLP_ENDPOINT] = env.otlp_endpoint
     if env.log_format != "text":
         environ[LOG_FORMAT] = env.log_format
+    if env.resolvers:
+        environ[RESOLVERS] = ",".join(env.resolvers)
     return environ
 
 
@@ -231,6 +238,16 @@ def _programs(text: str) -> dict[str, str]:
         return parse_programs(PROGRAMS, text)
     except SettingsError as exc:
         raise JobEnvError(PROGRAMS, exc.reason) from exc
+
+
+def _resolvers(text: str) -> tuple[str, ...]:
+    found = tuple(filter(None, (part.strip() for part in text.split(","))))
+    for item in found:
+        try:
+            nameserver(item, RESOLVERS)
+        except ConfigError as exc:
+            raise JobEnvError(RESOLVERS, exc.reason) from exc
+    return found
 
 
 def _scope(text: str) -> str:

@@ -13,7 +13,7 @@ import nats
 
 from contracts.settings import ROLES, Address, Settings
 from handlers import database, topology
-from workers import tokens
+from workers import jobuser, natscreds, tokens
 from workers.embedded import NatsServer, Postgres
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 async def prepare(settings: Settings) -> list[str]:
     """Apply streams.yaml, the SQL migrations and the admin token; return what changed."""
-    nc = await nats.connect(settings.nats_url, name="jetscan-setup")
+    creds = settings.nats_creds_for("admin")
+    nc = await nats.connect(settings.nats_url, name="jetscan-setup", user_credentials=creds or None)
     try:
         js = nc.jetstream()
         changes = [str(c) for c in await topology.apply(js, topology.load())]
@@ -43,13 +44,23 @@ async def up(settings: Settings, stop: asyncio.Event) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         if settings.embedded_nats:
-            nats_server = NatsServer(settings.home / "nats", settings.nats_port)
-            settings = msgspec.structs.replace(settings, nats_url=await nats_server.start())
+            # Nothing connects anonymously: every role gets its own user (natscreds).
+            auth_dir = settings.nats_auth_dir
+            auth = natscreds.ensure(auth_dir)
+            nats_server = NatsServer(settings.home / "nats", settings.nats_port, auth=auth)
+            settings = msgspec.structs.replace(
+                settings,
+                nats_url=await nats_server.start(),
+                nats_creds=str(auth_dir / "creds"),
+                nats_job_signer=str(auth_dir / "creds" / natscreds.JOB_SIGNER),
+            )
             (settings.home / "nats.url").write_text(settings.nats_url + "\n")
         if settings.embedded_database:
             postgres = Postgres(settings.home / "postgres")
             settings = msgspec.structs.replace(settings, database_url=await postgres.start())
             (settings.home / "database.url").write_text(settings.database_url + "\n")
+        if jobuser.ensure(settings.job_user):
+            log.info("created system user %s for local scan jobs", settings.job_user)
         for change in await prepare(settings):
             log.info("%s", change)
         roles = asyncio.create_task(_run_roles(settings, stop))
@@ -106,7 +117,8 @@ def _announce(settings: Settings) -> None:
     lines = [
         f"jetscan is up: gRPC {settings.grpc_addr}  web http://{settings.http_addr}/",
         f"  metrics http://{settings.metrics_addr}/metrics",
-        f"  NATS {settings.nats_url}",
+        f"  NATS {settings.nats_url}"
+        + (f" (credentials: {settings.nats_creds})" if settings.nats_creds else ""),
         f"  admin token in {settings.admin_token_path}",
         "  Ctrl-C stops everything.",
     ]

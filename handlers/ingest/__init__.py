@@ -31,6 +31,7 @@ from handlers.delivery import (
     settle,
 )
 from handlers.ingest.liveness import SILENT, is_lost
+from handlers.ingest.provenance import mismatch
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,11 @@ def build(
             tracing.mark_scan(result.scan_id)
             try:
                 async with pool.acquire() as conn:
+                    known = await store.scan_identity(conn, result.scan_id)
+                    if known is not None:
+                        wrong = mismatch(msg.raw_message.subject, result, *known)
+                        if wrong:
+                            raise Unprocessable(wrong)
                     n = await store.store_result(conn, result)
             except store.UnknownScan as exc:
                 raise await _unknown(js, exc) from None

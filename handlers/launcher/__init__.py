@@ -31,10 +31,12 @@ from contracts.settings import Settings
 from handlers import backlog, bus, topology
 from handlers import metrics as m
 from handlers.delivery import delivered, durable_subscriber, settle
+from handlers.launcher import sandbox
 from handlers.launcher.catalog import Catalog
 from handlers.launcher.executor import Ending, Executor, LaunchRefused, LaunchUnavailable
 from handlers.launcher.lifecycle import Stop, outcome
 from handlers.launcher.local import LocalExecutor
+from handlers.natsauth import Signer
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,12 @@ def make_executor(settings: Settings, launcher: Launcher, catalog: Catalog | Non
         console_max_bytes=settings.console_max_bytes,
         otlp_endpoint=settings.otlp_endpoint,
         log_format=settings.log_format,
+        signer=Signer.load(settings.nats_job_signer) if settings.nats_job_signer else None,
+        sandbox=(
+            sandbox.resolve(settings.job_user, settings.job_memory_mb)
+            if settings.job_user
+            else None
+        ),
     )
 
 

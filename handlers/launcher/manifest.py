@@ -47,6 +47,7 @@ CONTAINER = "scan"
 SCRATCH = "/scratch"
 CREDS_DIR = "/var/run/secrets/jetscan/nats"
 CREDS_KEY = "nats.creds"
+CA_KEY = "ca.crt"
 # The scanner images' user (scanners/*/Dockerfile): 10001, but ZAP's image keeps its own
 # user, whose home holds ZAP's configuration and scan policies.
 IMAGE_UID = 10001
@@ -184,6 +185,11 @@ def build_job(cmd: StartScan, settings: Settings, *, traceparent: str = "") -> d
     )
     # Tools that keep state under HOME or TMPDIR (ZAP, Python) need it writable.
     environ |= {"HOME": SCRATCH, "TMPDIR": SCRATCH}
+    # NATS over TLS: the job verifies it against the CA in the same Secret (`ca.crt`).
+    tls_items: list[dict[str, str]] = []
+    if settings.k8s_nats_creds_secret and settings.nats_url.startswith("tls://"):
+        tls_items = [{"key": CA_KEY, "path": CA_KEY}]
+        environ["SSL_CERT_FILE"] = f"{CREDS_DIR}/{CA_KEY}"
     res = RESOURCES.get(cmd.tool, DEFAULT_RESOURCES)
     raw = raw_sockets(cmd)
     image_uid = IMAGE_UIDS.get(cmd.tool, IMAGE_UID)
@@ -198,7 +204,7 @@ def build_job(cmd: StartScan, settings: Settings, *, traceparent: str = "") -> d
                 "name": "nats-creds",
                 "secret": {
                     "secretName": settings.k8s_nats_creds_secret,
-                    "items": [{"key": CREDS_KEY, "path": CREDS_KEY}],
+                    "items": [{"key": CREDS_KEY, "path": CREDS_KEY}, *tls_items],
                     "defaultMode": 0o440,
                 },
             }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 
 from scanners.errors import TargetError
-from scanners.scope import Scope, in_scope
+from scanners.scope import Scope, in_scope, refused_address
 from scanners.targets import Target, TargetKind, normalize_hostname
 
 OUTSIDE_SCOPE = "outside the deployment scope (JETSCAN_SCOPE)"
@@ -46,20 +46,25 @@ def _dns_name(text: str) -> str:
 
 
 def addresses_outside(addresses: tuple[str, ...], scope: Scope | None) -> tuple[str, ...]:
-    """The addresses outside the scope's networks, when it names networks at all.
+    """The addresses a scan of the name may not reach: outside the scope's networks, when it
+    names networks, and in any case those no scan follows a name to (private, loopback,
+    link-local, the metadata service: `scanners.scope.refused_address`) unless named.
 
-    A scope of domains only says nothing about addresses, so nothing is flagged then. A
-    value that is not an address counts as outside: it cannot be shown to be inside.
+    A value that is not an address counts as outside when the scope names networks: it cannot
+    be shown to be inside.
     """
-    if scope is None or not scope.networks:
+    if scope is None:
         return ()
     outside = []
     for text in addresses:
         try:
             address = ipaddress.ip_address(text)
         except ValueError:
-            outside.append(text)
+            if scope.networks:
+                outside.append(text)
             continue
-        if not any(address in network for network in scope.networks):
+        if (
+            scope.networks and not any(address in network for network in scope.networks)
+        ) or refused_address(text, scope):
             outside.append(text)
     return tuple(outside)

@@ -15,6 +15,9 @@ def test_builders_spell_the_design_subjects() -> None:
     assert subjects.report_event("r1", "ready") == "evt.report.r1.ready"
     assert subjects.scan_output("s1") == "scan.output.s1"
     assert subjects.scan_results("nmap") == "scan.results.nmap"
+    assert subjects.scan_result("nmap", "s1") == "scan.results.nmap.s1"
+    assert subjects.role_inbox("edge") == "_INBOX.role.edge"
+    assert subjects.scan_inbox("s1") == "_INBOX.scan.s1"
     assert subjects.query("scan", "list") == "query.scan.list"
     assert subjects.service_ping("jetscan-queries") == "$SRV.PING.jetscan-queries"
 

@@ -231,3 +231,17 @@ def test_each_job_runs_as_its_images_user(tool: str) -> None:
     job = manifest.build_job(start(tool=tool), BASE)
     pod = job["spec"]["template"]["spec"]["securityContext"]
     assert pod["runAsUser"] == pod["fsGroup"] == int(users[-1])
+
+
+def test_jobs_verify_nats_over_tls_against_the_secrets_ca() -> None:
+    settings = msgspec.structs.replace(
+        BASE, nats_url="tls://nats.jetscan.svc:4222", k8s_nats_creds_secret="jetscan-nats-job"
+    )
+    job = manifest.build_job(start(), settings)
+    validate(job)
+    assert env(job)["SSL_CERT_FILE"] == "/var/run/secrets/jetscan/nats/ca.crt"
+    [secret] = [v["secret"] for v in job["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+    assert {"key": "ca.crt", "path": "ca.crt"} in secret["items"]
+    # Plain nats://: no CA asked of the Secret.
+    plain = manifest.build_job(start(), msgspec.structs.replace(settings, nats_url=BASE.nats_url))
+    assert "SSL_CERT_FILE" not in env(plain)

@@ -177,7 +177,8 @@ async def test_a_redelivered_result_adds_no_findings(
     nc = await nats.connect(stack.settings.nats_url)
     try:
         js = nc.jetstream()
-        sub = await js.pull_subscribe(subjects.scan_results("nmap"), stream="RESULTS")
+        subject = subjects.scan_result("nmap", started.id)
+        sub = await js.pull_subscribe(subject, stream="RESULTS")
         original = None
         for msg in await sub.fetch(1000, timeout=2):
             if started.id.encode() in msg.data:
@@ -188,7 +189,7 @@ async def test_a_redelivered_result_adds_no_findings(
         replays = []
         for i in range(2):  # replayed by an operator: a new message id each time
             ack = await js.publish(
-                subjects.scan_results("nmap"),
+                subject,
                 original,
                 headers={"Nats-Msg-Id": f"replay-{uuid.uuid4()}-{i}"},
             )

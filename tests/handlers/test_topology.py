@@ -24,6 +24,7 @@ PUBLISHED = [
     subjects.report_event("r1", "ready"),
     subjects.scan_output("s1"),
     subjects.scan_results("nmap"),
+    subjects.scan_result("nmap", "s1"),
 ]
 
 

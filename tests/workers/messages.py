@@ -9,6 +9,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
+from contracts import subjects
 from contracts.output import EndOfOutput, OutputLine, OutputLines, OutputMessage, lines_of
 from contracts.results import ScanResult
 
@@ -53,5 +54,5 @@ async def output(js: JetStreamContext, scan_id: str) -> list[OutputLine | EndOfO
 
 
 async def results(js: JetStreamContext, tool: str, scan_id: str) -> list[ScanResult]:
-    msgs = await stored(js, "RESULTS", f"scan.results.{tool}")
+    msgs = await stored(js, "RESULTS", subjects.scan_result(tool, scan_id))
     return [r for r in (decode(m, ScanResult) for m in msgs) if r.scan_id == scan_id]

@@ -52,6 +52,6 @@ def test_invalid_hostnames_are_out_of_scope_as_given(text: str) -> None:
 def test_addresses_outside_the_scope_networks() -> None:
     addresses = ("10.1.2.3", "192.0.2.1", "2001:db8::5", "::1", "not-an-ip")
     assert addresses_outside(addresses, SCOPE) == ("192.0.2.1", "::1", "not-an-ip")
-    # A scope without networks says nothing about addresses.
-    assert addresses_outside(addresses, Scope.parse("example.com")) == ()
+    # A scope without networks still never reaches private or loopback addresses by a name.
+    assert addresses_outside(addresses, Scope.parse("example.com")) == ("10.1.2.3", "::1")
     assert addresses_outside(addresses, None) == ()
