@@ -39,6 +39,22 @@ def _kv_write(bucket: str) -> list[str]:
     return [f"$KV.{bucket}.>"]
 
 
+def _object_read(bucket: str) -> list[str]:
+    stream = f"OBJ_{bucket}"
+    return [
+        # nats-py finds the stream of the chunks' subject by name lookup first.
+        f"{_API}.STREAM.NAMES",
+        f"{_API}.STREAM.INFO.{stream}",
+        f"{_API}.STREAM.MSG.GET.{stream}",
+        f"{_API}.DIRECT.GET.{stream}.>",
+        f"{_API}.CONSUMER.CREATE.{stream}",
+        f"{_API}.CONSUMER.CREATE.{stream}.>",
+        f"{_API}.CONSUMER.INFO.{stream}.*",
+        f"{_API}.CONSUMER.DELETE.{stream}.*",
+        f"$JS.FC.{stream}.>",
+    ]
+
+
 def _service(role: str) -> list[str]:
     """What a NATS micro service named `jetscan-<role>` listens on ($SRV.PING|INFO|STATS)."""
     name = f"jetscan-{role}"
@@ -110,6 +126,9 @@ def role(name: str, topo: Topology) -> Permissions:
             *(f"{_API}.CONSUMER.{v}.{s}.*" for s in ("OUTPUT", "EVENTS") for v in ("MSG.NEXT",)),
             *(f"{_API}.CONSUMER.DELETE.{s}.*" for s in ("OUTPUT", "EVENTS")),
             f"{_API}.STREAM.MSG.GET.OUTPUT",
+            # Report downloads: a report's file from the object store (meta, then its chunks
+            # through an ordered consumer).
+            *_object_read(ARTIFACTS),
             # Readiness: the streams exist.
             *(f"{_API}.STREAM.INFO.{s.name}" for s in topo.streams),
         ]
@@ -126,6 +145,8 @@ def role(name: str, topo: Topology) -> Permissions:
             subjects.SCAN_EVENTS,
             f"{_API}.STREAM.MSG.GET.COMMANDS",
             *_kv_read(HEARTBEATS),
+            # The parked-messages gauge (handlers.backlog).
+            f"{_API}.STREAM.INFO.PARKED",
         ]
     elif name == "queries":
         pub += [f"{_API}.STREAM.MSG.GET.COMMANDS"]
@@ -139,6 +160,8 @@ def role(name: str, topo: Topology) -> Permissions:
             f"$O.{ARTIFACTS}.>",
             f"{_API}.STREAM.INFO.OBJ_{ARTIFACTS}",
             f"{_API}.STREAM.MSG.GET.OBJ_{ARTIFACTS}",
+            # A redelivered command stores its files again: the old chunks are purged.
+            f"{_API}.STREAM.PURGE.OBJ_{ARTIFACTS}",
         ]
     else:
         raise ValueError(f"no permissions for role {name!r}")

@@ -13,7 +13,7 @@ from contracts import subjects, wire
 from contracts.findings import Finding
 from contracts.gen.jetscan import v1
 from tests.conftest import Stack, scan_service, wait_status
-from tests.handlers.test_lifecycle import _count_findings, nmap_request, nmap_result
+from tests.handlers.test_lifecycle import _scan_findings, nmap_request, nmap_result
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ async def test_a_result_for_another_target_or_tool_is_parked_not_stored(
     async with scan_service(stack) as scans:
         started = await scans.start_scan(nmap_request(open_port))
         await wait_status(scans, started.id, {v1.ScanStatus.SUCCEEDED})
-    before = await _count_findings(stack, started.id)
+    before = await _scan_findings(stack, started.id)
     forged_finding = msgspec.convert(
         {
             "tool": "nmap",
@@ -62,4 +62,4 @@ async def test_a_result_for_another_target_or_tool_is_parked_not_stored(
         await parked.unsubscribe()
     finally:
         await nc.drain()
-    assert await _count_findings(stack, started.id) == before
+    assert await _scan_findings(stack, started.id) == before
