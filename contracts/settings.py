@@ -74,6 +74,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Whether raw-socket scans (nmap syn) may run: their Job needs root with NET_RAW, which
     # only a namespace at Pod Security `privileged` admits. Off: such scans fail at once.
     k8s_raw_sockets: bool = False
+    # Seconds added to the database's clock by the scheduler: lets a test stand for a
+    # scheduler that was down for a while. No variable sets it.
+    scheduler_clock_offset: float = 0.0
 
     def __repr__(self) -> str:
         redacted = {

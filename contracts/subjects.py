@@ -50,6 +50,10 @@ def schedule_delete(schedule_id: str) -> str:
     return f"cmd.schedule.{token(schedule_id)}.delete"
 
 
+def schedule_run(schedule_id: str) -> str:
+    return f"cmd.schedule.{token(schedule_id)}.run"
+
+
 def scan_event(scan_id: str, status: str) -> str:
     return f"evt.scan.{token(scan_id)}.{token(status)}"
 

@@ -37,6 +37,9 @@ _OPERATOR = frozenset(
         "CreateSchedule",
         "UpdateSchedule",
         "DeleteSchedule",
+        "RunScheduleNow",
+        "PauseSchedule",
+        "ResumeSchedule",
     }
 )
 

@@ -18,8 +18,9 @@ from edge.auth import TokenCache
 from edge.bus import Bus
 from edge.health import Readiness
 from edge.reflection import with_reflection
-from edge.reports import ReportService, ScheduleService
+from edge.reports import ReportService
 from edge.scans import ScanService
+from edge.schedules import ScheduleService
 from edge.web import create_app
 from scanners.scope import Scope
 
@@ -49,7 +50,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
         api = {
             "jetscan.v1.ScanService": ScanService(bus, scope),
             "jetscan.v1.ReportService": ReportService(),
-            "jetscan.v1.ScheduleService": ScheduleService(),
+            "jetscan.v1.ScheduleService": ScheduleService(bus, scope),
         }
         services = with_reflection([*api.values(), Health(readiness.checks(api))])
         grpc_server = Server(services)

@@ -13,7 +13,6 @@ from contracts.settings import Settings
 from handlers import bus
 
 DESCRIPTIONS = {
-    "scheduler": "Starts scans of a target on its cron schedule.",
     "reports": "Renders scan findings to PDF and JSON reports.",
 }
 

@@ -32,6 +32,10 @@ def serve_function(role: str) -> Serve:
         from handlers.launcher import serve as launcher_serve
 
         return launcher_serve
+    if role == "scheduler":
+        from handlers.scheduler import serve as scheduler_serve
+
+        return scheduler_serve
     if role in ROLES:
         from handlers.announce import serve_for
 

@@ -9,6 +9,7 @@ from contracts import subjects
 from contracts.settings import Settings
 from handlers import bus, database
 from handlers.queries.router import Queries
+from handlers.queries.schedules import ScheduleQueries
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     nc = await bus.connect(settings, "queries")
     try:
         q = Queries(pool, nc.jetstream())
+        sq = ScheduleQueries(pool, nc.jetstream())
         service = await bus.register(
             nc,
             "queries",
@@ -27,6 +29,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 "scan-list": (subjects.query("scan", "list"), q.list_scans),
                 "finding-list": (subjects.query("finding", "list"), q.list_findings),
                 "output-list": (subjects.query("output", "list"), q.list_output),
+                "schedule-get": (subjects.query("schedule", "get"), sq.get_schedule),
+                "schedule-list": (subjects.query("schedule", "list"), sq.list_schedules),
+                "schedule-runs": (subjects.query("schedule", "runs"), sq.list_schedule_runs),
             },
         )
         await stop.wait()

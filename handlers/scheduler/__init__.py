@@ -1,0 +1,207 @@
+"""The scheduler role: keeps schedules in PostgreSQL and starts their scans when due.
+
+Schedule commands (`cmd.schedule.<id>.upsert|delete|run`) arrive on a durable consumer.
+A loop claims what is due (`store.claim_due`: one transaction, `FOR UPDATE SKIP LOCKED`,
+a unique run row per nominal time), then publishes each run's StartScan with a
+`Nats-Msg-Id` derived from (schedule, nominal time), then marks the runs published. A
+replica that dies between claim and publish leaves `claimed` rows that any replica
+publishes after a lease; JetStream drops the second copy if the first got through, and the
+launcher's `launches` key would refuse a second job anyway. So any number of replicas fire
+each nominal time once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+
+import asyncpg
+import msgspec
+from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
+from nats.js import JetStreamContext
+
+from contracts import cron, subjects, wire
+from contracts.scans import CancelScan
+from contracts.schedules import (
+    DeleteSchedule,
+    RunSchedule,
+    ScheduleCommand,
+    ScheduleSpec,
+    UpsertSchedule,
+)
+from contracts.settings import Settings
+from handlers import bus, database, topology
+from handlers.delivery import Unprocessable, durable_subscriber, settle
+from handlers.scheduler import firing, store
+from scanners.errors import ConfigError, OutOfScope, RequestError, TargetError
+from scanners.requests import validate_start
+from scanners.scope import Scope
+
+log = logging.getLogger(__name__)
+
+_commands = msgspec.json.Decoder(ScheduleCommand)
+# A claim not marked published after this long is published again by any replica.
+LEASE_SECONDS = 10.0
+# The longest the loop sleeps: a schedule created meanwhile is seen within this.
+MAX_SLEEP = 0.5
+CLAIM_BATCH = 1000
+
+
+class Scheduler:
+    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext, settings: Settings) -> None:
+        self.pool = pool
+        self.js = js
+        self.scope = Scope.parse(settings.scope)
+        self.offset = settings.scheduler_clock_offset
+        # Outcomes by name, plus `published` and `republished`: for metrics (issue 19).
+        self.counters: Counter[str] = Counter()
+
+    def check(self, spec: ScheduleSpec) -> tuple[firing.Outcome, str] | None:
+        """The StartScan checks again at each fire: the scope or a tool may have changed."""
+        try:
+            validate_start(spec.tool, spec.target, spec.config, spec.deadline_seconds, self.scope)
+        except OutOfScope as exc:
+            return firing.Outcome.REFUSED_SCOPE, str(exc)
+        except (RequestError, TargetError, ConfigError) as exc:
+            return firing.Outcome.FAILED, str(exc)
+        return None
+
+    async def publish(self, runs: list[store.Claimed]) -> None:
+        """Publish the runs' commands (cancels first) and wait for every ack."""
+        cancels = [r for r in runs if r.cancel_scan_id]
+        for r in cancels:
+            cmd = CancelScan(
+                scan_id=r.cancel_scan_id,
+                requested_by=f"schedule {r.schedule_id}",
+                requested_at=r.nominal,
+            )
+            await self.js.publish(
+                subjects.scan_cancel(r.cancel_scan_id),
+                wire.encode(cmd),
+                headers={"Nats-Msg-Id": subjects.msg_id("scan", r.cancel_scan_id, "cancel")},
+                timeout=5,
+            )
+        acks = []
+        for r in runs:
+            sid = r.start.scan_id
+            acks.append(
+                await self.js.publish_async(
+                    subjects.scan_start(sid),
+                    wire.encode(r.start),
+                    headers={"Nats-Msg-Id": subjects.msg_id("scan", sid, "start")},
+                )
+            )
+        await asyncio.wait_for(asyncio.gather(*acks), 30)
+        self.counters["published"] += len(runs)
+
+    async def fire_due(self) -> int:
+        """Claim and publish what is due now; return how many schedules were handled."""
+        async with self.pool.acquire() as conn:
+            claimed, counts = await store.claim_due(conn, self.offset, self.check, CLAIM_BATCH)
+        self.counters.update(counts)
+        if claimed:
+            await self.publish(claimed)
+            async with self.pool.acquire() as conn:
+                await store.mark_published(conn, claimed)
+        return sum(counts.values())
+
+    async def republish_stale(self) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            stale = await store.stale_claims(conn, self.offset, LEASE_SECONDS)
+            if stale:
+                log.warning("publishing %d runs claimed by a replica that stopped", len(stale))
+                await self.publish(stale)
+                await store.mark_published(conn, stale)
+        self.counters["republished"] += len(stale)
+        return len(stale)
+
+    async def until_due(self) -> float:
+        """Seconds until the earliest due schedule (at most MAX_SLEEP)."""
+        wait = await self.pool.fetchval(
+            "SELECT extract(epoch FROM min(due_at) - (now() + make_interval(secs => $1)))"
+            " FROM schedules",
+            self.offset,
+        )
+        return MAX_SLEEP if wait is None else max(0.0, min(float(wait), MAX_SLEEP))
+
+    async def run(self) -> None:
+        since_sweep = 0.0
+        while True:
+            try:
+                handled = await self.fire_due()
+                if handled >= CLAIM_BATCH:
+                    continue
+                since_sweep += 1
+                if since_sweep >= 4:
+                    since_sweep = 0
+                    await self.republish_stale()
+                await asyncio.sleep(await self.until_due())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("firing schedules failed; retrying in 1s")
+                await asyncio.sleep(1)
+
+    async def apply(self, command: ScheduleCommand) -> None:
+        match command:
+            case UpsertSchedule() as upsert:
+                try:
+                    cron.parse(upsert.spec.cron, upsert.spec.timezone)
+                except cron.CronError as exc:
+                    raise Unprocessable(f"schedule {upsert.schedule_id}: {exc}") from None
+                async with self.pool.acquire() as conn:
+                    await store.upsert(conn, upsert, self.offset)
+            case DeleteSchedule() as delete:
+                async with self.pool.acquire() as conn:
+                    await store.delete(conn, delete.schedule_id)
+            case RunSchedule() as run:
+                async with self.pool.acquire() as conn:
+                    claimed = await store.claim_manual(
+                        conn, run.schedule_id, run.nominal_time, self.check
+                    )
+                if claimed is not None:
+                    await self.publish([claimed])
+                    async with self.pool.acquire() as conn:
+                        await store.mark_published(conn, [claimed])
+
+
+def build(broker: NatsBroker, scheduler: Scheduler, topo: topology.Topology) -> None:
+    spec = topo.consumer("scheduler-commands")
+
+    # In stream order: an update never lands before its create.
+    @durable_subscriber(broker, topo, spec.durable, batch_size=1)
+    async def on_command(msg: NatsMessage) -> None:
+        body = msg.body
+
+        async def work() -> None:
+            await scheduler.apply(_commands.decode(body))
+
+        await settle(msg, spec, work)
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    pool = await database.connect_pool(settings.database_url)
+    nc = await bus.connect(settings, "scheduler")
+    broker = bus.make_broker(settings, "scheduler")
+    scheduler = Scheduler(pool, nc.jetstream(), settings)
+    build(broker, scheduler, topology.load())
+    loop: asyncio.Task[None] | None = None
+    try:
+        await broker.start()
+        loop = asyncio.create_task(scheduler.run(), name="scheduler-loop")
+        service = await bus.register(
+            nc, "scheduler", "Starts scans of a target on its cron schedule."
+        )
+        await stop.wait()
+        await service.stop()
+    finally:
+        if loop is not None:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        await broker.stop()
+        await nc.drain()
+        await pool.close()
