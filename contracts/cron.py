@@ -69,7 +69,8 @@ class Cron:
 
 @functools.cache
 def _zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    # Debian's tzdata also installs the host's zone and POSIX defaults under these names.
+    return frozenset(zoneinfo.available_timezones() - {"localtime", "posixrules", "Factory"})
 
 
 def parse_zone(name: str) -> tzinfo:

@@ -47,7 +47,7 @@ _commands = msgspec.json.Decoder(ScheduleCommand)
 LEASE_SECONDS = 10.0
 # The longest the loop sleeps: a schedule created meanwhile is seen within this.
 MAX_SLEEP = 0.5
-CLAIM_BATCH = 1000
+CLAIM_BATCH = 100
 
 
 class Scheduler:
@@ -97,16 +97,38 @@ class Scheduler:
         await asyncio.wait_for(asyncio.gather(*acks), 30)
         self.counters["published"] += len(runs)
 
-    async def fire_due(self) -> int:
-        """Claim and publish what is due now; return how many schedules were handled."""
-        async with self.pool.acquire() as conn:
-            claimed, counts = await store.claim_due(conn, self.offset, self.check, CLAIM_BATCH)
-        self.counters.update(counts)
-        if claimed:
+    async def _publish_claimed(self, claimed: list[store.Claimed]) -> None:
+        try:
             await self.publish(claimed)
             async with self.pool.acquire() as conn:
                 await store.mark_published(conn, claimed)
-        return sum(counts.values())
+        except Exception:
+            # Still `claimed` in PostgreSQL: published again after the lease.
+            log.exception("publishing %d claimed runs failed", len(claimed))
+
+    async def fire_due(self) -> int:
+        """Claim and publish what is due now; return how many schedules were handled.
+
+        Claims go in batches, each published while the next is claimed, so the first scans
+        of a busy minute start before the last are claimed, and replicas share the work.
+        """
+        handled = 0
+        publishing: list[asyncio.Task[None]] = []
+        try:
+            while True:
+                async with self.pool.acquire() as conn:
+                    claimed, counts, batch = await store.claim_due(
+                        conn, self.offset, self.check, CLAIM_BATCH
+                    )
+                self.counters.update(counts)
+                handled += batch
+                if claimed:
+                    publishing.append(asyncio.create_task(self._publish_claimed(claimed)))
+                if batch < CLAIM_BATCH:
+                    return handled
+        finally:
+            if publishing:
+                await asyncio.gather(*publishing)
 
     async def republish_stale(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -131,9 +153,7 @@ class Scheduler:
         since_sweep = 0.0
         while True:
             try:
-                handled = await self.fire_due()
-                if handled >= CLAIM_BATCH:
-                    continue
+                await self.fire_due()
                 since_sweep += 1
                 if since_sweep >= 4:
                     since_sweep = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from contracts.cron import Cron, next_fire
 
@@ -91,10 +91,12 @@ def jitter(schedule_id: str, nominal: datetime, jitter_seconds: int, cron: Cron)
     """The same delay on every replica for a (schedule, nominal time); before the next fire."""
     if jitter_seconds <= 0:
         return timedelta(0)
-    digest = hashlib.sha256(f"{schedule_id}\x1f{nominal.isoformat()}".encode()).digest()
-    seconds = int.from_bytes(digest[:8], "big") % (jitter_seconds + 1)
-    room = (next_fire(cron, nominal) - nominal).total_seconds() - 1
-    return timedelta(seconds=max(0.0, min(float(seconds), room)))
+    room = int((next_fire(cron, nominal) - nominal).total_seconds()) - 1
+    spread = max(0, min(jitter_seconds, room))
+    digest = hashlib.sha256(
+        f"{schedule_id}\x1f{nominal.astimezone(UTC).isoformat()}".encode()
+    ).digest()
+    return timedelta(seconds=int.from_bytes(digest[:8], "big") % (spread + 1))
 
 
 def overlap_action(policy: Overlap, previous_running: bool) -> Outcome | None:

@@ -160,8 +160,9 @@ class _Rows:
 
 async def claim_due(
     conn: asyncpg.Connection, offset: float, check: Check, limit: int = 1000
-) -> tuple[list[Claimed], dict[str, int]]:
-    """Claim what is due, in one transaction; return the runs to publish and counts by outcome.
+) -> tuple[list[Claimed], dict[str, int], int]:
+    """Claim what is due, in one transaction; return the runs to publish, counts by outcome
+    and how many schedules were due.
 
     `FOR UPDATE SKIP LOCKED` hands each due schedule to one replica, the guarded update
     (`next_fire_at` unchanged) moves it on once, and the run rows are unique per nominal
@@ -182,7 +183,7 @@ async def claim_due(
             _UNPROJECTED_GRACE,
         )
         if not rows:
-            return claimed, counts
+            return claimed, counts, 0
         runs = _Rows()
         ids: list[str] = []
         olds: list[datetime] = []
@@ -263,7 +264,7 @@ async def claim_due(
             last_runs,
             last_scans,
         )
-    return claimed, counts
+    return claimed, counts, len(rows)
 
 
 def _decide(
