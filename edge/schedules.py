@@ -269,7 +269,15 @@ class ScheduleService(v1.ScheduleServiceBase):
             cmd,
             subjects.msg_id("schedule", view.id, f"run-{now.isoformat()}"),
         )
-        return convert.scan_to_pb(scans.queued(schedules.run_command(view, now, "manual")))
+        # Published here too (the scheduler's copy carries the same Nats-Msg-Id), so the
+        # scan is readable as soon as this returns, as after StartScan.
+        start = schedules.run_command(view, now, "manual")
+        await self._publish(
+            subjects.scan_start(start.scan_id),
+            start,
+            subjects.msg_id("scan", start.scan_id, "start"),
+        )
+        return convert.scan_to_pb(scans.queued(start))
 
     async def list_schedule_runs(
         self, message: v1.ListScheduleRunsRequest

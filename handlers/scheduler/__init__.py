@@ -179,9 +179,7 @@ class Scheduler:
                     await store.delete(conn, delete.schedule_id)
             case RunSchedule() as run:
                 async with self.pool.acquire() as conn:
-                    claimed = await store.claim_manual(
-                        conn, run.schedule_id, run.nominal_time, self.check
-                    )
+                    claimed = await store.claim_manual(conn, run.schedule_id, run.nominal_time)
                 if claimed is not None:
                     await self.publish([claimed])
                     async with self.pool.acquire() as conn:

@@ -283,9 +283,10 @@ def _decide(
 
 
 async def claim_manual(
-    conn: asyncpg.Connection, schedule_id: str, nominal: datetime, check: Check
+    conn: asyncpg.Connection, schedule_id: str, nominal: datetime
 ) -> Claimed | None:
-    """Record a run-now (never held back by a pause or an overlap); None if refused or gone."""
+    """Record a run-now (never held back by a pause or an overlap; the edge checked it as it
+    checks a StartScan and published its start command too); None if replayed or gone."""
     async with conn.transaction():
         row = await conn.fetchrow(
             f"SELECT {_COLUMNS} FROM schedules WHERE id = $1 FOR UPDATE",  # noqa: S608
@@ -294,33 +295,24 @@ async def claim_manual(
         if row is None:
             return None
         view = _schedule(row)
-        refused = check(view.spec)
-        scan = "" if refused else run_scan_id(view.id, nominal)
-        outcome, reason = refused or (firing.Outcome.STARTED, "")
+        scan = run_scan_id(view.id, nominal)
         inserted = await conn.fetchval(
             "INSERT INTO schedule_runs (schedule_id, nominal_time, trigger, outcome, scan_id,"
-            " reason, state) VALUES ($1, $2, 'manual', $3, $4, $5, $6)"
+            " state) VALUES ($1, $2, 'manual', 'started', $3, 'claimed')"
             " ON CONFLICT DO NOTHING RETURNING 1",
             view.id,
             nominal,
-            outcome.value,
             scan,
-            reason,
-            "claimed" if scan else "done",
         )
         if not inserted:
-            return None  # a replayed command: its run was claimed before
-        await conn.execute(
-            "UPDATE schedules SET last_outcome = $2,"
-            " last_run_at = CASE WHEN $3 <> '' THEN $4 ELSE last_run_at END,"
-            " last_scan_id = CASE WHEN $3 <> '' THEN $3 ELSE last_scan_id END WHERE id = $1",
-            view.id,
-            outcome.value,
-            scan,
-            nominal,
-        )
-        if not scan:
             return None
+        await conn.execute(
+            "UPDATE schedules SET last_outcome = 'started', last_run_at = $2, last_scan_id = $3"
+            " WHERE id = $1",
+            view.id,
+            nominal,
+            scan,
+        )
         return Claimed(view.id, nominal, run_command(view, nominal, "manual"))
 
 
