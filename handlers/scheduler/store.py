@@ -335,7 +335,7 @@ async def stale_claims(
     rows = await conn.fetch(
         f"SELECT r.nominal_time, r.trigger, r.cancel_scan_id, {_COLUMNS}"  # noqa: S608
         " FROM schedule_runs r JOIN schedules s ON s.id = r.schedule_id"
-        " WHERE r.state = 'claimed' AND r.recorded_at < $1 - make_interval(secs => $2)"
+        " WHERE r.state = 'claimed' AND r.recorded_at < $1::timestamptz - make_interval(secs => $2)"
         " ORDER BY r.recorded_at LIMIT $3 FOR UPDATE OF r SKIP LOCKED",
         now,
         lease,
