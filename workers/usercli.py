@@ -26,10 +26,11 @@ from edge.client import EdgeClient, EdgeUnreachableError, TokenMissingError
 from edge.convert import plain
 from scanners import PARSERS, TOOLS
 from scanners.errors import ParseError
+from workers import schedulecli
 from workers.tables import Rows, finding_rows, scan_details, scan_rows, status_name, table
 
 EXIT_USAGE = 2
-USER_COMMANDS = frozenset({"scan", "parse"})
+USER_COMMANDS = frozenset({"scan", "parse", "schedule"})
 
 _STATUSES = {s.name.lower(): s for s in v1.ScanStatus if s != v1.ScanStatus.UNSPECIFIED}
 _SEVERITIES = {s.name.lower(): s for s in v1.Severity if s != v1.Severity.UNSPECIFIED}
@@ -83,6 +84,8 @@ def add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     findings.add_argument("id")
     findings.add_argument("--min-severity", choices=list(_SEVERITIES))
 
+    schedulecli.add_commands(sub, as_json, _key_value)
+
     parse = sub.add_parser("parse", help="print the findings of a tool's output file as JSON")
     parse.add_argument("tool", choices=sorted(PARSERS))
     parse.add_argument("file", help="the tool's output file (- for stdin)")
@@ -92,13 +95,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.command == "parse":
             return parse_file(args.tool, args.file)
+        if args.command == "schedule":
+            sets = getattr(args, "settings", [])
+            config = config_from_sets(args.tool, sets) if sets else {}
+            return asyncio.run(schedulecli.command(args, settings, config, sys.stdout))
         return asyncio.run(_scan_command(args, settings))
     except GRPCError as exc:
         message = " ".join((exc.message or "").split())
         return _fail(f"{exc.status.name}: {message}" if message else exc.status.name)
     except (EdgeUnreachableError, TokenMissingError) as exc:
         return _fail(str(exc))
-    except UsageError as exc:
+    except (UsageError, schedulecli.ScheduleUsageError) as exc:
         _fail(str(exc))
         return EXIT_USAGE
     except BrokenPipeError:
