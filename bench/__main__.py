@@ -10,6 +10,7 @@ from collections.abc import Callable
 # must not be needed to run another.
 BENCHES: dict[str, str] = {
     "nmap-parse": "bench.nmap_parse",
+    "schedules": "bench.schedules",
     "start": "bench.start",
     "stream": "bench.stream",
 }

@@ -1,0 +1,193 @@
+"""Scheduled fires at scale: N schedules due in the same minute, 1 and 3 scheduler replicas.
+
+An embedded stack (nats-server with `sync_interval: always`, PostgreSQL, streams,
+migrations); no launcher, so no scan runs. For each replica count, N schedules with
+`* * * * *` are inserted due at the next minute boundary (plain SQL: the bench measures
+firing, not creating), `jetscan run scheduler` processes start, and once every run is
+published the start commands are read back from COMMANDS. The lag of a fire is its start
+command's JetStream timestamp minus its nominal time; duplicates count start commands
+beyond one per scan id.
+
+Baseline, in the same run: a bare `publish_async` of N StartScan commands (with message
+ids) from one client, all awaited; its lag is each stored timestamp minus the moment the
+burst began. `p99_above_bare` is the scheduler's p99 minus the bare p99 (target < 1 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import nats
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from bench.processes import EmbeddedStack
+from contracts import subjects, wire
+from contracts.scans import StartScan
+from contracts.schedules import run_scan_id
+
+TARGET_ABOVE_BARE = 1.0
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _stored(js: JetStreamContext, prefix: str) -> list[tuple[str, datetime]]:
+    """(subject, stored time) of every start command whose scan id starts with `prefix`
+    (NATS wildcards match whole tokens only, so the prefix is checked here)."""
+    sub = await js.pull_subscribe(
+        "cmd.scan.*.start",
+        stream="COMMANDS",
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
+    )
+    out: list[tuple[str, datetime]] = []
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(1000, timeout=1)
+            except TimeoutError:
+                return out
+            for m in msgs:
+                if m.subject.split(".")[2].startswith(prefix):
+                    out.append((m.subject, m.metadata.timestamp))
+    finally:
+        await sub.unsubscribe()
+
+
+def _command(scan_id: str) -> StartScan:
+    return StartScan(
+        scan_id=scan_id,
+        target="127.0.0.1",
+        domain="127.0.0.1",
+        tool="nmap",
+        config={"ports": "1"},
+        deadline_seconds=600,
+        requested_by="bench",
+        requested_at=datetime.now(UTC),
+        trigger="api",
+    )
+
+
+async def _bare(js: JetStreamContext, n: int) -> dict[str, Any]:
+    # Scan ids are hex in jetscan; the bench's own prefix keeps them apart.
+    prefix = f"bare{int(time.time())}"
+    ids = [f"{prefix}x{i}" for i in range(n)]
+    payloads = [wire.encode(_command(i)) for i in ids]
+    began = datetime.now(UTC)
+    t0 = time.perf_counter()
+    acks = [
+        await js.publish_async(
+            subjects.scan_start(i), p, headers={"Nats-Msg-Id": subjects.msg_id("scan", i, "start")}
+        )
+        for i, p in zip(ids, payloads, strict=True)
+    ]
+    await asyncio.gather(*acks)
+    seconds = time.perf_counter() - t0
+    lags = [(t - began).total_seconds() for _, t in await _stored(js, prefix)]
+    return {
+        "commands": len(lags),
+        "seconds": round(seconds, 3),
+        "lag_p50": round(_quantile(lags, 0.5), 3),
+        "lag_p99": round(_quantile(lags, 0.99), 3),
+    }
+
+
+async def _fire(embedded: EmbeddedStack, replicas: int, n: int, run: int) -> dict[str, Any]:
+    settings = embedded.settings
+    assert settings is not None
+    conn = await asyncpg.connect(settings.database_url)
+    nc = await nats.connect(settings.nats_url)
+    procs = []
+    try:
+        js = nc.jetstream()
+        now: datetime = await conn.fetchval("SELECT now()")
+        nominal = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        if (nominal - now).total_seconds() < 20:
+            nominal += timedelta(minutes=1)
+        prefix = f"bench{run}r{replicas}s"
+        await conn.execute(
+            "INSERT INTO schedules (id, target, domain, tool, config, deadline_seconds, cron,"
+            " catchup_window_seconds, created_at, updated_at, next_fire_at, due_at)"
+            " SELECT $1 || g, '127.0.0.1', '127.0.0.1', 'nmap', '{\"ports\": \"1\"}', 600,"
+            " '* * * * *', 3600, now(), now(), $2, $2 FROM generate_series(1, $3) AS g",
+            prefix,
+            nominal,
+            n,
+        )
+        for _ in range(replicas):
+            procs.append(await embedded.role("scheduler", log_level="WARNING"))
+        deadline = time.monotonic() + (nominal - now).total_seconds() + 120
+        while time.monotonic() < deadline:
+            done = await conn.fetchval(
+                "SELECT count(*) FROM schedule_runs WHERE state = 'published'"
+                " AND schedule_id LIKE $1 || '%'",
+                prefix,
+            )
+            if done >= n:
+                break
+            await asyncio.sleep(0.5)
+        ids = {run_scan_id(f"{prefix}{i}", nominal) for i in range(1, n + 1)}
+        stored = [(s, t) for s, t in await _stored(js, "") if s.split(".")[2] in ids]
+        lags = [(t - nominal).total_seconds() for _, t in stored]
+        return {
+            "replicas": replicas,
+            "schedules": n,
+            "fired": len({s for s, _ in stored}),
+            "duplicates": len(stored) - len({s for s, _ in stored}),
+            "lag_p50": round(_quantile(lags, 0.5), 3) if lags else None,
+            "lag_p99": round(_quantile(lags, 0.99), 3) if lags else None,
+            "lag_max": round(max(lags), 3) if lags else None,
+        }
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.send_signal(signal.SIGTERM)
+                await p.wait()
+        await nc.drain()
+        await conn.close()
+
+
+async def _bench(n: int, tmp: Path) -> dict[str, Any]:
+    embedded = EmbeddedStack(tmp)
+    async with embedded as settings:
+        nc = await nats.connect(settings.nats_url)
+        try:
+            bare = await _bare(nc.jetstream(), n)
+        finally:
+            await nc.drain()
+        runs = [await _fire(embedded, r, n, i) for i, r in enumerate((1, 3))]
+    for r in runs:
+        if r["lag_p99"] is not None:
+            r["p99_above_bare"] = round(r["lag_p99"] - bare["lag_p99"], 3)
+            r["meets_target"] = r["p99_above_bare"] < TARGET_ABOVE_BARE and r["duplicates"] == 0
+    return {
+        "bench": "schedules",
+        "bare_publish_async": bare,
+        "scheduler": runs,
+        "target": f"p99 < {TARGET_ABOVE_BARE} s above the bare publish, 0 duplicates",
+        "median_p99_above_bare": statistics.median(
+            r.get("p99_above_bare", float("nan")) for r in runs
+        ),
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench schedules", description=__doc__)
+    parser.add_argument("--schedules", type=int, default=10_000)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="jetscan-bench-", dir="/tmp") as tmp:
+        result = asyncio.run(_bench(args.schedules, Path(tmp)))
+    print(json.dumps(result, indent=2))
+    return 0
