@@ -43,6 +43,13 @@ class ScheduleSpec(msgspec.Struct, frozen=True, kw_only=True):
     pause_note: str = ""
 
 
+def retimes(old: ScheduleSpec, new: ScheduleSpec) -> bool:
+    """Whether an update moves the next fire time to the first after now: a new rule, or a
+    resume (so the fire times missed while paused are not run)."""
+    rule = (old.cron, old.timezone, old.jitter_seconds)
+    return rule != (new.cron, new.timezone, new.jitter_seconds) or (old.paused and not new.paused)
+
+
 class UpsertSchedule(msgspec.Struct, frozen=True, kw_only=True, tag="schedule.upsert"):
     """`cmd.schedule.<id>.upsert`: create (`create`) or replace a schedule's settings.
 

@@ -47,6 +47,16 @@ class Bus:
         if not self.nc.is_closed:
             await self.nc.drain()
 
+    async def command(self, subject: str, payload: bytes, msg_id: str) -> bool:
+        """Publish a command and wait for JetStream's ack; return whether it was a duplicate."""
+        try:
+            ack = await self.js.publish(
+                subject, payload, headers={"Nats-Msg-Id": msg_id}, timeout=5
+            )
+        except (NatsTimeoutError, NoRespondersError):
+            raise GRPCError(Status.UNAVAILABLE, "JetStream did not accept the command") from None
+        return bool(ack.duplicate)
+
     async def query(
         self, subject: str, request: Any, reply_type: type[T], timeout: float = 5.0
     ) -> T:

@@ -14,8 +14,6 @@ from typing import Any
 import msgspec
 from grpclib import GRPCError
 from grpclib.const import Status
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 
 from contracts import cron, scans, schedules, subjects, wire
 from contracts.gen.jetscan import v1
@@ -110,14 +108,7 @@ class ScheduleService(v1.ScheduleServiceBase):
         self.scope = scope
 
     async def _publish(self, subject: str, command: Any, msg_id: str) -> bool:
-        """Publish a command, wait for JetStream's ack; return whether it was a duplicate."""
-        try:
-            ack = await self.bus.js.publish(
-                subject, wire.encode(command), headers={"Nats-Msg-Id": msg_id}, timeout=5
-            )
-        except (NatsTimeoutError, NoRespondersError):
-            raise GRPCError(Status.UNAVAILABLE, "JetStream did not accept the command") from None
-        return bool(ack.duplicate)
+        return await self.bus.command(subject, wire.encode(command), msg_id)
 
     async def _view(self, schedule_id: str) -> schedules.ScheduleView:
         return await self.bus.query(
@@ -141,13 +132,7 @@ class ScheduleService(v1.ScheduleServiceBase):
             cmd,
             subjects.msg_id("schedule", view.id, f"update-{uuid.uuid4().hex}"),
         )
-        old = view.spec
-        retimed = (old.cron, old.timezone, old.jitter_seconds) != (
-            spec.cron,
-            spec.timezone,
-            spec.jitter_seconds,
-        ) or (old.paused and not spec.paused)
-        next_run = _next_run(spec) if retimed else view.next_run_at
+        next_run = _next_run(spec) if schedules.retimes(view.spec, spec) else view.next_run_at
         return convert.schedule_to_pb(
             msgspec.structs.replace(
                 view, spec=spec, updated_at=cmd.requested_at, next_run_at=next_run

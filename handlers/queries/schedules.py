@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import asyncpg
 import msgspec
-from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.micro.request import Request
 
 from contracts import cron, schedules, subjects
 from handlers import schedules as rows
 from handlers.queries import paging
-from handlers.queries.router import QueryError, _answer, _decode
+from handlers.queries.router import Queries, QueryError, _answer, _decode
 
 _upsert = msgspec.json.Decoder(schedules.UpsertSchedule)
 
 
-class ScheduleQueries:
-    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext) -> None:
-        self.pool = pool
-        self.js = js
-
+class ScheduleQueries(Queries):
     async def _accepted(self, schedule_id: str) -> schedules.ScheduleView | None:
         """A schedule created on the bus that the scheduler has not stored yet."""
         try:

@@ -19,6 +19,7 @@ from contracts.schedules import (
     ScheduleSpec,
     ScheduleView,
     UpsertSchedule,
+    retimes,
     run_command,
     run_scan_id,
 )
@@ -44,13 +45,31 @@ def _next(spec: ScheduleSpec, schedule_id: str, now: datetime) -> tuple[datetime
     return nominal, nominal + firing.jitter(schedule_id, nominal, spec.jitter_seconds, c)
 
 
+def _values(spec: ScheduleSpec) -> tuple[object, ...]:
+    """A spec's columns in the order of the INSERT and UPDATE below."""
+    return (
+        spec.target,
+        spec.domain,
+        spec.tool,
+        msgspec.json.encode(spec.config).decode(),
+        spec.deadline_seconds,
+        spec.cron,
+        spec.timezone,
+        spec.overlap,
+        spec.catchup_window_seconds,
+        spec.jitter_seconds,
+        spec.paused,
+        spec.pause_note,
+    )
+
+
 async def upsert(conn: asyncpg.Connection, cmd: UpsertSchedule, offset: float) -> bool:
     """Apply a create or update; return whether anything changed."""
     spec = cmd.spec
     async with conn.transaction():
         now = await clock(conn, offset)
         old = await conn.fetchrow(
-            "SELECT cron, timezone, jitter_seconds, paused FROM schedules WHERE id = $1 FOR UPDATE",
+            f"SELECT {_COLUMNS} FROM schedules WHERE id = $1 FOR UPDATE",  # noqa: S608
             cmd.schedule_id,
         )
         if cmd.create:
@@ -64,18 +83,7 @@ async def upsert(conn: asyncpg.Connection, cmd: UpsertSchedule, offset: float) -
                 " due_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12,"
                 " $13, $14, $15, $16, $16, $17, $18) ON CONFLICT (id) DO NOTHING",
                 cmd.schedule_id,
-                spec.target,
-                spec.domain,
-                spec.tool,
-                msgspec.json.encode(spec.config).decode(),
-                spec.deadline_seconds,
-                spec.cron,
-                spec.timezone,
-                spec.overlap,
-                spec.catchup_window_seconds,
-                spec.jitter_seconds,
-                spec.paused,
-                spec.pause_note,
+                *_values(spec),
                 cmd.request_id,
                 cmd.requested_by,
                 now,
@@ -85,11 +93,7 @@ async def upsert(conn: asyncpg.Connection, cmd: UpsertSchedule, offset: float) -
             return True
         if old is None:
             return False
-        # A new rule, or a resume, counts from now: the backlog of a pause is not run.
-        retime = (
-            (old["cron"], old["timezone"], old["jitter_seconds"])
-            != (spec.cron, spec.timezone, spec.jitter_seconds)
-        ) or (old["paused"] and not spec.paused)
+        retime = retimes(_schedule(old).spec, spec)
         nominal, due = _next(spec, cmd.schedule_id, now)
         await conn.execute(
             "UPDATE schedules SET target = $2, domain = $3, tool = $4, config = $5::jsonb,"
@@ -99,18 +103,7 @@ async def upsert(conn: asyncpg.Connection, cmd: UpsertSchedule, offset: float) -
             " next_fire_at = CASE WHEN $15 THEN $16 ELSE next_fire_at END,"
             " due_at = CASE WHEN $15 THEN $17 ELSE due_at END WHERE id = $1",
             cmd.schedule_id,
-            spec.target,
-            spec.domain,
-            spec.tool,
-            msgspec.json.encode(spec.config).decode(),
-            spec.deadline_seconds,
-            spec.cron,
-            spec.timezone,
-            spec.overlap,
-            spec.catchup_window_seconds,
-            spec.jitter_seconds,
-            spec.paused,
-            spec.pause_note,
+            *_values(spec),
             now,
             retime,
             nominal,
