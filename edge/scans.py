@@ -62,6 +62,7 @@ class ScanService(v1.ScanServiceBase):
                 domain=message.domain,
                 tool=message.tool,
                 status=status,
+                schedule_id=message.schedule_id,
                 page_size=message.page_size,
                 page_token=message.page_token,
             ),

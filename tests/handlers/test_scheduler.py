@@ -98,7 +98,7 @@ async def test_a_schedule_due_at_the_next_minute_starts_its_scan_within_2s(
             scan = await wait_status(scans, scan_id, TERMINAL)
             assert scan.schedule_id == created.id and scan.trigger == "schedule"
             listed = await scans.list_scans(v1.ListScansRequest(schedule_id=created.id))
-            assert scan_id in [s.id for s in listed.scans]
+            assert [s.id for s in listed.scans] == [scan_id]
             runs = await runs_of(schedules, created.id)
             assert (runs[0].nominal_time, runs[0].outcome, runs[0].scan_id) == (
                 nominal,
@@ -151,6 +151,9 @@ async def test_outages_pauses_overlaps_and_scope_changes_are_recorded(
                     "beyond": nmap_schedule(open_port, catchup_window_seconds=20),
                     "paused": nmap_schedule(open_port, paused=True, pause_note="maintenance"),
                     "overlap": nmap_schedule("1-3", config={"timing": 0}),
+                    "replace": nmap_schedule(
+                        open_port, overlap="replace", config={"timing": 0, "ports": "1-3"}
+                    ),
                     "scope": nmap_schedule(open_port, target="127.0.0.2"),
                 }
                 ids = {}
@@ -168,7 +171,11 @@ async def test_outages_pauses_overlaps_and_scope_changes_are_recorded(
                 assert manual.trigger == "manual" and manual.schedule_id == ids["paused"]
                 slow = await schedules.run_schedule_now(v1.RunScheduleNowRequest(id=ids["overlap"]))
                 slow_scan = slow.id
+                replaced = await schedules.run_schedule_now(
+                    v1.RunScheduleNowRequest(id=ids["replace"])
+                )
                 await wait_status(scans, slow.id, {v1.ScanStatus.RUNNING})
+                await wait_status(scans, replaced.id, {v1.ScanStatus.RUNNING})
                 done = await wait_status(scans, manual.id, TERMINAL)
                 assert done.trigger == "manual"
             first: datetime = await conn.fetchval(
@@ -222,6 +229,15 @@ async def test_outages_pauses_overlaps_and_scope_changes_are_recorded(
                 (nominal[2], "skipped_overlap"),
             ]
             assert slow_scan in overlap[-1].reason
+
+            # replace: the running scan is cancelled and the new one started.
+            replace = await runs_of(schedules, ids["replace"])
+            assert outcomes(replace)[-1] == (nominal[2], "started")
+            cancelled = await wait_status(scans, replaced.id, TERMINAL, within=30)
+            assert cancelled.status == v1.ScanStatus.CANCELLED
+            newer = await scans.get_scan(v1.GetScanRequest(id=replace[-1].scan_id))
+            assert newer.trigger == "schedule" and newer.schedule_id == ids["replace"]
+            await scans.cancel_scan(v1.CancelScanRequest(id=newer.id))
 
             scope = await runs_of(schedules, ids["scope"])
             assert outcomes(scope)[-1] == (nominal[2], "refused_scope")
