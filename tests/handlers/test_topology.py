@@ -19,6 +19,7 @@ PUBLISHED = [
     subjects.report_generate("r1"),
     subjects.schedule_upsert("c1"),
     subjects.schedule_delete("c1"),
+    subjects.schedule_run("c1"),
     *(subjects.scan_event("s1", st) for st in ("queued", "running", "succeeded", "timed_out")),
     subjects.report_event("r1", "ready"),
     subjects.scan_output("s1"),
