@@ -138,9 +138,24 @@ _RUN_INSERT = (
 )
 
 
+# Move claimed schedules on, only if no one else did (the value read is still there).
+_MOVE = (
+    "UPDATE schedules s SET next_fire_at = u.nx, due_at = u.due,"
+    " last_outcome = CASE WHEN u.oc <> '' THEN u.oc ELSE s.last_outcome END,"
+    " last_run_at = coalesce(u.lr, s.last_run_at),"
+    " last_scan_id = CASE WHEN u.ls <> '' THEN u.ls ELSE s.last_scan_id END"
+    " FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[],"
+    " $5::text[], $6::timestamptz[], $7::text[]) AS u(id, old, nx, due, oc, lr, ls)"
+    " WHERE s.id = u.id AND s.next_fire_at = u.old"
+)
+
+
 class _Rows:
-    def __init__(self) -> None:
-        self.cols: list[list[object]] = [[] for _ in range(9)]
+    """Rows gathered column by column for one `unnest` statement."""
+
+    def __init__(self, sql: str, width: int) -> None:
+        self.sql = sql
+        self.cols: list[list[object]] = [[] for _ in range(width)]
 
     def add(self, *values: object) -> None:
         for col, v in zip(self.cols, values, strict=True):
@@ -148,7 +163,7 @@ class _Rows:
 
     async def insert(self, conn: asyncpg.Connection) -> None:
         if self.cols[0]:
-            await conn.execute(_RUN_INSERT, *self.cols)
+            await conn.execute(self.sql, *self.cols)
 
 
 async def claim_due(
@@ -177,18 +192,22 @@ async def claim_due(
         )
         if not rows:
             return claimed, counts, 0
-        runs = _Rows()
-        ids: list[str] = []
-        olds: list[datetime] = []
-        nexts: list[datetime] = []
-        dues: list[datetime] = []
-        outcomes: list[str] = []
-        last_runs: list[datetime | None] = []
-        last_scans: list[str] = []
+        runs = _Rows(_RUN_INSERT, 9)
+        moves = _Rows(_MOVE, 7)
         for row in rows:
             view = _schedule(row)
             spec = view.spec
-            c = cron.parse(spec.cron, spec.timezone)
+            try:
+                c = cron.parse(spec.cron, spec.timezone)
+            except cron.CronError as exc:
+                # Stored before a rule changed (a zone gone from tzdata, say): say so once
+                # per hour instead of holding up every schedule due after it.
+                runs.add(view.id, row["next_fire_at"], "schedule", "failed", "", str(exc),
+                         "done", "", now)  # fmt: skip
+                counts["failed"] = counts.get("failed", 0) + 1
+                at = row["next_fire_at"]
+                moves.add(view.id, at, at, now + timedelta(hours=1), "failed", None, "")
+                continue
             p = firing.plan(
                 c,
                 row["next_fire_at"],
@@ -231,32 +250,10 @@ async def claim_due(
                         Claimed(view.id, p.run, run_command(view, p.run, "schedule"), cancel)
                     )
             assert p.next_nominal is not None
-            ids.append(view.id)
-            olds.append(row["next_fire_at"])
-            nexts.append(p.next_nominal)
-            dues.append(
-                p.next_nominal + firing.jitter(view.id, p.next_nominal, spec.jitter_seconds, c)
-            )
-            outcomes.append(last[0])
-            last_runs.append(last[1])
-            last_scans.append(last[2])
+            jit = firing.jitter(view.id, p.next_nominal, spec.jitter_seconds, c)
+            moves.add(view.id, row["next_fire_at"], p.next_nominal, p.next_nominal + jit, *last)
         await runs.insert(conn)
-        await conn.execute(
-            "UPDATE schedules s SET next_fire_at = u.nx, due_at = u.due,"
-            " last_outcome = CASE WHEN u.oc <> '' THEN u.oc ELSE s.last_outcome END,"
-            " last_run_at = coalesce(u.lr, s.last_run_at),"
-            " last_scan_id = CASE WHEN u.ls <> '' THEN u.ls ELSE s.last_scan_id END"
-            " FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[],"
-            " $5::text[], $6::timestamptz[], $7::text[]) AS u(id, old, nx, due, oc, lr, ls)"
-            " WHERE s.id = u.id AND s.next_fire_at = u.old",
-            ids,
-            olds,
-            nexts,
-            dues,
-            outcomes,
-            last_runs,
-            last_scans,
-        )
+        await moves.insert(conn)
     return claimed, counts, len(rows)
 
 

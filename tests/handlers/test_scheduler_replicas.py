@@ -152,3 +152,26 @@ async def test_a_claim_whose_replica_died_before_publishing_is_published(tmp_pat
         finally:
             await nc.drain()
             await conn.close()
+
+
+@pytest.mark.timeout(60)
+async def test_a_schedule_that_no_longer_parses_holds_up_nothing(tmp_path: Path) -> None:
+    embedded = EmbeddedStack(tmp_path)
+    async with embedded as settings:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            for name in ("broken", "fine"):
+                await store.upsert(conn, create(name), -65)
+            # As if tzdata dropped the zone after the schedule was stored.
+            await conn.execute("UPDATE schedules SET timezone = 'Gone/Away' WHERE id = 'broken'")
+            claimed, counts, due = await store.claim_due(conn, 0, lambda _: None)
+            assert due == 2 and counts == {"failed": 1, "started": 1}
+            assert [c.schedule_id for c in claimed] == ["fine"]
+            row = await conn.fetchrow(
+                "SELECT outcome, reason FROM schedule_runs WHERE schedule_id = 'broken'"
+            )
+            assert row["outcome"] == "failed" and "Gone/Away" in row["reason"]
+            late = await conn.fetchval("SELECT due_at - now() FROM schedules WHERE id = 'broken'")
+            assert timedelta(minutes=59) < late <= timedelta(hours=1)
+        finally:
+            await conn.close()
