@@ -8,9 +8,11 @@ published the start commands are read back from COMMANDS. The lag of a fire is i
 command's JetStream timestamp minus its nominal time; duplicates count start commands
 beyond one per scan id.
 
-Baseline, in the same run: a bare `publish_async` of N StartScan commands (with message
-ids) from one client, all awaited; its lag is each stored timestamp minus the moment the
-burst began. `p99_above_bare` is the scheduler's p99 minus the bare p99 (target < 1 s).
+Baseline, in the same run right before each fire: a bare `publish_async` of N StartScan
+commands (with message ids) from one client, all awaited; its lag is each stored
+timestamp minus the moment the burst began. `p99_above_bare` is the scheduler's p99 minus
+that bare p99 (target < 1 s). With `sync_interval: always` both are bound by nats-server's
+fsync per stored message, so on a loaded machine both are seconds for 10,000.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import argparse
 import asyncio
 import json
 import signal
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -161,25 +162,27 @@ async def _fire(embedded: EmbeddedStack, replicas: int, n: int, run: int) -> dic
 
 async def _bench(n: int, tmp: Path) -> dict[str, Any]:
     embedded = EmbeddedStack(tmp)
+    runs = []
     async with embedded as settings:
-        nc = await nats.connect(settings.nats_url)
-        try:
-            bare = await _bare(nc.jetstream(), n)
-        finally:
-            await nc.drain()
-        runs = [await _fire(embedded, r, n, i) for i, r in enumerate((1, 3))]
-    for r in runs:
-        if r["lag_p99"] is not None:
-            r["p99_above_bare"] = round(r["lag_p99"] - bare["lag_p99"], 3)
-            r["meets_target"] = r["p99_above_bare"] < TARGET_ABOVE_BARE and r["duplicates"] == 0
+        for i, replicas in enumerate((1, 3)):
+            # A bare burst right before each fire: load on this machine drifts.
+            nc = await nats.connect(settings.nats_url)
+            try:
+                bare = await _bare(nc.jetstream(), n)
+            finally:
+                await nc.drain()
+            run = await _fire(embedded, replicas, n, i)
+            run["bare_publish_async"] = bare
+            if run["lag_p99"] is not None:
+                run["p99_above_bare"] = round(run["lag_p99"] - bare["lag_p99"], 3)
+                run["meets_target"] = (
+                    run["p99_above_bare"] < TARGET_ABOVE_BARE and run["duplicates"] == 0
+                )
+            runs.append(run)
     return {
         "bench": "schedules",
-        "bare_publish_async": bare,
         "scheduler": runs,
         "target": f"p99 < {TARGET_ABOVE_BARE} s above the bare publish, 0 duplicates",
-        "median_p99_above_bare": statistics.median(
-            r.get("p99_above_bare", float("nan")) for r in runs
-        ),
     }
 
 
