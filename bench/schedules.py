@@ -121,7 +121,9 @@ async def _fire(embedded: EmbeddedStack, replicas: int, n: int, run: int) -> dic
         await conn.execute(
             "INSERT INTO schedules (id, target, domain, tool, config, deadline_seconds, cron,"
             " catchup_window_seconds, created_at, updated_at, next_fire_at, due_at)"
-            " SELECT $1 || g, '127.0.0.1', '127.0.0.1', 'nmap', '{\"ports\": \"1\"}', 600,"
+            # One target each (127.x.y.z), so every fire's scope check is its own.
+            " SELECT $1 || g, '127.' || (g / 65536) || '.' || (g / 256 % 256) || '.' || (g % 256),"
+            " '127.0.0.0/8', 'nmap', '{\"ports\": \"1\"}', 600,"
             " '* * * * *', 3600, now(), now(), $2, $2 FROM generate_series(1, $3) AS g",
             prefix,
             nominal,

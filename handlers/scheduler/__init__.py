@@ -47,7 +47,7 @@ _commands = msgspec.json.Decoder(ScheduleCommand)
 LEASE_SECONDS = 10.0
 # The longest the loop sleeps: a schedule created meanwhile is seen within this.
 MAX_SLEEP = 0.5
-CLAIM_BATCH = 100
+CLAIM_BATCH = 250
 
 
 class Scheduler:

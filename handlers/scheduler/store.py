@@ -231,7 +231,8 @@ async def claim_due(
                 counts[rec.outcome.value] = counts.get(rec.outcome.value, 0) + 1
                 last = (rec.outcome.value, None, "")
             if p.run is not None:
-                outcome, reason, scan, cancel = _decide(view, p.run, bool(row["busy"]), check)
+                outcome, reason, start, cancel = _decide(view, p.run, bool(row["busy"]), check)
+                scan = start.scan_id if start else ""
                 runs.add(
                     view.id,
                     p.run,
@@ -245,10 +246,8 @@ async def claim_due(
                 )
                 counts[outcome.value] = counts.get(outcome.value, 0) + 1
                 last = (outcome.value, p.run if scan else None, scan)
-                if scan:
-                    claimed.append(
-                        Claimed(view.id, p.run, run_command(view, p.run, "schedule"), cancel)
-                    )
+                if start:
+                    claimed.append(Claimed(view.id, p.run, start, cancel))
             assert p.next_nominal is not None
             jit = firing.jitter(view.id, p.next_nominal, spec.jitter_seconds, c)
             moves.add(view.id, row["next_fire_at"], p.next_nominal, p.next_nominal + jit, *last)
@@ -259,17 +258,17 @@ async def claim_due(
 
 def _decide(
     view: ScheduleView, nominal: datetime, busy: bool, check: Check
-) -> tuple[firing.Outcome, str, str, str]:
-    """(outcome, reason, scan id to start or "", scan id to cancel first or "")."""
+) -> tuple[firing.Outcome, str, StartScan | None, str]:
+    """(outcome, reason, the command to start or None, scan id to cancel first or "")."""
     refused = check(view.spec)
     if refused is not None:
-        return refused[0], refused[1], "", ""
+        return refused[0], refused[1], None, ""
     policy = firing.Overlap(view.spec.overlap)
     skip = firing.overlap_action(policy, busy)
     if skip is not None:
-        return skip, f"scan {view.last_scan_id} of this schedule has not ended", "", ""
+        return skip, f"scan {view.last_scan_id} of this schedule has not ended", None, ""
     cancel = view.last_scan_id if busy and policy is firing.Overlap.REPLACE else ""
-    return firing.Outcome.STARTED, "", run_scan_id(view.id, nominal), cancel
+    return firing.Outcome.STARTED, "", run_command(view, nominal, "schedule"), cancel
 
 
 async def claim_manual(
