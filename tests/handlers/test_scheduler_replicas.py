@@ -46,6 +46,18 @@ def create(schedule_id: str) -> UpsertSchedule:
     )
 
 
+async def last_minute_due(conn: asyncpg.Connection) -> float:
+    """A clock offset that makes a `* * * * *` schedule stored now due at the last minute
+    boundary (and only that one): one second before it. Never in a minute's last seconds,
+    so no further boundary passes before the test claims."""
+    query = "SELECT extract(epoch FROM now() - date_trunc('minute', now()))"
+    since = float(await conn.fetchval(query))
+    if since > 50:
+        await asyncio.sleep(61 - since)
+        since = float(await conn.fetchval(query))
+    return -since - 1
+
+
 async def start_commands(js: nats.js.JetStreamContext) -> dict[str, int]:
     """How many start commands COMMANDS holds, by subject (one subject per scan id)."""
     info = await js.stream_info("COMMANDS", subjects_filter="cmd.scan.*.start")
@@ -129,9 +141,10 @@ async def test_a_claim_whose_replica_died_before_publishing_is_published(tmp_pat
         conn = await asyncpg.connect(settings.database_url)
         nc = await nats.connect(settings.nats_url)
         try:
-            # Stored 65 s "ago", so its first fire time has come; claimed by this process,
-            # which then publishes nothing: a replica killed between claim and publish.
-            await store.upsert(conn, create("orphan"), -65)
+            # Stored just before the last minute boundary, so that fire time has come;
+            # claimed by this process, which then publishes nothing: a replica killed
+            # between claim and publish.
+            await store.upsert(conn, create("orphan"), await last_minute_due(conn))
             claimed, counts, due = await store.claim_due(conn, 0, lambda _: None)
             assert due == 1 and counts == {"started": 1} and len(claimed) == 1
             run = claimed[0]
@@ -160,8 +173,9 @@ async def test_a_schedule_that_no_longer_parses_holds_up_nothing(tmp_path: Path)
     async with embedded as settings:
         conn = await asyncpg.connect(settings.database_url)
         try:
+            offset = await last_minute_due(conn)
             for name in ("broken", "fine"):
-                await store.upsert(conn, create(name), -65)
+                await store.upsert(conn, create(name), offset)
             # As if tzdata dropped the zone after the schedule was stored.
             await conn.execute("UPDATE schedules SET timezone = 'Gone/Away' WHERE id = 'broken'")
             claimed, counts, due = await store.claim_due(conn, 0, lambda _: None)
