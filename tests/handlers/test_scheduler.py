@@ -144,8 +144,14 @@ async def test_outages_pauses_overlaps_and_scope_changes_are_recorded(
     slow_scan = ""
     try:
         async with schedule_service(stack) as schedules, scan_service(stack) as scans:
-            async with scheduler_at(stack, -120):
-                # Two minutes behind: nothing becomes due while the schedules are created.
+            since = float(
+                await conn.fetchval(
+                    "SELECT extract(epoch FROM now() - date_trunc('minute', now()))"
+                )
+            )
+            # About two minutes behind, 59 s before a minute boundary: nothing becomes due
+            # while the schedules are created.
+            async with scheduler_at(stack, -since - 119):
                 make = {
                     "inside": nmap_schedule(open_port),
                     "beyond": nmap_schedule(open_port, catchup_window_seconds=20),
