@@ -69,6 +69,11 @@ async def runs_of(schedules: v1.ScheduleServiceStub, schedule_id: str) -> list[v
 async def test_a_schedule_due_at_the_next_minute_starts_its_scan_within_2s(
     stack: Stack, open_port: int
 ) -> None:
+    second = datetime.now(UTC).second
+    if second >= 55:
+        # Not in the last seconds of a minute: the fire time the edge answers with must
+        # still be ahead when the scheduler stores the schedule.
+        await asyncio.sleep(61 - second)
     async with schedule_service(stack) as schedules, scan_service(stack) as scans:
         created = await schedules.create_schedule(
             v1.CreateScheduleRequest(schedule=nmap_schedule(open_port))
