@@ -13,7 +13,6 @@ import asyncpg
 import msgspec
 import nats
 import pytest
-from grpclib.client import Channel
 
 from contracts import subjects
 from contracts.gen.google.protobuf import Struct
@@ -26,14 +25,9 @@ pytestmark = pytest.mark.slow
 
 @contextlib.asynccontextmanager
 async def schedule_service(stack: Stack) -> AsyncIterator[v1.ScheduleServiceStub]:
-    addr = stack.settings.grpc_addr
-    channel = Channel(addr.host, addr.port)
-    try:
-        yield v1.ScheduleServiceStub(
-            channel, metadata={"authorization": f"Bearer {stack.admin_token}"}, timeout=15
-        )
-    finally:
-        channel.close()
+    """A ScheduleService client of the stack's edge, on scan_service's channel and token."""
+    async with scan_service(stack) as scans:
+        yield v1.ScheduleServiceStub(scans.channel, metadata=scans.metadata, timeout=15)
 
 
 def nmap_schedule(port: int | str, cron: str = "* * * * *", **fields: Any) -> v1.Schedule:
