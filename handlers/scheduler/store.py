@@ -179,7 +179,14 @@ async def claim_due(
     claimed: list[Claimed] = []
     counts: dict[str, int] = {}
     async with conn.transaction():
-        now = await clock(conn, offset)
+        # No wait for the WAL flush: a claim lost with a PostgreSQL crash is claimed again
+        # for the same nominal time, so it publishes the same scan id under the same
+        # Nats-Msg-Id, which JetStream drops if the first publish got through.
+        now = await conn.fetchval(
+            "SELECT now() + make_interval(secs => $1)"
+            " FROM set_config('synchronous_commit', 'off', true)",
+            offset,
+        )
         rows = await conn.fetch(
             f"SELECT {_COLUMNS}, CASE WHEN s.last_scan_id = '' THEN false ELSE coalesce("  # noqa: S608
             f" (SELECT sc.status NOT IN {_TERMINAL} FROM scans sc WHERE sc.id = s.last_scan_id),"
