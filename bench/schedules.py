@@ -105,7 +105,9 @@ async def _bare(js: JetStreamContext, n: int) -> dict[str, Any]:
     }
 
 
-async def _fire(embedded: EmbeddedStack, replicas: int, n: int, run: int) -> dict[str, Any]:
+async def _fire(
+    embedded: EmbeddedStack, replicas: int, n: int, run: int, log_level: str
+) -> dict[str, Any]:
     settings = embedded.settings
     assert settings is not None
     conn = await asyncpg.connect(settings.database_url)
@@ -130,7 +132,7 @@ async def _fire(embedded: EmbeddedStack, replicas: int, n: int, run: int) -> dic
             n,
         )
         for _ in range(replicas):
-            procs.append(await embedded.role("scheduler", log_level="WARNING"))
+            procs.append(await embedded.role("scheduler", log_level=log_level))
         deadline = time.monotonic() + (nominal - now).total_seconds() + 120
         while time.monotonic() < deadline:
             done = await conn.fetchval(
@@ -162,18 +164,18 @@ async def _fire(embedded: EmbeddedStack, replicas: int, n: int, run: int) -> dic
         await conn.close()
 
 
-async def _bench(n: int, tmp: Path) -> dict[str, Any]:
+async def _bench(n: int, tmp: Path, replica_counts: list[int], log_level: str) -> dict[str, Any]:
     embedded = EmbeddedStack(tmp)
     runs = []
     async with embedded as settings:
-        for i, replicas in enumerate((1, 3)):
+        for i, replicas in enumerate(replica_counts):
             # A bare burst right before each fire: load on this machine drifts.
             nc = await nats.connect(settings.nats_url)
             try:
                 bare = await _bare(nc.jetstream(), n)
             finally:
                 await nc.drain()
-            run = await _fire(embedded, replicas, n, i)
+            run = await _fire(embedded, replicas, n, i, log_level)
             run["bare_publish_async"] = bare
             if run["lag_p99"] is not None:
                 run["p99_above_bare"] = round(run["lag_p99"] - bare["lag_p99"], 3)
@@ -191,8 +193,11 @@ async def _bench(n: int, tmp: Path) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench schedules", description=__doc__)
     parser.add_argument("--schedules", type=int, default=10_000)
+    parser.add_argument("--replicas", default="1,3", help="scheduler processes per run")
+    parser.add_argument("--log-level", default="WARNING", help="of the scheduler processes")
     args = parser.parse_args(argv)
+    counts = [int(r) for r in args.replicas.split(",")]
     with tempfile.TemporaryDirectory(prefix="jetscan-bench-", dir="/tmp") as tmp:
-        result = asyncio.run(_bench(args.schedules, Path(tmp)))
+        result = asyncio.run(_bench(args.schedules, Path(tmp), counts, args.log_level))
     print(json.dumps(result, indent=2))
     return 0

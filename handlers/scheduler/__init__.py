@@ -112,6 +112,8 @@ class Scheduler:
         Claims go in batches, each published while the next is claimed, so the first scans
         of a busy minute start before the last are claimed, and replicas share the work.
         """
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         handled = 0
         publishing: list[asyncio.Task[None]] = []
         try:
@@ -127,8 +129,16 @@ class Scheduler:
                 if batch < CLAIM_BATCH:
                     return handled
         finally:
+            claiming = loop.time() - began
             if publishing:
                 await asyncio.gather(*publishing)
+            if handled:
+                log.info(
+                    "%d due schedules handled in %.2fs (claiming took %.2fs)",
+                    handled,
+                    loop.time() - began,
+                    claiming,
+                )
 
     async def republish_stale(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
