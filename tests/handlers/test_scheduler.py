@@ -213,6 +213,16 @@ async def test_outages_pauses_overlaps_and_scope_changes_are_recorded(
                 (nominal[2], "started"),
             ]
             assert "coalesced" in inside[0].reason
+            first_page = await schedules.list_schedule_runs(
+                v1.ListScheduleRunsRequest(schedule_id=ids["inside"], page_size=2)
+            )
+            rest = await schedules.list_schedule_runs(
+                v1.ListScheduleRunsRequest(
+                    schedule_id=ids["inside"], page_size=2, page_token=first_page.next_page_token
+                )
+            )
+            assert [r.nominal_time for r in [*first_page.runs, *rest.runs]] == nominal[::-1]
+            assert rest.next_page_token == ""
             catchup = inside[2].scan_id
             assert catchup == run_scan_id(ids["inside"], nominal[2])
             assert (await wait_status(scans, catchup, TERMINAL)).trigger == "schedule"
