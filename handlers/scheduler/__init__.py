@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from datetime import datetime
 
 import asyncpg
 import msgspec
@@ -30,6 +31,7 @@ from contracts.schedules import (
     RunSchedule,
     ScheduleCommand,
     ScheduleSpec,
+    ScheduleView,
     UpsertSchedule,
 )
 from contracts.settings import Settings
@@ -49,6 +51,10 @@ LEASE_SECONDS = 30.0
 # The longest the loop sleeps: a schedule created meanwhile is seen within this.
 MAX_SLEEP = 0.5
 CLAIM_BATCH = 250
+# Scope checks kept (see Scheduler.check); about 200 bytes each.
+MAX_CHECKED = 50_000
+# Seconds between looks at what is due in the next minute.
+PREPARE_EVERY = 10.0
 
 
 class Scheduler:
@@ -59,9 +65,36 @@ class Scheduler:
         self.offset = settings.scheduler_clock_offset
         # Outcomes by name, plus `published` and `republished`: for metrics (issue 19).
         self.counters: Counter[str] = Counter()
+        self.checked: dict[tuple[str, datetime], tuple[firing.Outcome, str] | None] = {}
 
-    def check(self, spec: ScheduleSpec) -> tuple[firing.Outcome, str] | None:
-        """The StartScan checks again at each fire: the scope or a tool may have changed."""
+    def check(self, view: ScheduleView) -> tuple[firing.Outcome, str] | None:
+        """StartScan's checks, again at each fire: the scope or a tool's rules may have
+        changed since the schedule was accepted.
+
+        The answer depends only on the schedule's settings (which change only with
+        `updated_at`), this process's scope and its code, so it is kept per (id,
+        updated_at): `prepare` works it out for the coming minute while the loop is idle,
+        and the fire finds the same answer it would compute.
+        """
+        key = (view.id, view.updated_at)
+        if key not in self.checked:
+            if len(self.checked) >= MAX_CHECKED:
+                self.checked.clear()
+            self.checked[key] = self._validate(view.spec)
+        return self.checked[key]
+
+    async def prepare(self, budget: float) -> bool:
+        """Check the schedules due in the next minute before they are due, for at most
+        `budget` seconds; return whether all of them are checked."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + budget
+        for view in await store.upcoming(self.pool, self.offset, 65, MAX_CHECKED // 2):
+            if loop.time() > end:
+                return False
+            self.check(view)
+        return True
+
+    def _validate(self, spec: ScheduleSpec) -> tuple[firing.Outcome, str] | None:
         try:
             validate_start(spec.tool, spec.target, spec.config, spec.deadline_seconds, self.scope)
         except OutOfScope as exc:
@@ -152,16 +185,19 @@ class Scheduler:
         return len(stale)
 
     async def until_due(self) -> float:
-        """Seconds until the earliest due schedule (at most MAX_SLEEP)."""
+        """Seconds until the earliest due schedule (an hour when there is none)."""
         wait = await self.pool.fetchval(
             "SELECT extract(epoch FROM min(due_at) - (now() + make_interval(secs => $1)))"
             " FROM schedules",
             self.offset,
         )
-        return MAX_SLEEP if wait is None else max(0.0, min(float(wait), MAX_SLEEP))
+        return 3600.0 if wait is None else max(0.0, float(wait))
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         since_sweep = 0.0
+        prepared_at = -PREPARE_EVERY
+        complete = True
         while True:
             try:
                 await self.fire_due()
@@ -169,7 +205,14 @@ class Scheduler:
                 if since_sweep >= 4:
                     since_sweep = 0
                     await self.republish_stale()
-                await asyncio.sleep(await self.until_due())
+                wait = await self.until_due()
+                # Only well before a fire, a little at a time: preparing never delays one.
+                due_again = not complete or loop.time() - prepared_at >= PREPARE_EVERY
+                if wait >= 2 and due_again:
+                    prepared_at = loop.time()
+                    complete = await self.prepare(min(0.3, wait - 1.5))
+                    wait = await self.until_due()
+                await asyncio.sleep(min(wait, MAX_SLEEP))
             except asyncio.CancelledError:
                 raise
             except Exception:

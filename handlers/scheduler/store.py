@@ -128,7 +128,7 @@ class Claimed:
 
 
 # Scope and config are checked again at every fire: (outcome, reason) to refuse, or None.
-Check = Callable[[ScheduleSpec], "tuple[firing.Outcome, str] | None"]
+Check = Callable[[ScheduleView], "tuple[firing.Outcome, str] | None"]
 
 _RUN_INSERT = (
     "INSERT INTO schedule_runs (schedule_id, nominal_time, trigger, outcome, scan_id,"
@@ -267,7 +267,7 @@ def _decide(
     view: ScheduleView, nominal: datetime, busy: bool, check: Check
 ) -> tuple[firing.Outcome, str, StartScan | None, str]:
     """(outcome, reason, the command to start or None, scan id to cancel first or "")."""
-    refused = check(view.spec)
+    refused = check(view)
     if refused is not None:
         return refused[0], refused[1], None, ""
     policy = firing.Overlap(view.spec.overlap)
@@ -310,6 +310,19 @@ async def claim_manual(
             scan,
         )
         return Claimed(view.id, nominal, run_command(view, nominal, "manual"))
+
+
+async def upcoming(
+    pool: asyncpg.Pool, offset: float, within: float, limit: int
+) -> list[ScheduleView]:
+    """Schedules due in the next `within` seconds, soonest first."""
+    rows = await pool.fetch(
+        f"SELECT {_COLUMNS} FROM schedules"  # noqa: S608
+        " WHERE due_at <= now() + make_interval(secs => $1) ORDER BY due_at LIMIT $2",
+        offset + within,
+        limit,
+    )
+    return [_schedule(r) for r in rows]
 
 
 async def mark_published(conn: asyncpg.Connection, runs: list[Claimed]) -> None:
