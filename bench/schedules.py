@@ -160,6 +160,8 @@ async def _fire(
             if p.returncode is None:
                 p.send_signal(signal.SIGTERM)
                 await p.wait()
+        # They fire every minute: gone before the next run, or it would fire them too.
+        await conn.execute("DELETE FROM schedules WHERE id LIKE $1 || '%'", prefix)
         await nc.drain()
         await conn.close()
 
