@@ -113,13 +113,13 @@ async def _fire(
     conn = await asyncpg.connect(settings.database_url)
     nc = await nats.connect(settings.nats_url)
     procs = []
+    prefix = f"bench{run}r{replicas}s"
     try:
         js = nc.jetstream()
         now: datetime = await conn.fetchval("SELECT now()")
         nominal = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
         if (nominal - now).total_seconds() < 20:
             nominal += timedelta(minutes=1)
-        prefix = f"bench{run}r{replicas}s"
         await conn.execute(
             "INSERT INTO schedules (id, target, domain, tool, config, deadline_seconds, cron,"
             " catchup_window_seconds, created_at, updated_at, next_fire_at, due_at)"
