@@ -62,11 +62,12 @@ class ScheduleQueries(Queries):
                 )
             except ValueError as exc:
                 raise QueryError(400, str(exc)) from exc
-            found = await rows.list_schedules(self.pool, q, size + 1, after)
-            token = ""
-            if len(found) > size:
-                found = found[:size]
-                token = paging.encode_token(fhash, found[-1].created_at, found[-1].id)
+            found, token = paging.trim(
+                await rows.list_schedules(self.pool, q, size + 1, after),
+                size,
+                fhash,
+                lambda s: (s.created_at, s.id),
+            )
             return schedules.SchedulePage(schedules=found, next_page_token=token)
 
         await _answer(req, work)
@@ -82,13 +83,14 @@ class ScheduleQueries(Queries):
                 raise QueryError(400, str(exc)) from exc
             if await rows.get(self.pool, q.schedule_id) is None:
                 raise QueryError(404, f"schedule {q.schedule_id!r} not found")
-            found = await rows.list_runs(
-                self.pool, q.schedule_id, size + 1, after[0] if after else None
+            found, token = paging.trim(
+                await rows.list_runs(
+                    self.pool, q.schedule_id, size + 1, after[0] if after else None
+                ),
+                size,
+                fhash,
+                lambda r: (r.nominal_time,),
             )
-            token = ""
-            if len(found) > size:
-                found = found[:size]
-                token = paging.encode_token(fhash, found[-1].nominal_time)
             return schedules.RunPage(runs=found, next_page_token=token)
 
         await _answer(req, work)
