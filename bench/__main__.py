@@ -13,6 +13,7 @@ BENCHES: dict[str, str] = {
     "nmap-parse": "bench.nmap_parse",
     "report": "bench.report",
     "overhead": "bench.overhead",
+    "schedules": "bench.schedules",
     "start": "bench.start",
     "stream": "bench.stream",
 }

@@ -79,9 +79,11 @@ class EmbeddedStack:
             raise
         return self.settings
 
-    async def role(self, name: str, *, log_level: str = "INFO") -> None:
+    async def role(self, name: str, *, log_level: str = "INFO") -> asyncio.subprocess.Process:
         assert self.settings is not None
-        self._roles.append(await run_role(name, self.settings, log_level=log_level))
+        proc = await run_role(name, self.settings, log_level=log_level)
+        self._roles.append(proc)
+        return proc
 
     async def __aexit__(self, *exc: object) -> None:
         for proc in self._roles:

@@ -70,6 +70,8 @@ class StartScan(msgspec.Struct, frozen=True, kw_only=True, tag="scan.start"):
     requested_at: datetime
     request_id: str = ""
     schedule_id: str = ""
+    # `api`, `schedule` or `manual` (a schedule's run-now): contracts.schedules.TRIGGERS.
+    trigger: str = "api"
 
 
 class CancelScan(msgspec.Struct, frozen=True, kw_only=True, tag="scan.cancel"):
@@ -123,6 +125,7 @@ class ScanView(msgspec.Struct, frozen=True, kw_only=True):
     deadline_seconds: int
     requested_by: str = ""
     schedule_id: str = ""
+    trigger: str = "api"
     exit_code: int | None = None
     error: str = ""
     started_at: datetime | None = None
@@ -144,6 +147,7 @@ def queued(cmd: StartScan) -> ScanView:
         deadline_seconds=cmd.deadline_seconds,
         requested_by=cmd.requested_by,
         schedule_id=cmd.schedule_id,
+        trigger=cmd.trigger,
     )
 
 
@@ -159,6 +163,7 @@ class ListScans(msgspec.Struct, frozen=True, kw_only=True):
     domain: str = ""
     tool: str = ""
     status: ScanStatus | None = None
+    schedule_id: str = ""
     page_size: int = 50
     page_token: str = ""
 

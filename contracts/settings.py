@@ -132,6 +132,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca: str = ""
+    # Seconds added to the database's clock by the scheduler: lets a test stand for a
+    # scheduler that was down for a while. No variable sets it.
+    scheduler_clock_offset: float = 0.0
 
     def __repr__(self) -> str:
         redacted = {

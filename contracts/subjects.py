@@ -56,6 +56,10 @@ def finding_triage(finding_id: str) -> str:
     return f"cmd.finding.{token(finding_id)}.triage"
 
 
+def schedule_run(schedule_id: str) -> str:
+    return f"cmd.schedule.{token(schedule_id)}.run"
+
+
 def scan_event(scan_id: str, status: str) -> str:
     return f"evt.scan.{token(scan_id)}.{token(status)}"
 

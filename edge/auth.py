@@ -49,6 +49,9 @@ _OPERATOR = frozenset(
         "CreateSchedule",
         "UpdateSchedule",
         "DeleteSchedule",
+        "RunScheduleNow",
+        "PauseSchedule",
+        "ResumeSchedule",
     }
 )
 

@@ -18,7 +18,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 
-from contracts import subjects, wire
+from contracts import subjects, tracing, wire
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,6 +52,16 @@ class Bus:
     async def close(self) -> None:
         if not self.nc.is_closed:
             await self.nc.drain()
+
+    async def command(self, subject: str, payload: bytes, msg_id: str) -> bool:
+        """Publish a command and wait for JetStream's ack; return whether it was a duplicate."""
+        try:
+            ack = await self.js.publish(
+                subject, payload, headers=tracing.inject({"Nats-Msg-Id": msg_id}), timeout=5
+            )
+        except (NatsTimeoutError, NoRespondersError):
+            raise GRPCError(Status.UNAVAILABLE, "JetStream did not accept the command") from None
+        return bool(ack.duplicate)
 
     async def query(
         self, subject: str, request: Any, reply_type: type[T], timeout: float = 5.0

@@ -86,6 +86,7 @@ class EdgeClient:
         # A stub without a timeout for watches: a stub-level timeout cannot be lifted per
         # call (None means "the stub's"), and a long scan's console must not be cut off.
         self._streams = v1.ScanServiceStub(self._channel, metadata=metadata)
+        self.schedules = v1.ScheduleServiceStub(self._channel, timeout=timeout, metadata=metadata)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EdgeClient:
@@ -208,6 +209,10 @@ class EdgeClient:
             except (OSError, StreamTerminatedError) as exc:
                 raise EdgeUnreachableError(self.address) from exc
             yield event
+
+    async def call(self, call: Awaitable[T]) -> T:
+        """Any unary call (of `schedules`, say), a connection failure as EdgeUnreachableError."""
+        return await self._call(call)
 
     async def _call(self, call: Awaitable[T]) -> T:
         try:

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from contracts import scans
+from contracts import scans, schedules
 from contracts.findings import Severity
 from contracts.gen.google.protobuf import Struct
 from contracts.gen.jetscan import v1
@@ -74,6 +74,7 @@ def scan_to_pb(view: scans.ScanView) -> v1.Scan:
             reopened=view.change_counts.reopened,
             fixed=view.change_counts.fixed,
         ),
+        trigger=view.trigger,
     )
 
 
@@ -168,3 +169,42 @@ def plain_json(value: Any) -> Any:
 
 def line_to_pb(line: OutputLine) -> v1.OutputLine:
     return v1.OutputLine(seq=line.seq, time=line.time, stream=line.stream.value, text=line.text)
+
+
+def schedule_to_pb(view: schedules.ScheduleView) -> v1.Schedule:
+    s = view.spec
+    return v1.Schedule(
+        id=view.id,
+        target=s.target,
+        domain=s.domain,
+        tool=s.tool,
+        config=dict_to_struct(s.config),
+        cron=s.cron,
+        timezone=s.timezone,
+        enabled=not s.paused,
+        paused=s.paused,
+        pause_note=s.pause_note,
+        overlap=s.overlap,
+        catchup_window_seconds=s.catchup_window_seconds,
+        jitter_seconds=s.jitter_seconds,
+        deadline_seconds=s.deadline_seconds,
+        next_run_at=view.next_run_at,
+        last_run_at=view.last_run_at,
+        last_scan_id=view.last_scan_id,
+        last_outcome=view.last_outcome,
+        created_at=view.created_at,
+        updated_at=view.updated_at,
+        created_by=view.created_by,
+    )
+
+
+def run_to_pb(run: schedules.RunView) -> v1.ScheduleRun:
+    return v1.ScheduleRun(
+        schedule_id=run.schedule_id,
+        nominal_time=run.nominal_time,
+        trigger=run.trigger,
+        outcome=run.outcome,
+        scan_id=run.scan_id,
+        reason=run.reason,
+        recorded_at=run.recorded_at,
+    )

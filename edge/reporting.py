@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 
 from grpclib import GRPCError
 from grpclib.const import Status
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 
 from contracts import reports, scans, subjects, wire
 from contracts.gen.jetscan import v1
@@ -135,16 +133,12 @@ class ReportService(v1.ReportServiceBase):
         cmd = generate_command(message, auth.current.get(), datetime.now(UTC))
         for scan_id in cmd.scan_ids:  # NOT_FOUND before anything is published
             await self.bus.query(subjects.query("scan", "get"), scans.GetScan(id=scan_id), dict)
-        try:
-            ack = await self.bus.js.publish(
-                subjects.report_generate(cmd.report_id),
-                wire.encode(cmd),
-                headers={"Nats-Msg-Id": subjects.msg_id("report", cmd.report_id, "generate")},
-                timeout=5,
-            )
-        except (NatsTimeoutError, NoRespondersError):
-            raise GRPCError(Status.UNAVAILABLE, "JetStream did not accept the command") from None
-        if ack.duplicate:
+        duplicate = await self.bus.command(
+            subjects.report_generate(cmd.report_id),
+            wire.encode(cmd),
+            subjects.msg_id("report", cmd.report_id, "generate"),
+        )
+        if duplicate:
             # The same request_id was accepted before: that report as it is now.
             return report_to_pb(await self._view(cmd.report_id), self.base_url)
         return report_to_pb(reports.pending(cmd), self.base_url)

@@ -7,10 +7,8 @@ from datetime import UTC, datetime
 
 from grpclib import GRPCError
 from grpclib.const import Status
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 
-from contracts import scans, subjects, tracing, wire
+from contracts import scans, subjects, wire
 from contracts.gen.jetscan import v1
 from contracts.output import OutputLine
 from edge import auth, convert, findings, live, validate
@@ -37,13 +35,7 @@ class ScanService(v1.ScanServiceBase):
 
     async def _publish(self, subject: str, payload: bytes, msg_id: str) -> bool:
         """Publish a command and wait for JetStream's ack; return whether it was a duplicate."""
-        try:
-            ack = await self.bus.js.publish(
-                subject, payload, headers=tracing.inject({"Nats-Msg-Id": msg_id}), timeout=5
-            )
-        except (NatsTimeoutError, NoRespondersError):
-            raise GRPCError(Status.UNAVAILABLE, "JetStream did not accept the command") from None
-        return bool(ack.duplicate)
+        return await self.bus.command(subject, payload, msg_id)
 
     async def get_scan(self, message: v1.GetScanRequest) -> v1.Scan:
         return convert.scan_to_pb(await self._view(require_id("id", message.id)))
@@ -63,6 +55,7 @@ class ScanService(v1.ScanServiceBase):
                 domain=domain,
                 tool=tool,
                 status=status,
+                schedule_id=message.schedule_id,
                 page_size=message.page_size,
                 page_token=message.page_token,
             ),

@@ -22,8 +22,8 @@ from edge.metrics import GrpcMetrics
 from edge.ratelimit import RateLimits
 from edge.reflection import with_reflection
 from edge.reporting import ReportService
-from edge.reports import ScheduleService
 from edge.scans import ScanService
+from edge.schedules import ScheduleService
 from edge.tls import server_context
 from edge.web import create_app
 from scanners.requests import Capabilities
@@ -57,7 +57,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
             "jetscan.v1.ReportService": ReportService(
                 bus, settings.public_url or f"http://{settings.http_addr}"
             ),
-            "jetscan.v1.ScheduleService": ScheduleService(),
+            "jetscan.v1.ScheduleService": ScheduleService(bus, scope, Capabilities.of(settings)),
         }
         services = with_reflection([*api.values(), Health(readiness.checks(api))])
         grpc_server = Server(services)

@@ -6,10 +6,12 @@ numbers; labels take a few fixed values each (a tool, a status, a consumer name)
 id, so the number of series stays fixed however many scans run. Handler paths call `.labels(...)`
 (a dict lookup); the edge's hot path binds its label sets once (`edge/metrics.py`).
 
-The scheduler and report roles use the names below as they are built:
-- `jetscan_schedule_fires_total{outcome}` (`published`, `duplicate`, `failed`),
-  `jetscan_schedule_missed_fires_total{outcome}` (`caught_up`, `skipped`),
-  `jetscan_schedule_lag_seconds` (how late a fire was published after its due time);
+The scheduler's and the reports role's:
+- `jetscan_schedule_fires_total{outcome}` (a fire time's recorded outcome: `started`,
+  `skipped_overlap`, `skipped_paused`, `missed`, `refused_scope`, `failed`),
+  `jetscan_schedule_missed_fires_total{outcome}` (`caught_up`: run more than a minute late;
+  `skipped`: past the catch-up window, recorded missed), `jetscan_schedule_lag_seconds` (how
+  late a fire was published after its nominal time);
 - `jetscan_report_render_seconds{format}` (`pdf`, `sarif`, `defectdojo`, `csv`, `json`).
 """
 
@@ -88,7 +90,12 @@ PARKED = Gauge(
     "jetscan_parked_messages",
     "Advisories in the PARKED stream: messages given up on after max_deliver or terminated.",
 )
-SCHEDULE_FIRES = Counter("jetscan_schedule_fires_total", "Schedule fires by outcome.", ["outcome"])
+SCHEDULE_FIRES = Counter(
+    "jetscan_schedule_fires_total",
+    "Schedule fire times by recorded outcome (started, skipped_overlap, skipped_paused,"
+    " missed, refused_scope, failed).",
+    ["outcome"],
+)
 SCHEDULE_MISSED = Counter(
     "jetscan_schedule_missed_fires_total",
     "Fires whose time passed while no scheduler ran, by outcome (caught_up, skipped).",

@@ -25,7 +25,7 @@ from handlers import findings
 _SCAN_COLUMNS = (
     "s.id, s.target, s.domain, s.tool, s.config::text AS config, s.status, s.exit_code,"
     " s.error, s.deadline_seconds, s.requested_by, s.schedule_id, s.created_at, s.started_at,"
-    " s.finished_at, s.result_error, c.info, c.low, c.medium, c.high, c.critical,"
+    " s.finished_at, s.result_error, s.trigger, c.info, c.low, c.medium, c.high, c.critical,"
     " c.n_new, c.n_unchanged, c.n_reopened, c.n_fixed"
 )
 # Counts leave false positives out, and count a finding at its overridden severity.
@@ -67,6 +67,7 @@ def _scan_view(row: asyncpg.Record) -> ScanView:
         deadline_seconds=row["deadline_seconds"],
         requested_by=row["requested_by"],
         schedule_id=row["schedule_id"],
+        trigger=row["trigger"],
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
@@ -102,11 +103,17 @@ async def list_scans(
     status: str,
     limit: int,
     after: tuple[datetime, str] | None,
+    schedule_id: str = "",
 ) -> list[ScanView]:
     """Newest first; `after` is the (created_at, id) of the last row already returned."""
     where: list[str] = ["TRUE"]
     args: list[object] = []
-    for column, value in (("domain", domain), ("tool", tool), ("status", status)):
+    for column, value in (
+        ("domain", domain),
+        ("tool", tool),
+        ("status", status),
+        ("schedule_id", schedule_id),
+    ):
         if value:
             args.append(value)
             where.append(f"s.{column} = ${len(args)}")
@@ -129,10 +136,10 @@ async def insert_scans(conn: asyncpg.Connection, cmds: list[StartScan]) -> None:
     """Record newly started scans as queued; a replayed command changes nothing."""
     await conn.execute(
         "INSERT INTO scans (id, target, domain, tool, config, status, deadline_seconds,"
-        " requested_by, request_id, schedule_id, created_at)"
-        " SELECT i, t, d, tl, c::jsonb, 'queued', dl, rb, rq, sc, ca FROM unnest($1::text[],"
+        " requested_by, request_id, schedule_id, created_at, trigger)"
+        " SELECT i, t, d, tl, c::jsonb, 'queued', dl, rb, rq, sc, ca, tr FROM unnest($1::text[],"
         " $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[],"
-        " $9::text[], $10::timestamptz[]) AS u(i, t, d, tl, c, dl, rb, rq, sc, ca)"
+        " $9::text[], $10::timestamptz[], $11::text[]) AS u(i, t, d, tl, c, dl, rb, rq, sc, ca, tr)"
         " ON CONFLICT (id) DO NOTHING",
         [c.scan_id for c in cmds],
         [c.target for c in cmds],
@@ -144,6 +151,7 @@ async def insert_scans(conn: asyncpg.Connection, cmds: list[StartScan]) -> None:
         [c.request_id for c in cmds],
         [c.schedule_id for c in cmds],
         [c.requested_at for c in cmds],
+        [c.trigger for c in cmds],
     )
 
 

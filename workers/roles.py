@@ -37,10 +37,10 @@ def serve_function(role: str) -> Serve:
         from handlers.launcher import serve as launcher_serve
 
         return launcher_serve
-    if role in ROLES:
-        from handlers.announce import serve_for
+    if role == "scheduler":
+        from handlers.scheduler import serve as scheduler_serve
 
-        return serve_for(role)
+        return scheduler_serve
     raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
 
 

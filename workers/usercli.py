@@ -26,14 +26,14 @@ from edge.client import EdgeClient, EdgeUnreachableError, TokenMissingError
 from edge.convert import plain
 from scanners import PARSERS, TOOLS
 from scanners.errors import ParseError
-from workers import findingcli, reportcli
+from workers import findingcli, reportcli, schedulecli
 from workers.tables import Rows, finding_rows, scan_details, scan_rows, status_name, table
 
 EXIT_USAGE = 2
 # How long `scan cancel` waits to show the scan cancelled: a job's scanner gets 5 s after
 # SIGTERM, and the launcher and ingest a moment to report it.
 CANCEL_WAIT = 15
-USER_COMMANDS = frozenset({"scan", "parse", "findings", "report"})
+USER_COMMANDS = frozenset({"scan", "parse", "findings", "report", "schedule"})
 
 _STATUSES = {s.name.lower(): s for s in v1.ScanStatus if s != v1.ScanStatus.UNSPECIFIED}
 _SEVERITIES = {s.name.lower(): s for s in v1.Severity if s != v1.Severity.UNSPECIFIED}
@@ -97,6 +97,7 @@ def add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     findingcli.add_commands(sub, as_json)
     reportcli.add_commands(sub, as_json)
+    schedulecli.add_commands(sub, as_json, _key_value)
 
     parse = sub.add_parser("parse", help="print the findings of a tool's output file as JSON")
     parse.add_argument("tool", choices=sorted(PARSERS))
@@ -111,13 +112,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return asyncio.run(findingcli.command(args, settings))
         if args.command == "report":
             return asyncio.run(reportcli.command(args, settings))
+        if args.command == "schedule":
+            sets = getattr(args, "settings", [])
+            config = config_from_sets(args.tool, sets) if sets else {}
+            return asyncio.run(schedulecli.command(args, settings, config, sys.stdout))
         return asyncio.run(_scan_command(args, settings))
     except GRPCError as exc:
         message = " ".join((exc.message or "").split())
         return _fail(f"{exc.status.name}: {message}" if message else exc.status.name)
     except (EdgeUnreachableError, TokenMissingError, reportcli.ReportCommandError) as exc:
         return _fail(str(exc))
-    except UsageError as exc:
+    except (UsageError, schedulecli.ScheduleUsageError) as exc:
         _fail(str(exc))
         return EXIT_USAGE
     except BrokenPipeError:

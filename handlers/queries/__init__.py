@@ -10,6 +10,7 @@ from contracts.settings import Settings
 from handlers import bus, database
 from handlers.queries.reportqueries import ReportQueries
 from handlers.queries.router import Queries
+from handlers.queries.schedules import ScheduleQueries
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     try:
         q = Queries(pool, nc.jetstream())
         r = ReportQueries(pool, nc.jetstream())
+        sq = ScheduleQueries(pool, nc.jetstream())
         service = await bus.register(
             nc,
             "queries",
@@ -32,6 +34,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 "output-list": (subjects.query("output", "list"), q.list_output),
                 "report-get": (subjects.query("report", "get"), r.get_report),
                 "report-list": (subjects.query("report", "list"), r.list_reports),
+                "schedule-get": (subjects.query("schedule", "get"), sq.get_schedule),
+                "schedule-list": (subjects.query("schedule", "list"), sq.list_schedules),
+                "schedule-runs": (subjects.query("schedule", "runs"), sq.list_schedule_runs),
             },
         )
         await stop.wait()

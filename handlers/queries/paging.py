@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 
+T = TypeVar("T")
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
 
@@ -40,6 +42,16 @@ def decode_token(token: str, fhash: str, *types: type) -> tuple[Any, ...]:
     if issued_for != fhash:
         raise PageTokenError("page_token was issued for a different filter")
     return tuple(key)
+
+
+def trim(
+    rows: list[T], size: int, fhash: str, key: Callable[[T], tuple[object, ...]]
+) -> tuple[list[T], str]:
+    """`size + 1` rows read → the page and the token of the next one ("" on the last page)."""
+    if len(rows) <= size:
+        return rows, ""
+    rows = rows[:size]
+    return rows, encode_token(fhash, *key(rows[-1]))
 
 
 def page_size(requested: int) -> int:

@@ -124,7 +124,7 @@ class Queries:
         async def work() -> scans.ScanPage:
             q = _decode(req.data, scans.ListScans)
             status = q.status.value if q.status else ""
-            fhash = paging.filter_hash("scans", q.domain, q.tool, status)
+            fhash = paging.filter_hash("scans", q.domain, q.tool, status, q.schedule_id)
             try:
                 size = paging.page_size(q.page_size)
                 after = (
@@ -139,6 +139,7 @@ class Queries:
                 domain=q.domain,
                 tool=q.tool,
                 status=status,
+                schedule_id=q.schedule_id,
                 limit=size + 1,
                 after=after,
             )

@@ -22,7 +22,7 @@ from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 from nats.js import JetStreamContext
 
-from contracts import subjects, wire
+from contracts import subjects, tracing, wire
 from contracts.reports import (
     FILES,
     SNAPSHOT_FILE,
@@ -33,7 +33,7 @@ from contracts.reports import (
     object_name,
 )
 from contracts.settings import Settings
-from handlers import bus, database, reportstore, topology
+from handlers import bus, database, metrics, reportstore, topology
 from handlers.delivery import delivered, durable_subscriber, settle
 from handlers.reports import snapshot
 from handlers.reports.render import render_stored
@@ -65,7 +65,9 @@ class Reports:
         await self.js.publish(
             subjects.report_event(event.report_id, state),
             wire.encode(event),
-            headers={"Nats-Msg-Id": subjects.msg_id("report", event.report_id, state)},
+            headers=tracing.inject(
+                {"Nats-Msg-Id": subjects.msg_id("report", event.report_id, state)}
+            ),
         )
         log.info("report %s %s %s", event.report_id, state, event.error)
 
@@ -95,12 +97,15 @@ class Reports:
         store = await self.js.object_store(ARTIFACTS)
         await store.put(object_name(cmd.report_id, SNAPSHOT_FILE), data)
         loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
             # A process: typst holds the CPU for seconds, and this loop keeps acking,
             # answering pings and taking other reports meanwhile.
-            rendered = await loop.run_in_executor(
-                self.renderers, render_stored, cmd.format.value, data
-            )
+            with tracing.span("render"):
+                rendered = await loop.run_in_executor(
+                    self.renderers, render_stored, cmd.format.value, data
+                )
+            metrics.REPORT_RENDER.labels(cmd.format.value).observe(loop.time() - began)
         except concurrent.futures.BrokenExecutor:
             raise  # the worker died (killed, out of memory): retried in a fresh one
         except Exception as exc:
@@ -139,7 +144,9 @@ def build(broker: NatsBroker, topo: topology.Topology, reports: Reports) -> None
         async def work() -> None:
             cmd = _commands.decode(body)
             try:
-                await reports.generate(cmd)
+                # The report's trace continues the GenerateReport RPC's (its command's header).
+                with tracing.span("report", msg.headers, kind=tracing.CONSUMER):
+                    await reports.generate(cmd)
             except Exception as exc:
                 if isinstance(exc, concurrent.futures.BrokenExecutor):
                     broken, reports.renderers = reports.renderers, _executor()

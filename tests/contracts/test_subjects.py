@@ -11,6 +11,7 @@ def test_builders_spell_the_design_subjects() -> None:
     assert subjects.report_generate("r1") == "cmd.report.r1.generate"
     assert subjects.schedule_upsert("c1") == "cmd.schedule.c1.upsert"
     assert subjects.schedule_delete("c1") == "cmd.schedule.c1.delete"
+    assert subjects.schedule_run("c1") == "cmd.schedule.c1.run"
     assert subjects.scan_event("s1", "running") == "evt.scan.s1.running"
     assert subjects.report_event("r1", "ready") == "evt.report.r1.ready"
     assert subjects.scan_output("s1") == "scan.output.s1"

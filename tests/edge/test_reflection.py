@@ -46,7 +46,7 @@ async def test_every_jetscan_method_resolves_through_reflection(stack: Stack) ->
     assert "jetscan.v1.ScanService/StartScan:jetscan.v1.StartScanRequest" in methods
     assert "jetscan.v1.ScanService/WatchScan:jetscan.v1.WatchScanRequest" in methods
     assert "jetscan.v1.ScheduleService/UpdateSchedule:jetscan.v1.UpdateScheduleRequest" in methods
-    assert len(methods) == 8 + 3 + 5
+    assert len(methods) == 8 + 3 + 10
 
 
 @pytest.mark.parametrize("with_token", [True, False])

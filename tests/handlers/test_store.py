@@ -37,12 +37,12 @@ async def test_migrations_apply_once(database_url: str) -> None:
         await conn.close()
 
 
-def test_migration_numbers_must_be_distinct(tmp_path: Path) -> None:
+def test_migration_numbers_are_unique(tmp_path: Path) -> None:
     (tmp_path / "0001_a.sql").write_text("SELECT 1")
     (tmp_path / "0003_c.sql").write_text("SELECT 1")
     assert [n for n, _, _ in database.migration_files(tmp_path)] == [1, 3]
     (tmp_path / "0003_d.sql").write_text("SELECT 1")
-    with pytest.raises(database.MigrationError, match="distinct numbers"):
+    with pytest.raises(database.MigrationError, match="share a number"):
         database.migration_files(tmp_path)
 
 

@@ -20,6 +20,7 @@ PUBLISHED = [
     subjects.schedule_upsert("c1"),
     subjects.schedule_delete("c1"),
     subjects.finding_triage("f1"),
+    subjects.schedule_run("c1"),
     *(subjects.scan_event("s1", st) for st in ("queued", "running", "succeeded", "timed_out")),
     subjects.report_event("r1", "ready"),
     subjects.scan_output("s1"),

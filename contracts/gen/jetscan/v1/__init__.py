@@ -24,15 +24,22 @@ __all__ = (
     "ListReportsResponse",
     "ListScansRequest",
     "ListScansResponse",
+    "ListScheduleRunsRequest",
+    "ListScheduleRunsResponse",
     "ListSchedulesRequest",
     "ListSchedulesResponse",
     "Occurrence",
     "OutputLine",
+    "PauseScheduleRequest",
+    "PreviewScheduleRequest",
+    "PreviewScheduleResponse",
     "Report",
     "ReportFormat",
     "ReportServiceBase",
     "ReportServiceStub",
     "ReportStatus",
+    "ResumeScheduleRequest",
+    "RunScheduleNowRequest",
     "Scan",
     "ScanEvent",
     "ScanIds",
@@ -40,6 +47,7 @@ __all__ = (
     "ScanServiceStub",
     "ScanStatus",
     "Schedule",
+    "ScheduleRun",
     "ScheduleServiceBase",
     "ScheduleServiceStub",
     "Severity",
@@ -390,6 +398,9 @@ class CreateScheduleRequest(betterproto2.Message):
     )
 
     request_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Client-chosen idempotency key: the same key yields the same schedule.
+    """
 
 
 default_message_pool.register_message(
@@ -866,6 +877,11 @@ class ListScansRequest(betterproto2.Message):
 
     page_token: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
 
+    schedule_id: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
+    """
+    Only scans started by this schedule.
+    """
+
 
 default_message_pool.register_message(
     "jetscan.v1", "ListScansRequest", ListScansRequest
@@ -894,6 +910,48 @@ default_message_pool.register_message(
 
 
 @dataclass(eq=False, repr=False)
+class ListScheduleRunsRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return JETSCAN_V1_SCHEDULE_PROTO_DESCRIPTOR.message_types_by_name[
+            "ListScheduleRunsRequest"
+        ]
+
+    schedule_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    page_size: "int" = betterproto2.field(2, betterproto2.TYPE_INT32)
+
+    page_token: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message(
+    "jetscan.v1", "ListScheduleRunsRequest", ListScheduleRunsRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class ListScheduleRunsResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return JETSCAN_V1_SCHEDULE_PROTO_DESCRIPTOR.message_types_by_name[
+            "ListScheduleRunsResponse"
+        ]
+
+    runs: "list[ScheduleRun]" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+
+    next_page_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message(
+    "jetscan.v1", "ListScheduleRunsResponse", ListScheduleRunsResponse
+)
+
+
+@dataclass(eq=False, repr=False)
 class ListSchedulesRequest(betterproto2.Message):
     @betterproto2.staticproperty
     @staticmethod
@@ -907,6 +965,15 @@ class ListSchedulesRequest(betterproto2.Message):
     page_size: "int" = betterproto2.field(2, betterproto2.TYPE_INT32)
 
     page_token: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+    domain: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+
+    tool: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+
+    paused: "bool | None" = betterproto2.field(6, betterproto2.TYPE_BOOL, optional=True)
+    """
+    Unset: both; true: paused only; false: running only.
+    """
 
 
 default_message_pool.register_message(
@@ -996,6 +1063,81 @@ default_message_pool.register_message("jetscan.v1", "OutputLine", OutputLine)
 
 
 @dataclass(eq=False, repr=False)
+class PauseScheduleRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return JETSCAN_V1_SCHEDULE_PROTO_DESCRIPTOR.message_types_by_name[
+            "PauseScheduleRequest"
+        ]
+
+    id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    note: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message(
+    "jetscan.v1", "PauseScheduleRequest", PauseScheduleRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class PreviewScheduleRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return JETSCAN_V1_SCHEDULE_PROTO_DESCRIPTOR.message_types_by_name[
+            "PreviewScheduleRequest"
+        ]
+
+    cron: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    timezone: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+    after: "datetime.datetime | None" = betterproto2.field(
+        3,
+        betterproto2.TYPE_MESSAGE,
+        unwrap=lambda: __google__protobuf__.Timestamp,
+        optional=True,
+    )
+    """
+    Fire times strictly after this; empty means now.
+    """
+
+    count: "int" = betterproto2.field(4, betterproto2.TYPE_INT32)
+    """
+    0 means 10; at most 100.
+    """
+
+
+default_message_pool.register_message(
+    "jetscan.v1", "PreviewScheduleRequest", PreviewScheduleRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class PreviewScheduleResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return JETSCAN_V1_SCHEDULE_PROTO_DESCRIPTOR.message_types_by_name[
+            "PreviewScheduleResponse"
+        ]
+
+    fire_times: "list[datetime.datetime]" = betterproto2.field(
+        1,
+        betterproto2.TYPE_MESSAGE,
+        unwrap=lambda: __google__protobuf__.Timestamp,
+        repeated=True,
+    )
+
+
+default_message_pool.register_message(
+    "jetscan.v1", "PreviewScheduleResponse", PreviewScheduleResponse
+)
+
+
+@dataclass(eq=False, repr=False)
 class Report(betterproto2.Message):
     @betterproto2.staticproperty
     @staticmethod
@@ -1053,6 +1195,40 @@ class Report(betterproto2.Message):
 
 
 default_message_pool.register_message("jetscan.v1", "Report", Report)
+
+
+@dataclass(eq=False, repr=False)
+class ResumeScheduleRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return JETSCAN_V1_SCHEDULE_PROTO_DESCRIPTOR.message_types_by_name[
+            "ResumeScheduleRequest"
+        ]
+
+    id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message(
+    "jetscan.v1", "ResumeScheduleRequest", ResumeScheduleRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class RunScheduleNowRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return JETSCAN_V1_SCHEDULE_PROTO_DESCRIPTOR.message_types_by_name[
+            "RunScheduleNowRequest"
+        ]
+
+    id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message(
+    "jetscan.v1", "RunScheduleNowRequest", RunScheduleNowRequest
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -1122,6 +1298,12 @@ class Scan(betterproto2.Message):
         16, betterproto2.TYPE_MESSAGE, optional=True
     )
 
+    trigger: "str" = betterproto2.field(17, betterproto2.TYPE_STRING)
+    """
+    What started the scan: "api" (StartScan), "schedule" (a schedule's fire) or "manual"
+    (a schedule's RunScheduleNow).
+    """
+
 
 default_message_pool.register_message("jetscan.v1", "Scan", Scan)
 
@@ -1184,7 +1366,8 @@ class Schedule(betterproto2.Message):
 
     cron: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
     """
-    Five-field cron expression, evaluated in `timezone`.
+    Five-field cron expression (or @hourly, @daily, @weekly, @monthly, @yearly),
+    evaluated in `timezone`.
     """
 
     timezone: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
@@ -1193,6 +1376,9 @@ class Schedule(betterproto2.Message):
     """
 
     enabled: "bool" = betterproto2.field(7, betterproto2.TYPE_BOOL)
+    """
+    Output only: the opposite of `paused` (kept for compatibility; set `paused` instead).
+    """
 
     next_run_at: "datetime.datetime | None" = betterproto2.field(
         8,
@@ -1200,6 +1386,9 @@ class Schedule(betterproto2.Message):
         unwrap=lambda: __google__protobuf__.Timestamp,
         optional=True,
     )
+    """
+    Output only: the next nominal fire time (jitter not included).
+    """
 
     last_run_at: "datetime.datetime | None" = betterproto2.field(
         9,
@@ -1207,6 +1396,9 @@ class Schedule(betterproto2.Message):
         unwrap=lambda: __google__protobuf__.Timestamp,
         optional=True,
     )
+    """
+    Output only: the nominal time of the last run that started a scan.
+    """
 
     last_scan_id: "str" = betterproto2.field(10, betterproto2.TYPE_STRING)
 
@@ -1217,8 +1409,104 @@ class Schedule(betterproto2.Message):
         optional=True,
     )
 
+    domain: "str" = betterproto2.field(12, betterproto2.TYPE_STRING)
+    """
+    Output only: the registrable domain or network of the target.
+    """
+
+    overlap: "str" = betterproto2.field(13, betterproto2.TYPE_STRING)
+    """
+    "skip" (default: no scan while the previous one runs), "allow", or "replace" (cancel
+    the running scan, then start).
+    """
+
+    catchup_window_seconds: "int" = betterproto2.field(14, betterproto2.TYPE_INT32)
+    """
+    Fires missed within this many seconds are run once when the scheduler can; older ones
+    are recorded as missed. 0 means the default, 3600; at most 86400.
+    """
+
+    jitter_seconds: "int" = betterproto2.field(15, betterproto2.TYPE_INT32)
+    """
+    Delay each fire by up to this many seconds (the same for a given fire time on every
+    scheduler, never past the next fire time). At most 86400.
+    """
+
+    paused: "bool" = betterproto2.field(16, betterproto2.TYPE_BOOL)
+
+    pause_note: "str" = betterproto2.field(17, betterproto2.TYPE_STRING)
+
+    last_outcome: "str" = betterproto2.field(18, betterproto2.TYPE_STRING)
+    """
+    Output only: what became of the last fire time (see ScheduleRun.outcome).
+    """
+
+    deadline_seconds: "int" = betterproto2.field(19, betterproto2.TYPE_UINT32)
+    """
+    The deadline of each scan; 0 means the tool's default.
+    """
+
+    updated_at: "datetime.datetime | None" = betterproto2.field(
+        20,
+        betterproto2.TYPE_MESSAGE,
+        unwrap=lambda: __google__protobuf__.Timestamp,
+        optional=True,
+    )
+
+    created_by: "str" = betterproto2.field(21, betterproto2.TYPE_STRING)
+
 
 default_message_pool.register_message("jetscan.v1", "Schedule", Schedule)
+
+
+@dataclass(eq=False, repr=False)
+class ScheduleRun(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return JETSCAN_V1_SCHEDULE_PROTO_DESCRIPTOR.message_types_by_name["ScheduleRun"]
+
+    schedule_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    nominal_time: "datetime.datetime | None" = betterproto2.field(
+        2,
+        betterproto2.TYPE_MESSAGE,
+        unwrap=lambda: __google__protobuf__.Timestamp,
+        optional=True,
+    )
+    """
+    The fire time that names the run (UTC); for a run-now, the time it was asked for.
+    """
+
+    trigger: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    "schedule" or "manual".
+    """
+
+    outcome: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    started, skipped_overlap, skipped_paused, missed, refused_scope or failed.
+    """
+
+    scan_id: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+    """
+    The scan started (outcome "started").
+    """
+
+    reason: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
+    """
+    Why, for every outcome but "started".
+    """
+
+    recorded_at: "datetime.datetime | None" = betterproto2.field(
+        7,
+        betterproto2.TYPE_MESSAGE,
+        unwrap=lambda: __google__protobuf__.Timestamp,
+        optional=True,
+    )
+
+
+default_message_pool.register_message("jetscan.v1", "ScheduleRun", ScheduleRun)
 
 
 @dataclass(eq=False, repr=False)
@@ -1695,17 +1983,123 @@ class ScheduleServiceStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def preview_schedule(
+        self,
+        message: "PreviewScheduleRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "PreviewScheduleResponse":
+        """
+        The next fire times of a cron expression in a time zone, computed by the function the
+        scheduler fires with; validated like CreateSchedule.
+        """
+
+        return await self._unary_unary(
+            "/jetscan.v1.ScheduleService/PreviewSchedule",
+            message,
+            PreviewScheduleResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def run_schedule_now(
+        self,
+        message: "RunScheduleNowRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Scan":
+        """
+        Start a scan of the schedule now, whatever its pause or overlap policy.
+        """
+
+        return await self._unary_unary(
+            "/jetscan.v1.ScheduleService/RunScheduleNow",
+            message,
+            Scan,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def list_schedule_runs(
+        self,
+        message: "ListScheduleRunsRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "ListScheduleRunsResponse":
+        """
+        One row per nominal fire time, newest first, with what became of it.
+        """
+
+        return await self._unary_unary(
+            "/jetscan.v1.ScheduleService/ListScheduleRuns",
+            message,
+            ListScheduleRunsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def pause_schedule(
+        self,
+        message: "PauseScheduleRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Schedule":
+        """
+        Pause with a note: fires are recorded as skipped_paused until ResumeSchedule.
+        """
+
+        return await self._unary_unary(
+            "/jetscan.v1.ScheduleService/PauseSchedule",
+            message,
+            Schedule,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def resume_schedule(
+        self,
+        message: "ResumeScheduleRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Schedule":
+        """
+        Resume from the next fire time after now; fires missed while paused are not run.
+        """
+
+        return await self._unary_unary(
+            "/jetscan.v1.ScheduleService/ResumeSchedule",
+            message,
+            Schedule,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 from ...google import protobuf as __google__protobuf__
 
 JETSCAN_V1_SCAN_PROTO_DESCRIPTOR = default_google_proto_descriptor_pool.AddSerializedFile(
-    b'\n\x15jetscan/v1/scan.proto\x12\njetscan.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto"\xb9\x01\n\x10StartScanRequest\x12\x16\n\x06target\x18\x01 \x01(\tR\x06target\x12\x12\n\x04tool\x18\x02 \x01(\tR\x04tool\x12/\n\x06config\x18\x03 \x01(\x0b2\x17.google.protobuf.StructR\x06config\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\x12)\n\x10deadline_seconds\x18\x05 \x01(\rR\x0fdeadlineSeconds"}\n\rFindingCounts\x12\x12\n\x04info\x18\x01 \x01(\rR\x04info\x12\x10\n\x03low\x18\x02 \x01(\rR\x03low\x12\x16\n\x06medium\x18\x03 \x01(\rR\x06medium\x12\x12\n\x04high\x18\x04 \x01(\rR\x04high\x12\x1a\n\x08critical\x18\x05 \x01(\rR\x08critical"p\n\x0cChangeCounts\x12\x10\n\x03new\x18\x01 \x01(\rR\x03new\x12\x1c\n\tunchanged\x18\x02 \x01(\rR\tunchanged\x12\x1a\n\x08reopened\x18\x03 \x01(\rR\x08reopened\x12\x14\n\x05fixed\x18\x04 \x01(\rR\x05fixed"\xa4\x05\n\x04Scan\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06target\x18\x02 \x01(\tR\x06target\x12\x16\n\x06domain\x18\x03 \x01(\tR\x06domain\x12\x12\n\x04tool\x18\x04 \x01(\tR\x04tool\x12/\n\x06config\x18\x05 \x01(\x0b2\x17.google.protobuf.StructR\x06config\x12.\n\x06status\x18\x06 \x01(\x0e2\x16.jetscan.v1.ScanStatusR\x06status\x12 \n\texit_code\x18\x07 \x01(\x05H\x00R\x08exitCode\x88\x01\x01\x12\x14\n\x05error\x18\x08 \x01(\tR\x05error\x129\n\ncreated_at\x18\t \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n\nstarted_at\x18\n \x01(\x0b2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n\x0bfinished_at\x18\x0b \x01(\x0b2\x1a.google.protobuf.TimestampR\nfinishedAt\x12\x1f\n\x0bschedule_id\x18\x0c \x01(\tR\nscheduleId\x12!\n\x0crequested_by\x18\r \x01(\tR\x0brequestedBy\x12@\n\x0efinding_counts\x18\x0e \x01(\x0b2\x19.jetscan.v1.FindingCountsR\rfindingCounts\x12)\n\x10deadline_seconds\x18\x0f \x01(\rR\x0fdeadlineSeconds\x12=\n\rchange_counts\x18\x10 \x01(\x0b2\x18.jetscan.v1.ChangeCountsR\x0cchangeCountsB\x0c\n\n_exit_code" \n\x0eGetScanRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\xaa\x01\n\x10ListScansRequest\x12\x16\n\x06domain\x18\x01 \x01(\tR\x06domain\x12\x12\n\x04tool\x18\x02 \x01(\tR\x04tool\x12.\n\x06status\x18\x03 \x01(\x0e2\x16.jetscan.v1.ScanStatusR\x06status\x12\x1b\n\tpage_size\x18\x04 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x05 \x01(\tR\tpageToken"c\n\x11ListScansResponse\x12&\n\x05scans\x18\x01 \x03(\x0b2\x10.jetscan.v1.ScanR\x05scans\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"#\n\x11CancelScanRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\x82\x02\n\x0bTriageEvent\x12*\n\x06triage\x18\x01 \x01(\x0e2\x12.jetscan.v1.TriageR\x06triage\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x120\n\x05until\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x05until\x12A\n\x11severity_override\x18\x04 \x01(\x0e2\x14.jetscan.v1.SeverityR\x10severityOverride\x12\x0e\n\x02by\x18\x05 \x01(\tR\x02by\x12*\n\x02at\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02at"\xad\x01\n\nOccurrence\x12\x17\n\x07scan_id\x18\x01 \x01(\tR\x06scanId\x12*\n\x06change\x18\x02 \x01(\x0e2\x12.jetscan.v1.ChangeR\x06change\x12*\n\x02at\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02at\x12.\n\x06status\x18\x04 \x01(\x0e2\x16.jetscan.v1.ScanStatusR\x06status"\xad\t\n\x07Finding\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n\x07scan_id\x18\x02 \x01(\tR\x06scanId\x12\x12\n\x04tool\x18\x03 \x01(\tR\x04tool\x120\n\x08severity\x18\x04 \x01(\x0e2\x14.jetscan.v1.SeverityR\x08severity\x12\x14\n\x05title\x18\x05 \x01(\tR\x05title\x12 \n\x0bdescription\x18\x06 \x01(\tR\x0bdescription\x12\x12\n\x04host\x18\x07 \x01(\tR\x04host\x12\x12\n\x04port\x18\x08 \x01(\rR\x04port\x12\x1a\n\x08protocol\x18\t \x01(\tR\x08protocol\x12\x10\n\x03url\x18\n \x01(\tR\x03url\x123\n\x08evidence\x18\x0b \x01(\x0b2\x17.google.protobuf.StructR\x08evidence\x12\x1e\n\nreferences\x18\x0c \x03(\tR\nreferences\x12 \n\x0bfingerprint\x18\r \x01(\tR\x0bfingerprint\x129\n\nfirst_seen\x18\x0e \x01(\x0b2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n\tlast_seen\x18\x0f \x01(\x0b2\x1a.google.protobuf.TimestampR\x08lastSeen\x12.\n\x05state\x18\x10 \x01(\x0e2\x18.jetscan.v1.FindingStateR\x05state\x12*\n\x06triage\x18\x11 \x01(\x0e2\x12.jetscan.v1.TriageR\x06triage\x12\x16\n\x06target\x18\x12 \x01(\tR\x06target\x12\x16\n\x06domain\x18\x13 \x01(\tR\x06domain\x125\n\x08fixed_at\x18\x14 \x01(\x0b2\x1a.google.protobuf.TimestampR\x07fixedAt\x12\x1a\n\x08reopened\x18\x15 \x01(\rR\x08reopened\x12#\n\rtriage_reason\x18\x16 \x01(\tR\x0ctriageReason\x12=\n\x0ctriage_until\x18\x17 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0btriageUntil\x12\x1d\n\ntriaged_by\x18\x18 \x01(\tR\ttriagedBy\x129\n\ntriaged_at\x18\x19 \x01(\x0b2\x1a.google.protobuf.TimestampR\ttriagedAt\x12A\n\x11severity_override\x18\x1a \x01(\x0e2\x14.jetscan.v1.SeverityR\x10severityOverride\x12A\n\x11reported_severity\x18\x1b \x01(\x0e2\x14.jetscan.v1.SeverityR\x10reportedSeverity\x12*\n\x06change\x18\x1c \x01(\x0e2\x12.jetscan.v1.ChangeR\x06change\x121\n\x07history\x18\x1d \x03(\x0b2\x17.jetscan.v1.TriageEventR\x07history\x128\n\x0boccurrences\x18\x1e \x03(\x0b2\x16.jetscan.v1.OccurrenceR\x0boccurrences"\xcf\x03\n\x13ListFindingsRequest\x12\x17\n\x07scan_id\x18\x01 \x01(\tR\x06scanId\x127\n\x0cmin_severity\x18\x02 \x01(\x0e2\x14.jetscan.v1.SeverityR\x0bminSeverity\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\x12\x16\n\x06target\x18\x05 \x01(\tR\x06target\x12\x16\n\x06domain\x18\x06 \x01(\tR\x06domain\x12\x12\n\x04tool\x18\x07 \x01(\tR\x04tool\x12.\n\x05state\x18\x08 \x01(\x0e2\x18.jetscan.v1.FindingStateR\x05state\x12*\n\x06triage\x18\t \x01(\x0e2\x12.jetscan.v1.TriageR\x06triage\x12&\n\x0fchanged_in_scan\x18\n \x01(\tR\rchangedInScan\x12*\n\x06change\x18\x0b \x01(\x0e2\x12.jetscan.v1.ChangeR\x06change\x126\n\x17include_false_positives\x18\x0c \x01(\x08R\x15includeFalsePositives"#\n\x11GetFindingRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\xdf\x01\n\x14TriageFindingRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12*\n\x06triage\x18\x02 \x01(\x0e2\x12.jetscan.v1.TriageR\x06triage\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x120\n\x05until\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\x05until\x12A\n\x11severity_override\x18\x05 \x01(\x0e2\x14.jetscan.v1.SeverityR\x10severityOverride"o\n\x14ListFindingsResponse\x12/\n\x08findings\x18\x01 \x03(\x0b2\x13.jetscan.v1.FindingR\x08findings\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"?\n\x10WatchScanRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n\tafter_seq\x18\x02 \x01(\x04R\x08afterSeq"z\n\nOutputLine\x12\x10\n\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n\x04time\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n\x06stream\x18\x03 \x01(\tR\x06stream\x12\x12\n\x04text\x18\x04 \x01(\tR\x04text"n\n\tScanEvent\x12,\n\x04line\x18\x01 \x01(\x0b2\x16.jetscan.v1.OutputLineH\x00R\x04line\x12*\n\x06status\x18\x02 \x01(\x0b2\x10.jetscan.v1.ScanH\x00R\x06statusB\x07\n\x05event*\xdc\x01\n\nScanStatus\x12\x19\n\x17SCAN_STATUS_UNSPECIFIED\x12\x16\n\x12SCAN_STATUS_QUEUED\x10\x01\x12\x19\n\x15SCAN_STATUS_LAUNCHING\x10\x02\x12\x17\n\x13SCAN_STATUS_RUNNING\x10\x03\x12\x19\n\x15SCAN_STATUS_SUCCEEDED\x10\x04\x12\x16\n\x12SCAN_STATUS_FAILED\x10\x05\x12\x19\n\x15SCAN_STATUS_CANCELLED\x10\x06\x12\x19\n\x15SCAN_STATUS_TIMED_OUT\x10\x07*\x86\x01\n\x08Severity\x12\x16\n\x14SEVERITY_UNSPECIFIED\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x10\n\x0cSEVERITY_LOW\x10\x02\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n\rSEVERITY_HIGH\x10\x04\x12\x15\n\x11SEVERITY_CRITICAL\x10\x05*\\\n\x0cFindingState\x12\x1b\n\x19FINDING_STATE_UNSPECIFIED\x12\x16\n\x12FINDING_STATE_OPEN\x10\x01\x12\x17\n\x13FINDING_STATE_FIXED\x10\x02*d\n\x06Triage\x12\x14\n\x12TRIAGE_UNSPECIFIED\x12\x0f\n\x0bTRIAGE_NONE\x10\x01\x12\x19\n\x15TRIAGE_FALSE_POSITIVE\x10\x02\x12\x18\n\x14TRIAGE_ACCEPTED_RISK\x10\x03*k\n\x06Change\x12\x14\n\x12CHANGE_UNSPECIFIED\x12\x0e\n\nCHANGE_NEW\x10\x01\x12\x14\n\x10CHANGE_UNCHANGED\x10\x02\x12\x13\n\x0fCHANGE_REOPENED\x10\x03\x12\x10\n\x0cCHANGE_FIXED\x10\x042\xad\x04\n\x0bScanService\x12;\n\tStartScan\x12\x1c.jetscan.v1.StartScanRequest\x1a\x10.jetscan.v1.Scan\x127\n\x07GetScan\x12\x1a.jetscan.v1.GetScanRequest\x1a\x10.jetscan.v1.Scan\x12H\n\tListScans\x12\x1c.jetscan.v1.ListScansRequest\x1a\x1d.jetscan.v1.ListScansResponse\x12=\n\nCancelScan\x12\x1d.jetscan.v1.CancelScanRequest\x1a\x10.jetscan.v1.Scan\x12Q\n\x0cListFindings\x12\x1f.jetscan.v1.ListFindingsRequest\x1a .jetscan.v1.ListFindingsResponse\x12B\n\tWatchScan\x12\x1c.jetscan.v1.WatchScanRequest\x1a\x15.jetscan.v1.ScanEvent0\x01\x12@\n\nGetFinding\x12\x1d.jetscan.v1.GetFindingRequest\x1a\x13.jetscan.v1.Finding\x12F\n\rTriageFinding\x12 .jetscan.v1.TriageFindingRequest\x1a\x13.jetscan.v1.Findingb\x06proto3'
+    b'\n\x15jetscan/v1/scan.proto\x12\njetscan.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto"\xb9\x01\n\x10StartScanRequest\x12\x16\n\x06target\x18\x01 \x01(\tR\x06target\x12\x12\n\x04tool\x18\x02 \x01(\tR\x04tool\x12/\n\x06config\x18\x03 \x01(\x0b2\x17.google.protobuf.StructR\x06config\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\x12)\n\x10deadline_seconds\x18\x05 \x01(\rR\x0fdeadlineSeconds"}\n\rFindingCounts\x12\x12\n\x04info\x18\x01 \x01(\rR\x04info\x12\x10\n\x03low\x18\x02 \x01(\rR\x03low\x12\x16\n\x06medium\x18\x03 \x01(\rR\x06medium\x12\x12\n\x04high\x18\x04 \x01(\rR\x04high\x12\x1a\n\x08critical\x18\x05 \x01(\rR\x08critical"p\n\x0cChangeCounts\x12\x10\n\x03new\x18\x01 \x01(\rR\x03new\x12\x1c\n\tunchanged\x18\x02 \x01(\rR\tunchanged\x12\x1a\n\x08reopened\x18\x03 \x01(\rR\x08reopened\x12\x14\n\x05fixed\x18\x04 \x01(\rR\x05fixed"\xbe\x05\n\x04Scan\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06target\x18\x02 \x01(\tR\x06target\x12\x16\n\x06domain\x18\x03 \x01(\tR\x06domain\x12\x12\n\x04tool\x18\x04 \x01(\tR\x04tool\x12/\n\x06config\x18\x05 \x01(\x0b2\x17.google.protobuf.StructR\x06config\x12.\n\x06status\x18\x06 \x01(\x0e2\x16.jetscan.v1.ScanStatusR\x06status\x12 \n\texit_code\x18\x07 \x01(\x05H\x00R\x08exitCode\x88\x01\x01\x12\x14\n\x05error\x18\x08 \x01(\tR\x05error\x129\n\ncreated_at\x18\t \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n\nstarted_at\x18\n \x01(\x0b2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n\x0bfinished_at\x18\x0b \x01(\x0b2\x1a.google.protobuf.TimestampR\nfinishedAt\x12\x1f\n\x0bschedule_id\x18\x0c \x01(\tR\nscheduleId\x12!\n\x0crequested_by\x18\r \x01(\tR\x0brequestedBy\x12@\n\x0efinding_counts\x18\x0e \x01(\x0b2\x19.jetscan.v1.FindingCountsR\rfindingCounts\x12)\n\x10deadline_seconds\x18\x0f \x01(\rR\x0fdeadlineSeconds\x12=\n\rchange_counts\x18\x10 \x01(\x0b2\x18.jetscan.v1.ChangeCountsR\x0cchangeCounts\x12\x18\n\x07trigger\x18\x11 \x01(\tR\x07triggerB\x0c\n\n_exit_code" \n\x0eGetScanRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\xcb\x01\n\x10ListScansRequest\x12\x16\n\x06domain\x18\x01 \x01(\tR\x06domain\x12\x12\n\x04tool\x18\x02 \x01(\tR\x04tool\x12.\n\x06status\x18\x03 \x01(\x0e2\x16.jetscan.v1.ScanStatusR\x06status\x12\x1b\n\tpage_size\x18\x04 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x05 \x01(\tR\tpageToken\x12\x1f\n\x0bschedule_id\x18\x06 \x01(\tR\nscheduleId"c\n\x11ListScansResponse\x12&\n\x05scans\x18\x01 \x03(\x0b2\x10.jetscan.v1.ScanR\x05scans\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"#\n\x11CancelScanRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\x82\x02\n\x0bTriageEvent\x12*\n\x06triage\x18\x01 \x01(\x0e2\x12.jetscan.v1.TriageR\x06triage\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x120\n\x05until\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x05until\x12A\n\x11severity_override\x18\x04 \x01(\x0e2\x14.jetscan.v1.SeverityR\x10severityOverride\x12\x0e\n\x02by\x18\x05 \x01(\tR\x02by\x12*\n\x02at\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02at"\xad\x01\n\nOccurrence\x12\x17\n\x07scan_id\x18\x01 \x01(\tR\x06scanId\x12*\n\x06change\x18\x02 \x01(\x0e2\x12.jetscan.v1.ChangeR\x06change\x12*\n\x02at\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02at\x12.\n\x06status\x18\x04 \x01(\x0e2\x16.jetscan.v1.ScanStatusR\x06status"\xad\t\n\x07Finding\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n\x07scan_id\x18\x02 \x01(\tR\x06scanId\x12\x12\n\x04tool\x18\x03 \x01(\tR\x04tool\x120\n\x08severity\x18\x04 \x01(\x0e2\x14.jetscan.v1.SeverityR\x08severity\x12\x14\n\x05title\x18\x05 \x01(\tR\x05title\x12 \n\x0bdescription\x18\x06 \x01(\tR\x0bdescription\x12\x12\n\x04host\x18\x07 \x01(\tR\x04host\x12\x12\n\x04port\x18\x08 \x01(\rR\x04port\x12\x1a\n\x08protocol\x18\t \x01(\tR\x08protocol\x12\x10\n\x03url\x18\n \x01(\tR\x03url\x123\n\x08evidence\x18\x0b \x01(\x0b2\x17.google.protobuf.StructR\x08evidence\x12\x1e\n\nreferences\x18\x0c \x03(\tR\nreferences\x12 \n\x0bfingerprint\x18\r \x01(\tR\x0bfingerprint\x129\n\nfirst_seen\x18\x0e \x01(\x0b2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n\tlast_seen\x18\x0f \x01(\x0b2\x1a.google.protobuf.TimestampR\x08lastSeen\x12.\n\x05state\x18\x10 \x01(\x0e2\x18.jetscan.v1.FindingStateR\x05state\x12*\n\x06triage\x18\x11 \x01(\x0e2\x12.jetscan.v1.TriageR\x06triage\x12\x16\n\x06target\x18\x12 \x01(\tR\x06target\x12\x16\n\x06domain\x18\x13 \x01(\tR\x06domain\x125\n\x08fixed_at\x18\x14 \x01(\x0b2\x1a.google.protobuf.TimestampR\x07fixedAt\x12\x1a\n\x08reopened\x18\x15 \x01(\rR\x08reopened\x12#\n\rtriage_reason\x18\x16 \x01(\tR\x0ctriageReason\x12=\n\x0ctriage_until\x18\x17 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0btriageUntil\x12\x1d\n\ntriaged_by\x18\x18 \x01(\tR\ttriagedBy\x129\n\ntriaged_at\x18\x19 \x01(\x0b2\x1a.google.protobuf.TimestampR\ttriagedAt\x12A\n\x11severity_override\x18\x1a \x01(\x0e2\x14.jetscan.v1.SeverityR\x10severityOverride\x12A\n\x11reported_severity\x18\x1b \x01(\x0e2\x14.jetscan.v1.SeverityR\x10reportedSeverity\x12*\n\x06change\x18\x1c \x01(\x0e2\x12.jetscan.v1.ChangeR\x06change\x121\n\x07history\x18\x1d \x03(\x0b2\x17.jetscan.v1.TriageEventR\x07history\x128\n\x0boccurrences\x18\x1e \x03(\x0b2\x16.jetscan.v1.OccurrenceR\x0boccurrences"\xcf\x03\n\x13ListFindingsRequest\x12\x17\n\x07scan_id\x18\x01 \x01(\tR\x06scanId\x127\n\x0cmin_severity\x18\x02 \x01(\x0e2\x14.jetscan.v1.SeverityR\x0bminSeverity\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\x12\x16\n\x06target\x18\x05 \x01(\tR\x06target\x12\x16\n\x06domain\x18\x06 \x01(\tR\x06domain\x12\x12\n\x04tool\x18\x07 \x01(\tR\x04tool\x12.\n\x05state\x18\x08 \x01(\x0e2\x18.jetscan.v1.FindingStateR\x05state\x12*\n\x06triage\x18\t \x01(\x0e2\x12.jetscan.v1.TriageR\x06triage\x12&\n\x0fchanged_in_scan\x18\n \x01(\tR\rchangedInScan\x12*\n\x06change\x18\x0b \x01(\x0e2\x12.jetscan.v1.ChangeR\x06change\x126\n\x17include_false_positives\x18\x0c \x01(\x08R\x15includeFalsePositives"#\n\x11GetFindingRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\xdf\x01\n\x14TriageFindingRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12*\n\x06triage\x18\x02 \x01(\x0e2\x12.jetscan.v1.TriageR\x06triage\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x120\n\x05until\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\x05until\x12A\n\x11severity_override\x18\x05 \x01(\x0e2\x14.jetscan.v1.SeverityR\x10severityOverride"o\n\x14ListFindingsResponse\x12/\n\x08findings\x18\x01 \x03(\x0b2\x13.jetscan.v1.FindingR\x08findings\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"?\n\x10WatchScanRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n\tafter_seq\x18\x02 \x01(\x04R\x08afterSeq"z\n\nOutputLine\x12\x10\n\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n\x04time\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n\x06stream\x18\x03 \x01(\tR\x06stream\x12\x12\n\x04text\x18\x04 \x01(\tR\x04text"n\n\tScanEvent\x12,\n\x04line\x18\x01 \x01(\x0b2\x16.jetscan.v1.OutputLineH\x00R\x04line\x12*\n\x06status\x18\x02 \x01(\x0b2\x10.jetscan.v1.ScanH\x00R\x06statusB\x07\n\x05event*\xdc\x01\n\nScanStatus\x12\x19\n\x17SCAN_STATUS_UNSPECIFIED\x12\x16\n\x12SCAN_STATUS_QUEUED\x10\x01\x12\x19\n\x15SCAN_STATUS_LAUNCHING\x10\x02\x12\x17\n\x13SCAN_STATUS_RUNNING\x10\x03\x12\x19\n\x15SCAN_STATUS_SUCCEEDED\x10\x04\x12\x16\n\x12SCAN_STATUS_FAILED\x10\x05\x12\x19\n\x15SCAN_STATUS_CANCELLED\x10\x06\x12\x19\n\x15SCAN_STATUS_TIMED_OUT\x10\x07*\x86\x01\n\x08Severity\x12\x16\n\x14SEVERITY_UNSPECIFIED\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x10\n\x0cSEVERITY_LOW\x10\x02\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n\rSEVERITY_HIGH\x10\x04\x12\x15\n\x11SEVERITY_CRITICAL\x10\x05*\\\n\x0cFindingState\x12\x1b\n\x19FINDING_STATE_UNSPECIFIED\x12\x16\n\x12FINDING_STATE_OPEN\x10\x01\x12\x17\n\x13FINDING_STATE_FIXED\x10\x02*d\n\x06Triage\x12\x14\n\x12TRIAGE_UNSPECIFIED\x12\x0f\n\x0bTRIAGE_NONE\x10\x01\x12\x19\n\x15TRIAGE_FALSE_POSITIVE\x10\x02\x12\x18\n\x14TRIAGE_ACCEPTED_RISK\x10\x03*k\n\x06Change\x12\x14\n\x12CHANGE_UNSPECIFIED\x12\x0e\n\nCHANGE_NEW\x10\x01\x12\x14\n\x10CHANGE_UNCHANGED\x10\x02\x12\x13\n\x0fCHANGE_REOPENED\x10\x03\x12\x10\n\x0cCHANGE_FIXED\x10\x042\xad\x04\n\x0bScanService\x12;\n\tStartScan\x12\x1c.jetscan.v1.StartScanRequest\x1a\x10.jetscan.v1.Scan\x127\n\x07GetScan\x12\x1a.jetscan.v1.GetScanRequest\x1a\x10.jetscan.v1.Scan\x12H\n\tListScans\x12\x1c.jetscan.v1.ListScansRequest\x1a\x1d.jetscan.v1.ListScansResponse\x12=\n\nCancelScan\x12\x1d.jetscan.v1.CancelScanRequest\x1a\x10.jetscan.v1.Scan\x12Q\n\x0cListFindings\x12\x1f.jetscan.v1.ListFindingsRequest\x1a .jetscan.v1.ListFindingsResponse\x12B\n\tWatchScan\x12\x1c.jetscan.v1.WatchScanRequest\x1a\x15.jetscan.v1.ScanEvent0\x01\x12@\n\nGetFinding\x12\x1d.jetscan.v1.GetFindingRequest\x1a\x13.jetscan.v1.Finding\x12F\n\rTriageFinding\x12 .jetscan.v1.TriageFindingRequest\x1a\x13.jetscan.v1.Findingb\x06proto3'
 )
 JETSCAN_V1_REPORT_PROTO_DESCRIPTOR = default_google_proto_descriptor_pool.AddSerializedFile(
     b'\n\x17jetscan/v1/report.proto\x12\njetscan.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15jetscan/v1/scan.proto"\x1b\n\x07ScanIds\x12\x10\n\x03ids\x18\x01 \x03(\tR\x03ids"\x90\x03\n\x15GenerateReportRequest\x120\n\x08scan_ids\x18\x01 \x01(\x0b2\x13.jetscan.v1.ScanIdsH\x00R\x07scanIds\x12\x18\n\x06domain\x18\x02 \x01(\tH\x00R\x06domain\x12!\n\x0bschedule_id\x18\x05 \x01(\tH\x00R\nscheduleId\x12\x18\n\x06target\x18\x06 \x01(\tH\x00R\x06target\x120\n\x06format\x18\x03 \x01(\x0e2\x18.jetscan.v1.ReportFormatR\x06format\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\x127\n\x0cmin_severity\x18\x07 \x01(\x0e2\x14.jetscan.v1.SeverityR\x0bminSeverity\x12\'\n\x0finclude_triaged\x18\x08 \x01(\x08R\x0eincludeTriaged\x120\n\x05since\x18\t \x01(\x0b2\x1a.google.protobuf.TimestampR\x05sinceB\t\n\x07subject"\x90\x04\n\x06Report\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x120\n\x06status\x18\x02 \x01(\x0e2\x18.jetscan.v1.ReportStatusR\x06status\x120\n\x06format\x18\x03 \x01(\x0e2\x18.jetscan.v1.ReportFormatR\x06format\x12\x19\n\x08scan_ids\x18\x04 \x03(\tR\x07scanIds\x12\x16\n\x06domain\x18\x05 \x01(\tR\x06domain\x129\n\ncreated_at\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x125\n\x08ready_at\x18\x07 \x01(\x0b2\x1a.google.protobuf.TimestampR\x07readyAt\x12\x1d\n\nsize_bytes\x18\x08 \x01(\x04R\tsizeBytes\x12\x16\n\x06sha256\x18\t \x01(\tR\x06sha256\x12!\n\x0cdownload_url\x18\n \x01(\tR\x0bdownloadUrl\x12\x14\n\x05error\x18\x0b \x01(\tR\x05error\x12\x16\n\x06target\x18\x0c \x01(\tR\x06target\x12\x1f\n\x0bschedule_id\x18\r \x01(\tR\nscheduleId\x12\'\n\x0fsnapshot_sha256\x18\x0e \x01(\tR\x0esnapshotSha256\x12\x1b\n\tfile_name\x18\x0f \x01(\tR\x08fileName""\n\x10GetReportRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\xb3\x01\n\x12ListReportsRequest\x12\x16\n\x06domain\x18\x01 \x01(\tR\x06domain\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x17\n\x07scan_id\x18\x04 \x01(\tR\x06scanId\x120\n\x06format\x18\x05 \x01(\x0e2\x18.jetscan.v1.ReportFormatR\x06format"k\n\x13ListReportsResponse\x12,\n\x07reports\x18\x01 \x03(\x0b2\x12.jetscan.v1.ReportR\x07reports\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xa8\x01\n\x0cReportFormat\x12\x1b\n\x19REPORT_FORMAT_UNSPECIFIED\x12\x15\n\x11REPORT_FORMAT_PDF\x10\x01\x12\x16\n\x12REPORT_FORMAT_JSON\x10\x02\x12\x17\n\x13REPORT_FORMAT_SARIF\x10\x03\x12\x1c\n\x18REPORT_FORMAT_DEFECTDOJO\x10\x04\x12\x15\n\x11REPORT_FORMAT_CSV\x10\x05*y\n\x0cReportStatus\x12\x1b\n\x19REPORT_STATUS_UNSPECIFIED\x12\x19\n\x15REPORT_STATUS_PENDING\x10\x01\x12\x17\n\x13REPORT_STATUS_READY\x10\x02\x12\x18\n\x14REPORT_STATUS_FAILED\x10\x032\xe7\x01\n\rReportService\x12G\n\x0eGenerateReport\x12!.jetscan.v1.GenerateReportRequest\x1a\x12.jetscan.v1.Report\x12=\n\tGetReport\x12\x1c.jetscan.v1.GetReportRequest\x1a\x12.jetscan.v1.Report\x12N\n\x0bListReports\x12\x1e.jetscan.v1.ListReportsRequest\x1a\x1f.jetscan.v1.ListReportsResponseb\x06proto3'
 )
 JETSCAN_V1_SCHEDULE_PROTO_DESCRIPTOR = default_google_proto_descriptor_pool.AddSerializedFile(
-    b'\n\x19jetscan/v1/schedule.proto\x12\njetscan.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto"\x96\x03\n\x08Schedule\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06target\x18\x02 \x01(\tR\x06target\x12\x12\n\x04tool\x18\x03 \x01(\tR\x04tool\x12/\n\x06config\x18\x04 \x01(\x0b2\x17.google.protobuf.StructR\x06config\x12\x12\n\x04cron\x18\x05 \x01(\tR\x04cron\x12\x1a\n\x08timezone\x18\x06 \x01(\tR\x08timezone\x12\x18\n\x07enabled\x18\x07 \x01(\x08R\x07enabled\x12:\n\x0bnext_run_at\x18\x08 \x01(\x0b2\x1a.google.protobuf.TimestampR\tnextRunAt\x12:\n\x0blast_run_at\x18\t \x01(\x0b2\x1a.google.protobuf.TimestampR\tlastRunAt\x12 \n\x0clast_scan_id\x18\n \x01(\tR\nlastScanId\x129\n\ncreated_at\x18\x0b \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt"h\n\x15CreateScheduleRequest\x120\n\x08schedule\x18\x01 \x01(\x0b2\x14.jetscan.v1.ScheduleR\x08schedule\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId"\x86\x01\n\x15UpdateScheduleRequest\x120\n\x08schedule\x18\x01 \x01(\x0b2\x14.jetscan.v1.ScheduleR\x08schedule\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b2\x1a.google.protobuf.FieldMaskR\nupdateMask"\'\n\x15DeleteScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\x18\n\x16DeleteScheduleResponse"$\n\x12GetScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"j\n\x14ListSchedulesRequest\x12\x16\n\x06target\x18\x01 \x01(\tR\x06target\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken"s\n\x15ListSchedulesResponse\x122\n\tschedules\x18\x01 \x03(\x0b2\x14.jetscan.v1.ScheduleR\tschedules\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x9b\x03\n\x0fScheduleService\x12I\n\x0eCreateSchedule\x12!.jetscan.v1.CreateScheduleRequest\x1a\x14.jetscan.v1.Schedule\x12I\n\x0eUpdateSchedule\x12!.jetscan.v1.UpdateScheduleRequest\x1a\x14.jetscan.v1.Schedule\x12W\n\x0eDeleteSchedule\x12!.jetscan.v1.DeleteScheduleRequest\x1a".jetscan.v1.DeleteScheduleResponse\x12C\n\x0bGetSchedule\x12\x1e.jetscan.v1.GetScheduleRequest\x1a\x14.jetscan.v1.Schedule\x12T\n\rListSchedules\x12 .jetscan.v1.ListSchedulesRequest\x1a!.jetscan.v1.ListSchedulesResponseb\x06proto3'
+    b'\n\x19jetscan/v1/schedule.proto\x12\njetscan.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15jetscan/v1/scan.proto"\x84\x06\n\x08Schedule\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06target\x18\x02 \x01(\tR\x06target\x12\x12\n\x04tool\x18\x03 \x01(\tR\x04tool\x12/\n\x06config\x18\x04 \x01(\x0b2\x17.google.protobuf.StructR\x06config\x12\x12\n\x04cron\x18\x05 \x01(\tR\x04cron\x12\x1a\n\x08timezone\x18\x06 \x01(\tR\x08timezone\x12\x18\n\x07enabled\x18\x07 \x01(\x08R\x07enabled\x12:\n\x0bnext_run_at\x18\x08 \x01(\x0b2\x1a.google.protobuf.TimestampR\tnextRunAt\x12:\n\x0blast_run_at\x18\t \x01(\x0b2\x1a.google.protobuf.TimestampR\tlastRunAt\x12 \n\x0clast_scan_id\x18\n \x01(\tR\nlastScanId\x129\n\ncreated_at\x18\x0b \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x16\n\x06domain\x18\x0c \x01(\tR\x06domain\x12\x18\n\x07overlap\x18\r \x01(\tR\x07overlap\x124\n\x16catchup_window_seconds\x18\x0e \x01(\x05R\x14catchupWindowSeconds\x12%\n\x0ejitter_seconds\x18\x0f \x01(\x05R\rjitterSeconds\x12\x16\n\x06paused\x18\x10 \x01(\x08R\x06paused\x12\x1d\n\npause_note\x18\x11 \x01(\tR\tpauseNote\x12!\n\x0clast_outcome\x18\x12 \x01(\tR\x0blastOutcome\x12)\n\x10deadline_seconds\x18\x13 \x01(\rR\x0fdeadlineSeconds\x129\n\nupdated_at\x18\x14 \x01(\x0b2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n\ncreated_by\x18\x15 \x01(\tR\tcreatedBy"h\n\x15CreateScheduleRequest\x120\n\x08schedule\x18\x01 \x01(\x0b2\x14.jetscan.v1.ScheduleR\x08schedule\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId"\x86\x01\n\x15UpdateScheduleRequest\x120\n\x08schedule\x18\x01 \x01(\x0b2\x14.jetscan.v1.ScheduleR\x08schedule\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b2\x1a.google.protobuf.FieldMaskR\nupdateMask"\'\n\x15DeleteScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\x18\n\x16DeleteScheduleResponse"$\n\x12GetScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\xbe\x01\n\x14ListSchedulesRequest\x12\x16\n\x06target\x18\x01 \x01(\tR\x06target\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n\x06domain\x18\x04 \x01(\tR\x06domain\x12\x12\n\x04tool\x18\x05 \x01(\tR\x04tool\x12\x1b\n\x06paused\x18\x06 \x01(\x08H\x00R\x06paused\x88\x01\x01B\t\n\x07_paused"s\n\x15ListSchedulesResponse\x122\n\tschedules\x18\x01 \x03(\x0b2\x14.jetscan.v1.ScheduleR\tschedules\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"\x90\x01\n\x16PreviewScheduleRequest\x12\x12\n\x04cron\x18\x01 \x01(\tR\x04cron\x12\x1a\n\x08timezone\x18\x02 \x01(\tR\x08timezone\x120\n\x05after\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x05after\x12\x14\n\x05count\x18\x04 \x01(\x05R\x05count"T\n\x17PreviewScheduleResponse\x129\n\nfire_times\x18\x01 \x03(\x0b2\x1a.google.protobuf.TimestampR\tfireTimes"\'\n\x15RunScheduleNowRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"v\n\x17ListScheduleRunsRequest\x12\x1f\n\x0bschedule_id\x18\x01 \x01(\tR\nscheduleId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken"\x8f\x02\n\x0bScheduleRun\x12\x1f\n\x0bschedule_id\x18\x01 \x01(\tR\nscheduleId\x12=\n\x0cnominal_time\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bnominalTime\x12\x18\n\x07trigger\x18\x03 \x01(\tR\x07trigger\x12\x18\n\x07outcome\x18\x04 \x01(\tR\x07outcome\x12\x17\n\x07scan_id\x18\x05 \x01(\tR\x06scanId\x12\x16\n\x06reason\x18\x06 \x01(\tR\x06reason\x12;\n\x0brecorded_at\x18\x07 \x01(\x0b2\x1a.google.protobuf.TimestampR\nrecordedAt"o\n\x18ListScheduleRunsResponse\x12+\n\x04runs\x18\x01 \x03(\x0b2\x17.jetscan.v1.ScheduleRunR\x04runs\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken":\n\x14PauseScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04note\x18\x02 \x01(\tR\x04note"\'\n\x15ResumeScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id2\xb1\x06\n\x0fScheduleService\x12I\n\x0eCreateSchedule\x12!.jetscan.v1.CreateScheduleRequest\x1a\x14.jetscan.v1.Schedule\x12I\n\x0eUpdateSchedule\x12!.jetscan.v1.UpdateScheduleRequest\x1a\x14.jetscan.v1.Schedule\x12W\n\x0eDeleteSchedule\x12!.jetscan.v1.DeleteScheduleRequest\x1a".jetscan.v1.DeleteScheduleResponse\x12C\n\x0bGetSchedule\x12\x1e.jetscan.v1.GetScheduleRequest\x1a\x14.jetscan.v1.Schedule\x12T\n\rListSchedules\x12 .jetscan.v1.ListSchedulesRequest\x1a!.jetscan.v1.ListSchedulesResponse\x12Z\n\x0fPreviewSchedule\x12".jetscan.v1.PreviewScheduleRequest\x1a#.jetscan.v1.PreviewScheduleResponse\x12E\n\x0eRunScheduleNow\x12!.jetscan.v1.RunScheduleNowRequest\x1a\x10.jetscan.v1.Scan\x12]\n\x10ListScheduleRuns\x12#.jetscan.v1.ListScheduleRunsRequest\x1a$.jetscan.v1.ListScheduleRunsResponse\x12G\n\rPauseSchedule\x12 .jetscan.v1.PauseScheduleRequest\x1a\x14.jetscan.v1.Schedule\x12I\n\x0eResumeSchedule\x12!.jetscan.v1.ResumeScheduleRequest\x1a\x14.jetscan.v1.Scheduleb\x06proto3'
 )
 
 
@@ -1960,6 +2354,46 @@ class ScheduleServiceBase(betterproto2_grpclib.ServiceBase):
     ) -> "ListSchedulesResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def preview_schedule(
+        self, message: "PreviewScheduleRequest"
+    ) -> "PreviewScheduleResponse":
+        """
+        The next fire times of a cron expression in a time zone, computed by the function the
+        scheduler fires with; validated like CreateSchedule.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def run_schedule_now(self, message: "RunScheduleNowRequest") -> "Scan":
+        """
+        Start a scan of the schedule now, whatever its pause or overlap policy.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def list_schedule_runs(
+        self, message: "ListScheduleRunsRequest"
+    ) -> "ListScheduleRunsResponse":
+        """
+        One row per nominal fire time, newest first, with what became of it.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def pause_schedule(self, message: "PauseScheduleRequest") -> "Schedule":
+        """
+        Pause with a note: fires are recorded as skipped_paused until ResumeSchedule.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def resume_schedule(self, message: "ResumeScheduleRequest") -> "Schedule":
+        """
+        Resume from the next fire time after now; fires missed while paused are not run.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def __rpc_create_schedule(
         self, stream: "grpclib.server.Stream[CreateScheduleRequest, Schedule]"
     ) -> None:
@@ -2002,6 +2436,48 @@ class ScheduleServiceBase(betterproto2_grpclib.ServiceBase):
         response = await self.list_schedules(request)
         await stream.send_message(response)
 
+    async def __rpc_preview_schedule(
+        self,
+        stream: "grpclib.server.Stream[PreviewScheduleRequest, PreviewScheduleResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.preview_schedule(request)
+        await stream.send_message(response)
+
+    async def __rpc_run_schedule_now(
+        self, stream: "grpclib.server.Stream[RunScheduleNowRequest, Scan]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.run_schedule_now(request)
+        await stream.send_message(response)
+
+    async def __rpc_list_schedule_runs(
+        self,
+        stream: "grpclib.server.Stream[ListScheduleRunsRequest, ListScheduleRunsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.list_schedule_runs(request)
+        await stream.send_message(response)
+
+    async def __rpc_pause_schedule(
+        self, stream: "grpclib.server.Stream[PauseScheduleRequest, Schedule]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.pause_schedule(request)
+        await stream.send_message(response)
+
+    async def __rpc_resume_schedule(
+        self, stream: "grpclib.server.Stream[ResumeScheduleRequest, Schedule]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.resume_schedule(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
         return {
             "/jetscan.v1.ScheduleService/CreateSchedule": grpclib.const.Handler(
@@ -2033,5 +2509,35 @@ class ScheduleServiceBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 ListSchedulesRequest,
                 ListSchedulesResponse,
+            ),
+            "/jetscan.v1.ScheduleService/PreviewSchedule": grpclib.const.Handler(
+                self.__rpc_preview_schedule,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                PreviewScheduleRequest,
+                PreviewScheduleResponse,
+            ),
+            "/jetscan.v1.ScheduleService/RunScheduleNow": grpclib.const.Handler(
+                self.__rpc_run_schedule_now,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                RunScheduleNowRequest,
+                Scan,
+            ),
+            "/jetscan.v1.ScheduleService/ListScheduleRuns": grpclib.const.Handler(
+                self.__rpc_list_schedule_runs,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ListScheduleRunsRequest,
+                ListScheduleRunsResponse,
+            ),
+            "/jetscan.v1.ScheduleService/PauseSchedule": grpclib.const.Handler(
+                self.__rpc_pause_schedule,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                PauseScheduleRequest,
+                Schedule,
+            ),
+            "/jetscan.v1.ScheduleService/ResumeSchedule": grpclib.const.Handler(
+                self.__rpc_resume_schedule,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ResumeScheduleRequest,
+                Schedule,
             ),
         }
