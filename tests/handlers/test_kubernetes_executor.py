@@ -233,7 +233,7 @@ async def test_the_job_times_itself_out_and_publishes_its_partial_result(
 ) -> None:
     ex, endings = executor
     cmd = msgspec.structs.replace(slow(), deadline_seconds=3)
-    results = await nc.subscribe(subjects.scan_results("nmap"))
+    results = await nc.subscribe(subjects.scan_result("nmap", cmd.scan_id))
     try:
         await ex.start(cmd)
         ending = await endings.of(cmd.scan_id)
