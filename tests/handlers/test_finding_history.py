@@ -216,7 +216,9 @@ async def test_a_false_positive_sticks_across_rescans_and_a_replayed_result(
         before = await conn.fetchval("SELECT count(*) FROM findings")
         js = nc.jetstream()
         sub = await js.subscribe(
-            subjects.scan_results("nmap"), deliver_policy=DeliverPolicy.ALL, ordered_consumer=True
+            subjects.scan_result("nmap", first.id),
+            deliver_policy=DeliverPolicy.ALL,
+            ordered_consumer=True,
         )
         replayed = False
         async for msg in sub.messages:

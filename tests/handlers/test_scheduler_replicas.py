@@ -17,7 +17,7 @@ from bench.processes import EmbeddedStack
 from contracts import subjects, wire
 from contracts.schedules import ScheduleSpec, UpsertSchedule, run_scan_id
 from handlers.scheduler import store
-from scanners.requests import validate_start
+from scanners.requests import Capabilities, validate_start
 from scanners.scope import Scope
 from tests.handlers.test_scheduler import eventually
 
@@ -25,7 +25,14 @@ pytestmark = pytest.mark.slow
 
 
 def every_minute() -> ScheduleSpec:
-    valid = validate_start("nmap", "127.0.0.1", {"ports": "1"}, 0, Scope.parse("127.0.0.0/8"))
+    valid = validate_start(
+        "nmap",
+        "127.0.0.1",
+        {"ports": "1"},
+        0,
+        Scope.parse("127.0.0.0/8"),
+        capabilities=Capabilities(raw_sockets=False),
+    )
     return ScheduleSpec(
         target=valid.target.value,
         domain=valid.target.domain,

@@ -57,6 +57,17 @@ class Up:
         finally:
             channel.close()
 
+    @contextlib.asynccontextmanager
+    async def reports(self) -> AsyncIterator[v1.ReportServiceStub]:
+        token = (self.home / "admin.token").read_text().strip()
+        channel = Channel(*self.run.grpc)
+        try:
+            yield v1.ReportServiceStub(
+                channel, metadata={"authorization": f"Bearer {token}"}, timeout=15
+            )
+        finally:
+            channel.close()
+
 
 @pytest.fixture(scope="module")
 async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up]:
@@ -165,7 +176,11 @@ async def test_one_scan_moves_its_counters_by_exactly_one(up: Up, open_port: int
 async def test_label_values_stay_bounded_over_200_scans(up: Up) -> None:
     ids = [f"bounded-{n:03d}" for n in range(200)]
     before = await scrape(up.metrics_addr)
-    nc = await nats.connect(up.run.env.get("JETSCAN_NATS_URL") or _nats_url(up.home))
+    # `jetscan up` runs NATS with a user per role: the test is the operator (admin).
+    nc = await nats.connect(
+        up.run.env.get("JETSCAN_NATS_URL") or _nats_url(up.home),
+        user_credentials=str(up.home / "nats-auth" / "creds" / "admin.creds"),
+    )
     try:
         js = nc.jetstream()
         async with up.scans() as scans:
@@ -290,3 +305,29 @@ async def test_a_metrics_address_in_use_is_one_line_and_exit_1(tmp_path: Path) -
         f"jetscan: JETSCAN_METRICS_ADDR: cannot listen on {addr}: Address already in use"
     )
     assert processes_under(tmp_path) == []
+
+
+async def test_a_report_continues_the_trace_of_its_rpc(up: Up, open_port: int) -> None:
+    async with up.scans() as scans:
+        scan = await scans.start_scan(nmap_request(open_port))
+        await wait_status(scans, scan.id, {v1.ScanStatus.SUCCEEDED})
+    async with up.reports() as reports:
+        report = await reports.generate_report(
+            v1.GenerateReportRequest(
+                scan_ids=v1.ScanIds(ids=[scan.id]), format=v1.ReportFormat.JSON
+            )
+        )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while True:
+        renders = [s for s in up.receiver.spans if s.name == "render"]
+        trace = [s for s in up.receiver.spans if renders and s.trace_id == renders[-1].trace_id]
+        if renders and "/jetscan.v1.ReportService/GenerateReport" in {s.name for s in trace}:
+            break
+        assert loop.time() < deadline, f"report {report.id}'s trace did not arrive"
+        await asyncio.sleep(0.2)
+    assert _chain(trace, renders[-1]) == [
+        "/jetscan.v1.ReportService/GenerateReport",
+        "report",
+        "render",
+    ]
