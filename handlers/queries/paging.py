@@ -54,6 +54,14 @@ def trim(
     return rows, encode_token(fhash, *key(rows[-1]))
 
 
+def window(
+    requested: int, page_token: str, fhash: str, *types: type
+) -> tuple[int, tuple[Any, ...] | None]:
+    """A list request's page size and the sort key to continue after (None: from the top);
+    ValueError naming what is wrong."""
+    return page_size(requested), decode_token(page_token, fhash, *types) if page_token else None
+
+
 def page_size(requested: int) -> int:
     if requested < 0:
         raise ValueError("page_size must not be negative")

@@ -46,19 +46,15 @@ class ReportQueries:
             fmt = q.format.value if q.format else ""
             fhash = paging.filter_hash("reports", q.domain, q.scan_id, fmt)
             try:
-                size = paging.page_size(q.page_size)
-                after = (
-                    paging.decode_token(q.page_token, fhash, datetime, str)
-                    if q.page_token
-                    else None
-                )
+                size, after = paging.window(q.page_size, q.page_token, fhash, datetime, str)
             except ValueError as exc:
                 raise QueryError(400, str(exc)) from exc
-            rows = await reportstore.list_reports(self.pool, q, size + 1, after)
-            token = ""
-            if len(rows) > size:
-                rows = rows[:size]
-                token = paging.encode_token(fhash, rows[-1].created_at, rows[-1].id)
+            rows, token = paging.trim(
+                await reportstore.list_reports(self.pool, q, size + 1, after),
+                size,
+                fhash,
+                lambda r: (r.created_at, r.id),
+            )
             return reports.ReportPage(reports=rows, next_page_token=token)
 
         await _answer(req, work)

@@ -92,20 +92,19 @@ class Queries:
             del filters["page_size"], filters["page_token"]
             fhash = paging.filter_hash("findings", *sorted(filters.items()))
             try:
-                size = paging.page_size(q.page_size)
-                after = paging.decode_token(q.page_token, fhash, int, str) if q.page_token else None
+                size, after = paging.window(q.page_size, q.page_token, fhash, int, str)
             except ValueError as exc:
                 raise QueryError(400, str(exc)) from exc
             for scan_id in {q.scan_id, q.changed_in_scan} - {""}:
                 known = await store.scan_exists(self.pool, scan_id)
                 if not known and await self._command(scan_id) is None:
                     raise QueryError(404, f"scan {scan_id!r} not found")
-            rows = await findingviews.list_findings(self.pool, q, size + 1, after)
-            token = ""
-            if len(rows) > size:
-                rows = rows[:size]
-                rank, last = rows[-1]
-                token = paging.encode_token(fhash, rank, last.id)
+            rows, token = paging.trim(
+                await findingviews.list_findings(self.pool, q, size + 1, after),
+                size,
+                fhash,
+                lambda r: (r[0], r[1].id),
+            )
             return scans.FindingPage(findings=[f for _, f in rows], next_page_token=token)
 
         await _answer(req, work)
@@ -126,12 +125,7 @@ class Queries:
             status = q.status.value if q.status else ""
             fhash = paging.filter_hash("scans", q.domain, q.tool, status, q.schedule_id)
             try:
-                size = paging.page_size(q.page_size)
-                after = (
-                    paging.decode_token(q.page_token, fhash, datetime, str)
-                    if q.page_token
-                    else None
-                )
+                size, after = paging.window(q.page_size, q.page_token, fhash, datetime, str)
             except ValueError as exc:
                 raise QueryError(400, str(exc)) from exc
             rows = await store.list_scans(
@@ -143,11 +137,8 @@ class Queries:
                 limit=size + 1,
                 after=after,
             )
-            token = ""
-            if len(rows) > size:
-                rows = rows[:size]
-                token = paging.encode_token(fhash, rows[-1].created_at, rows[-1].id)
-            return scans.ScanPage(scans=rows, next_page_token=token)
+            page, token = paging.trim(rows, size, fhash, lambda s: (s.created_at, s.id))
+            return scans.ScanPage(scans=page, next_page_token=token)
 
         await _answer(req, work)
 

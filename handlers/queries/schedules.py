@@ -54,12 +54,7 @@ class ScheduleQueries(Queries):
             q = _decode(req.data, schedules.ListSchedules)
             fhash = paging.filter_hash("schedules", q.target, q.domain, q.tool, q.paused)
             try:
-                size = paging.page_size(q.page_size)
-                after = (
-                    paging.decode_token(q.page_token, fhash, datetime, str)
-                    if q.page_token
-                    else None
-                )
+                size, after = paging.window(q.page_size, q.page_token, fhash, datetime, str)
             except ValueError as exc:
                 raise QueryError(400, str(exc)) from exc
             found, token = paging.trim(
@@ -77,8 +72,7 @@ class ScheduleQueries(Queries):
             q = _decode(req.data, schedules.ListRuns)
             fhash = paging.filter_hash("runs", q.schedule_id)
             try:
-                size = paging.page_size(q.page_size)
-                after = paging.decode_token(q.page_token, fhash, datetime) if q.page_token else None
+                size, after = paging.window(q.page_size, q.page_token, fhash, datetime)
             except ValueError as exc:
                 raise QueryError(400, str(exc)) from exc
             if await rows.get(self.pool, q.schedule_id) is None:
