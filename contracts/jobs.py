@@ -31,6 +31,10 @@ LOG_FORMAT = "JETSCAN_LOG_FORMAT"
 # The standard OpenTelemetry variable, passed on as is.
 OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 RESOLVERS = "JETSCAN_RESOLVERS"
+# The job's attempt (1 unless jetscan lost an earlier job of the scan), and the last console
+# `seq` earlier attempts published: a retry's console continues after it.
+ATTEMPT = "JETSCAN_ATTEMPT"
+CONSOLE_AFTER = "JETSCAN_CONSOLE_AFTER"
 PREFIX = "JETSCAN_"
 
 
@@ -46,6 +50,8 @@ def job_environ(
     traceparent: str = "",
     otlp_endpoint: str = "",
     log_format: str = "",
+    attempt: int = 1,
+    console_after: int = 0,
 ) -> dict[str, str]:
     """The variables of the job that runs `cmd`; optional ones only when set."""
     environ = {
@@ -72,6 +78,9 @@ def job_environ(
         environ[OTLP_ENDPOINT] = otlp_endpoint
     if log_format and log_format != "text":  # text is the job's default
         environ[LOG_FORMAT] = log_format
+    if attempt > 1:
+        environ[ATTEMPT] = str(attempt)
+        environ[CONSOLE_AFTER] = str(console_after)
     return environ
 
 

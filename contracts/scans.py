@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from contracts import subjects
 from contracts.findings import Finding, Severity
 from contracts.tracking import Change, FindingState, Occurrence, Triage, TriageEntry
 
@@ -55,6 +56,8 @@ def advance(current: ScanStatus | None, incoming: ScanStatus) -> ScanStatus | No
 
 # The reason of a scan whose job vanished: killed, or silent past the liveness bound.
 LOST = "lost"
+# The reason of a `queued` event that puts a scan back in the queue for another attempt.
+RETRY = "retry"
 
 
 class StartScan(msgspec.Struct, frozen=True, kw_only=True, tag="scan.start"):
@@ -86,13 +89,26 @@ ScanCommand = StartScan | CancelScan
 
 
 class ScanEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """`evt.scan.<id>.<status>`: one lifecycle step, with the exit code once known."""
+    """`evt.scan.<id>.<status>`: one lifecycle step, with the exit code once known.
+
+    `attempt` is the job's attempt the step belongs to (1, or more after a retry). A
+    `queued` event with an attempt above 1 puts a scan whose job was lost back in the queue
+    (`RETRY`).
+    """
 
     scan_id: str
     status: ScanStatus
     at: datetime
     exit_code: int | None = None
     reason: str = ""
+    attempt: int = 1
+
+
+def event_id(scan_id: str, status: ScanStatus, attempt: int = 1) -> str:
+    """The `Nats-Msg-Id` of a lifecycle event: one per scan and status, and per attempt for
+    the steps a retry repeats (queued, launching, running); a scan ends once."""
+    key = status.value if attempt <= 1 or status.terminal else f"{status.value}.{attempt}"
+    return subjects.msg_id("scan", scan_id, key)
 
 
 class FindingCounts(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,6 +148,10 @@ class ScanView(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: datetime | None = None
     finding_counts: FindingCounts = FindingCounts()
     change_counts: ChangeCounts = ChangeCounts()
+    # Waiting scans ahead of this one plus one, while QUEUED; 0 once launched.
+    queue_position: int = 0
+    # How many times the scan's job was launched (a retry after a lost job adds one).
+    attempts: int = 0
 
 
 def queued(cmd: StartScan) -> ScanView:

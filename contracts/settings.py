@@ -7,6 +7,7 @@ the embedded stack build settings without touching the real environment.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -132,6 +133,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca: str = ""
+    # Admission (`handlers/launcher/admission.py`): jobs running at once across every
+    # launcher, jobs of one tool on one target at once (0: no limit; `JETSCAN_MAX_PER_TARGET`
+    # defaults to 1), and launches of a scan whose job jetscan lost (1: no retry). The Struct's
+    # defaults are for settings built in code (the tests' stack); `load` has the machine's.
+    max_running: int = 16
+    max_per_target: int = 0
+    max_attempts: int = 2
     # Seconds added to the database's clock by the scheduler: lets a test stand for a
     # scheduler that was down for a while. No variable sets it.
     scheduler_clock_offset: float = 0.0
@@ -144,6 +152,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in redacted.items()) + ")"
 
     __str__ = __repr__
+
+    @property
+    def retry_attempts(self) -> int:
+        """Launches a scan may get: a Kubernetes Job is named for its scan, so only the local
+        executor runs a lost scan again."""
+        return self.max_attempts if self.executor == "local" else 1
 
     @property
     def embedded_nats(self) -> bool:
@@ -298,6 +312,14 @@ def _absolute(variable: str, text: str) -> str:
     return text
 
 
+def default_max_running(executor: str, cpus: int | None) -> int:
+    """`JETSCAN_MAX_RUNNING` when unset: local jobs share this machine's cores (a job mostly
+    waits on the network, so two per core, at least 4); Kubernetes Jobs get a cluster's 32."""
+    if executor == "kubernetes":
+        return 32
+    return max(4, 2 * (cpus or 1))
+
+
 def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
     """Build settings from `environ`; raise SettingsError naming the first bad variable."""
 
@@ -307,6 +329,8 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
     home = Path(get("HOME", ".jetscan"))
     if not home.is_absolute():
         home = (cwd or Path.cwd()) / home
+    executor = _choice("JETSCAN_EXECUTOR", get("EXECUTOR", "local"), EXECUTORS)
+    running = str(default_max_running(executor, os.cpu_count()))
     return Settings(
         home=home,
         grpc_addr=parse_address("JETSCAN_GRPC_ADDR", get("GRPC_ADDR", "127.0.0.1:50051")),
@@ -315,7 +339,7 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         database_url=_url("JETSCAN_DATABASE_URL", get("DATABASE_URL"), ("postgresql", "postgres")),
         nats_port=_port("JETSCAN_NATS_PORT", get("NATS_PORT", "4222")),
         scope=get("SCOPE", "localhost,127.0.0.0/8"),
-        executor=_choice("JETSCAN_EXECUTOR", get("EXECUTOR", "local"), EXECUTORS),
+        executor=executor,
         log_level=_choice("JETSCAN_LOG_LEVEL", get("LOG_LEVEL", "INFO").upper(), LOG_LEVELS),
         token=get("TOKEN"),
         public_url=_url("JETSCAN_PUBLIC_URL", get("PUBLIC_URL"), ("http", "https")),
@@ -363,4 +387,13 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         tls_cert=_paired("JETSCAN_TLS_CERT", get("TLS_CERT"), "JETSCAN_TLS_KEY", get("TLS_KEY")),
         tls_key=_paired("JETSCAN_TLS_KEY", get("TLS_KEY"), "JETSCAN_TLS_CERT", get("TLS_CERT")),
         tls_ca=_absolute("JETSCAN_TLS_CA", get("TLS_CA")),
+        max_running=_whole(
+            "JETSCAN_MAX_RUNNING", get("MAX_RUNNING", running), 1, 100_000, unit="jobs"
+        ),
+        max_per_target=_whole(
+            "JETSCAN_MAX_PER_TARGET", get("MAX_PER_TARGET", "1"), 0, 100_000, unit="jobs"
+        ),
+        max_attempts=_whole(
+            "JETSCAN_MAX_ATTEMPTS", get("MAX_ATTEMPTS", "2"), 1, 10, unit="attempts"
+        ),
     )

@@ -75,6 +75,8 @@ def scan_to_pb(view: scans.ScanView) -> v1.Scan:
             fixed=view.change_counts.fixed,
         ),
         trigger=view.trigger,
+        queue_position=view.queue_position,
+        attempts=view.attempts,
     )
 
 

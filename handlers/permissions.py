@@ -26,6 +26,7 @@ ADMIN = "admin"
 TOKENS = "tokens"
 TOKENS_USED = "tokens-used"
 LAUNCHES = "launches"
+ADMISSION = "admission"
 HEARTBEATS = "heartbeats"
 ARTIFACTS = "artifacts"
 _API = "$JS.API"
@@ -139,6 +140,16 @@ def role(name: str, topo: Topology) -> Permissions:
             "query.scan.*",
             *_kv_read(LAUNCHES),
             *_kv_write(LAUNCHES),
+            # The admission queue: read, compare-and-set, and a watch mirroring it.
+            *_kv_read(ADMISSION),
+            *_kv_write(ADMISSION),
+            f"{_API}.CONSUMER.CREATE.KV_{ADMISSION}",
+            f"{_API}.CONSUMER.INFO.KV_{ADMISSION}.*",
+            f"{_API}.CONSUMER.DELETE.KV_{ADMISSION}.*",
+            f"$JS.FC.KV_{ADMISSION}.>",
+            # A retry's start command, and where its console continues.
+            f"{_API}.STREAM.MSG.GET.COMMANDS",
+            f"{_API}.STREAM.MSG.GET.OUTPUT",
         ]
     elif name == "ingest":
         pub += [

@@ -25,8 +25,8 @@ from handlers import findings
 _SCAN_COLUMNS = (
     "s.id, s.target, s.domain, s.tool, s.config::text AS config, s.status, s.exit_code,"
     " s.error, s.deadline_seconds, s.requested_by, s.schedule_id, s.created_at, s.started_at,"
-    " s.finished_at, s.result_error, s.trigger, c.info, c.low, c.medium, c.high, c.critical,"
-    " c.n_new, c.n_unchanged, c.n_reopened, c.n_fixed"
+    " s.finished_at, s.result_error, s.trigger, s.attempts, c.info, c.low, c.medium, c.high,"
+    " c.critical, c.n_new, c.n_unchanged, c.n_reopened, c.n_fixed"
 )
 # Counts leave false positives out, and count a finding at its overridden severity.
 _FROM_SCANS = (
@@ -68,6 +68,7 @@ def _scan_view(row: asyncpg.Record) -> ScanView:
         requested_by=row["requested_by"],
         schedule_id=row["schedule_id"],
         trigger=row["trigger"],
+        attempts=row["attempts"],
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
@@ -187,11 +188,19 @@ async def apply_event(
     """
     async with conn.transaction():
         row = await conn.fetchrow(
-            "SELECT status, result_at, result_part FROM scans WHERE id = $1 FOR UPDATE",
+            "SELECT status, result_at, result_part, attempts FROM scans WHERE id = $1 FOR UPDATE",
             event.scan_id,
         )
         if row is None:
             raise UnknownScan(event.scan_id)
+        if event.status is ScanStatus.QUEUED and event.attempt > 1:
+            return await _requeue(conn, event, ScanStatus(row["status"]), row["attempts"])
+        if event.status in (ScanStatus.LAUNCHING, ScanStatus.RUNNING):
+            await conn.execute(
+                "UPDATE scans SET attempts = GREATEST(attempts, $2) WHERE id = $1",
+                event.scan_id,
+                event.attempt,
+            )
         waits = await_result or (await_parts and row["result_part"] > 0)
         if waits and event.status is ScanStatus.SUCCEEDED and row["result_at"] is None:
             raise ResultPending(event.scan_id)
@@ -224,6 +233,37 @@ async def apply_event(
         if new is ScanStatus.SUCCEEDED:
             await findings.apply_fixes(conn, event.scan_id)
         return new
+
+
+async def _requeue(
+    conn: asyncpg.Connection, event: ScanEvent, status: ScanStatus, attempts: int
+) -> ScanStatus | None:
+    """A scan whose job jetscan lost goes back to QUEUED for attempt `event.attempt` (once:
+    a later or repeated event of an earlier attempt changes nothing)."""
+    if status.terminal or event.attempt <= attempts or status is ScanStatus.QUEUED:
+        return None
+    await conn.execute(
+        "UPDATE scans SET status = 'queued', updated_at = now() WHERE id = $1", event.scan_id
+    )
+    return ScanStatus.QUEUED
+
+
+async def queue_position(pool: asyncpg.Pool, view: ScanView) -> int:
+    """1 + the QUEUED scans admitted before `view`'s in the launcher's order
+    (`handlers.launcher.admission.fair_order`: by round per requester, then oldest first)."""
+    return int(
+        await pool.fetchval(
+            "WITH q AS (SELECT id, created_at, row_number() OVER"
+            " (PARTITION BY requested_by ORDER BY created_at, id) AS rk"
+            " FROM scans WHERE status = 'queued' AND id <> $3),"
+            " me AS (SELECT 1 + count(*) AS rk FROM scans WHERE status = 'queued'"
+            " AND requested_by = $1 AND (created_at, id) < ($2, $3))"
+            " SELECT 1 + count(*) FROM q, me WHERE (q.rk, q.created_at, q.id) < (me.rk, $2, $3)",
+            view.requested_by,
+            view.created_at,
+            view.id,
+        )
+    )
 
 
 async def touch_scan(conn: asyncpg.Connection, scan_id: str) -> None:
@@ -321,14 +361,18 @@ async def list_output(
     ]
 
 
-async def active_scans(pool: asyncpg.Pool, quiet_for: float) -> list[tuple[str, str, datetime]]:
-    """Launching or running scans not updated for `quiet_for` seconds: (id, status, since)."""
+async def active_scans(
+    pool: asyncpg.Pool, quiet_for: float
+) -> list[tuple[str, str, datetime, int]]:
+    """Launching or running scans not updated for `quiet_for` seconds:
+    (id, status, since, attempts)."""
     rows = await pool.fetch(
-        "SELECT id, status, updated_at FROM scans WHERE status IN ('launching', 'running')"
+        "SELECT id, status, updated_at, attempts FROM scans"
+        " WHERE status IN ('launching', 'running')"
         " AND updated_at < now() - make_interval(secs => $1)",
         quiet_for,
     )
-    return [(r["id"], r["status"], r["updated_at"]) for r in rows]
+    return [(r["id"], r["status"], r["updated_at"], r["attempts"]) for r in rows]
 
 
 # --- findings ------------------------------------------------------------------------

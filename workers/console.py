@@ -164,9 +164,14 @@ class Console:
         max_bytes: int = MAX_CONSOLE_BYTES,
         ack_timeout: float = 5.0,
         max_attempts: int = 5,
+        after: int = 0,
+        attempt: int = 1,
     ) -> None:
         self._js = js
         self._scan_id = scan_id
+        # A retried scan's console continues after its earlier attempts' last line, with
+        # message ids of its own (an earlier attempt's `EndOfOutput` took the next number).
+        self._id_key = scan_id if attempt <= 1 else f"{scan_id}.{attempt}"
         self._subject = subjects.scan_output(scan_id)
         # `OutputLines` up to its first seq, spelled the way msgspec would encode it.
         self._batch_head = b'{"type":"lines","scan_id":%s,"seq":' % wire.encode(scan_id)
@@ -182,7 +187,7 @@ class Console:
         self._unreported_drops = 0
         self._closing = False
         self._wakeup = asyncio.Event()
-        self.seq = 0
+        self.seq = after
         self.dropped = 0
         self.lost = 0
         # Lines (and their bytes) past the console's cap: counted, not sent.
@@ -303,7 +308,7 @@ class Console:
         self._wakeup.set()
 
     async def _send(self, pending: _Pending) -> None:
-        headers = {api.Header.MSG_ID: subjects.msg_id("output", self._scan_id, pending.msg_id)}
+        headers = {api.Header.MSG_ID: subjects.msg_id("output", self._id_key, pending.msg_id)}
         self._in_flight += 1
         try:
             future = await self._js.publish_async(

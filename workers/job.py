@@ -51,7 +51,7 @@ from contracts import subjects, tracing, wire
 from contracts.coverage import Coverage
 from contracts.output import Stream
 from contracts.results import Heartbeat, ScanResult, ToolData
-from contracts.scans import ScanEvent, ScanStatus
+from contracts.scans import ScanEvent, ScanStatus, event_id
 from handlers.permissions import DATA_ARTIFACT, artifact_name, artifact_nuid
 from scanners import ToolSpec
 from scanners.context import JobContext
@@ -186,9 +186,11 @@ async def run(
             return EXIT_NATS
         try:
             js = nc.jetstream()
-            event = ScanEvent(scan_id=env.scan_id, status=ScanStatus.RUNNING, at=_now())
+            event = ScanEvent(
+                scan_id=env.scan_id, status=ScanStatus.RUNNING, at=_now(), attempt=env.attempt
+            )
             running = subjects.scan_event(env.scan_id, ScanStatus.RUNNING)
-            msg_id = subjects.msg_id("scan", env.scan_id, ScanStatus.RUNNING)
+            msg_id = event_id(env.scan_id, ScanStatus.RUNNING, env.attempt)
             if not await _publish(js, running, wire.encode(event), msg_id):
                 return EXIT_NATS
             beating = await _start_heartbeat(js, env.scan_id, heartbeat_every)
@@ -249,7 +251,15 @@ async def _scan(
         nc.jetstream(publish_async_max_pending=MAX_IN_FLIGHT),
         env.scan_id,
         max_bytes=env.console_max_bytes,
+        after=env.console_after,
+        attempt=env.attempt,
     )
+    if env.attempt > 1:
+        console.line(
+            Stream.STDERR,
+            f"[jetscan] attempt {env.attempt}: jetscan lost the job of the previous attempt;"
+            " the scan runs again from the start".encode(),
+        )
     sender = asyncio.create_task(console.run())
     scanned: Scanned | None = None
     try:

@@ -20,6 +20,8 @@ this module trusts nothing it is handed and validates every variable again here.
 | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP base URL: the job exports its spans there; default off |
 | `JETSCAN_LOG_FORMAT` | `text` (default) or `json`, as for the other roles |
 | `JETSCAN_RESOLVERS` | `IP[:PORT],...`: nameservers to check the target's name with |
+| `JETSCAN_ATTEMPT` | the job's attempt, 1-10 (more than 1 after jetscan lost a job); default 1 |
+| `JETSCAN_CONSOLE_AFTER` | the last console seq of earlier attempts: this one continues after it |
 
 The scanner runs in a fresh directory made inside `JETSCAN_WORKDIR` and removed at the end,
 and sees the job's environment minus every `JETSCAN_*` variable and the OTLP endpoint.
@@ -35,7 +37,9 @@ import msgspec
 
 from contracts import subjects
 from contracts.jobs import (
+    ATTEMPT,
     CONFIG,
+    CONSOLE_AFTER,
     CONSOLE_MAX_BYTES,
     DEADLINE_SECONDS,
     DEFAULT_CONSOLE_MAX_BYTES,
@@ -97,6 +101,8 @@ class JobEnv(msgspec.Struct, frozen=True, kw_only=True):
     otlp_endpoint: str = ""
     log_format: str = "text"
     resolvers: tuple[str, ...] = ()
+    attempt: int = 1
+    console_after: int = 0
 
     @property
     def spec(self) -> ToolSpec[Any]:
@@ -132,6 +138,8 @@ def parse(environ: Mapping[str, str]) -> JobEnv:
         otlp_endpoint=_otlp_endpoint(environ.get(OTLP_ENDPOINT, "")),
         log_format=_log_format(environ.get(LOG_FORMAT, "text")),
         resolvers=_resolvers(environ.get(RESOLVERS, "")),
+        attempt=_count(environ, ATTEMPT, 1, 1, 10),
+        console_after=_count(environ, CONSOLE_AFTER, 0, 0, 1 << 62),
     )
 
 
@@ -163,12 +171,24 @@ def to_environ(env: JobEnv) -> dict[str, str]:
         environ[LOG_FORMAT] = env.log_format
     if env.resolvers:
         environ[RESOLVERS] = ",".join(env.resolvers)
+    if env.attempt > 1:
+        environ[ATTEMPT] = str(env.attempt)
+        environ[CONSOLE_AFTER] = str(env.console_after)
     return environ
 
 
 def scanner_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """The scanner's environment: the job's, without the bus address and credentials."""
     return {k: v for k, v in environ.items() if not k.startswith(PREFIX) and k != OTLP_ENDPOINT}
+
+
+def _count(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = environ.get(name, "")
+    if not text:
+        return default
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        raise JobEnvError(name, f"expected a whole number from {low} to {high}, got {text!r}")
+    return int(text)
 
 
 def _console_max_bytes(text: str) -> int:

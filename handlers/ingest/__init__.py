@@ -19,7 +19,7 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 from contracts import subjects, tracing, wire
 from contracts.output import OutputMessage, lines_of
 from contracts.results import Heartbeat, ScanResult
-from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan
+from contracts.scans import ScanCommand, ScanEvent, StartScan, event_id
 from contracts.settings import Settings
 from contracts.tracking import TriageFinding
 from handlers import backlog, bus, database, findings, metrics, store, topology
@@ -30,7 +30,7 @@ from handlers.delivery import (
     durable_subscriber,
     settle,
 )
-from handlers.ingest.liveness import SILENT, is_lost
+from handlers.ingest.liveness import is_lost, lost
 from handlers.ingest.provenance import mismatch
 
 log = logging.getLogger(__name__)
@@ -153,13 +153,16 @@ async def watch_liveness(
     heartbeat_timeout: float,
     launch_timeout: float,
     interval: float,
+    max_attempts: int = 1,
 ) -> None:
     js = nc.jetstream()
     kv = await js.key_value("heartbeats")
     while True:
         try:
             now = datetime.now(UTC)
-            for scan_id, status, since in await store.active_scans(pool, heartbeat_timeout):
+            for scan_id, status, since, attempts in await store.active_scans(
+                pool, heartbeat_timeout
+            ):
                 last: datetime | None = None
                 with contextlib.suppress(KeyNotFoundError):
                     entry = await kv.get(scan_id)
@@ -174,13 +177,11 @@ async def watch_liveness(
                     launch_timeout=timedelta(seconds=launch_timeout),
                 ):
                     log.warning("scan %s lost (last heartbeat %s)", scan_id, last)
-                    event = ScanEvent(
-                        scan_id=scan_id, status=ScanStatus.FAILED, at=now, reason=SILENT
-                    )
+                    event = lost(scan_id, now, attempts, max_attempts)
                     await js.publish(
-                        subjects.scan_event(scan_id, "failed"),
+                        subjects.scan_event(scan_id, event.status.value),
                         wire.encode(event),
-                        headers={"Nats-Msg-Id": subjects.msg_id("scan", scan_id, "failed")},
+                        headers={"Nats-Msg-Id": event_id(scan_id, event.status, event.attempt)},
                     )
         except Exception:
             log.exception("liveness sweep failed")
@@ -244,6 +245,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 heartbeat_timeout=settings.heartbeat_timeout,
                 launch_timeout=settings.launch_timeout,
                 interval=min(5.0, settings.heartbeat_timeout / 3),
+                max_attempts=settings.retry_attempts,
             )
         )
         await stop.wait()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from contracts.scans import LOST
+from contracts.scans import LOST, RETRY, ScanEvent, ScanStatus
 
 SILENT = f"{LOST}: the scan job stopped sending heartbeats"
 
@@ -36,3 +36,16 @@ def is_lost(
             return False
         return now - since > launch_timeout
     return False
+
+
+def lost(scan_id: str, now: datetime, attempts: int, max_attempts: int) -> ScanEvent:
+    """The event for a scan found lost after `attempts` launches: back to the queue for the
+    next attempt while `max_attempts` allows one, else failed."""
+    attempts = max(attempts, 1)
+    if attempts < max_attempts:
+        reason = f"{RETRY}: {SILENT}"
+        return ScanEvent(
+            scan_id=scan_id, status=ScanStatus.QUEUED, at=now, reason=reason, attempt=attempts + 1
+        )
+    reason = SILENT if attempts <= 1 else f"{SILENT} (attempt {attempts} of {max_attempts})"
+    return ScanEvent(scan_id=scan_id, status=ScanStatus.FAILED, at=now, reason=reason)

@@ -1,14 +1,16 @@
-"""The launcher role: one job per start command, and the scan's lifecycle events.
+"""The launcher role: admits scans (`queue`, `admission`), one job per admitted scan, and
+the scan's lifecycle events.
 
-Before starting a job it creates the scan's key in the `launches` bucket, which succeeds
-only once: a redelivered or replayed start command finds the key and is acknowledged
-without a second job. Terminal events carry the job's outcome. Jobs run on an executor
-(`executor.Executor`): a local process, or a Kubernetes Job (`JETSCAN_EXECUTOR`).
+A start command puts its scan in the admission queue on the bus; the dispatcher launches it
+when a slot is free. Before starting a job it creates the attempt's key in the `launches`
+bucket, which succeeds only once: a replayed start finds the key and starts nothing. Terminal
+events carry the job's outcome; the launcher's own consumer of scan events frees slots and
+puts a scan whose job jetscan lost back in the queue for its next attempt (`RETRY`). Jobs run
+on an executor (`executor.Executor`): a local process, or a Kubernetes Job.
 
 When the executor cannot be asked right now (`LaunchUnavailable`: the Kubernetes API
-answers 5xx or not at all), the launcher gives the scan's key back and naks the command,
-which comes back after the consumer's next `nak_delay`; the scan stays QUEUED meanwhile.
-On the last delivery it fails the scan instead, so no scan waits forever.
+answers 5xx or not at all), the scan goes back to the queue and the dispatcher pauses (1 s,
+5 s, 15 s...); after `UNAVAILABLE_TRIES` such answers the scan fails, so none waits forever.
 """
 
 from __future__ import annotations
@@ -22,25 +24,44 @@ import msgspec
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 from nats.js import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from contracts import subjects, tracing, wire
-from contracts.scans import CancelScan, ScanCommand, ScanEvent, ScanStatus, StartScan
+from contracts.output import EndOfOutput, OutputLine, OutputLines, OutputMessage
+from contracts.scans import (
+    RETRY,
+    CancelScan,
+    ScanCommand,
+    ScanEvent,
+    ScanStatus,
+    StartScan,
+    event_id,
+)
 from contracts.settings import Settings
 from handlers import backlog, bus, topology
 from handlers import metrics as m
-from handlers.delivery import delivered, durable_subscriber, settle
+from handlers.delivery import durable_subscriber, settle
 from handlers.launcher import sandbox
+from handlers.launcher.admission import Waiting
 from handlers.launcher.catalog import Catalog
 from handlers.launcher.executor import Ending, Executor, LaunchRefused, LaunchUnavailable
-from handlers.launcher.lifecycle import Stop, outcome
+from handlers.launcher.lifecycle import Stop, infrastructure_loss, outcome
 from handlers.launcher.local import LocalExecutor
+from handlers.launcher.queue import BUCKET, AdmissionQueue
 from handlers.natsauth import Signer
 
 log = logging.getLogger(__name__)
 
 _commands = msgspec.json.Decoder(ScanCommand)
+_events = msgspec.json.Decoder(ScanEvent)
+_start = msgspec.json.Decoder(StartScan)
+_output = msgspec.json.Decoder(OutputMessage)
+
+# Answers of an executor that cannot be asked right now before the scan is failed, and the
+# dispatcher's pause after each (the last repeats).
+UNAVAILABLE_TRIES = 8
+UNAVAILABLE_PAUSES = (1.0, 5.0, 15.0, 30.0, 60.0)
 
 
 async def publish_event(
@@ -50,18 +71,41 @@ async def publish_event(
     *,
     exit_code: int | None = None,
     reason: str = "",
+    attempt: int = 1,
 ) -> bool:
     """Publish a lifecycle event; return False when JetStream says it was a duplicate."""
     event = ScanEvent(
-        scan_id=scan_id, status=status, at=datetime.now(UTC), exit_code=exit_code, reason=reason
+        scan_id=scan_id,
+        status=status,
+        at=datetime.now(UTC),
+        exit_code=exit_code,
+        reason=reason,
+        attempt=attempt,
     )
     ack = await js.publish(
         subjects.scan_event(scan_id, status.value),
         wire.encode(event),
-        headers=tracing.inject({"Nats-Msg-Id": subjects.msg_id("scan", scan_id, status.value)}),
+        headers=tracing.inject({"Nats-Msg-Id": event_id(scan_id, status, attempt)}),
         timeout=5,
     )
     return not ack.duplicate
+
+
+def guard_key(scan_id: str, attempt: int) -> str:
+    """The attempt's key in `launches`: the scan id for the first, `<id>.<n>` after."""
+    return scan_id if attempt <= 1 else f"{scan_id}.{attempt}"
+
+
+def last_seq(message: OutputMessage) -> int:
+    """The highest console `seq` a message of `scan.output.<id>` carries."""
+    match message:
+        case OutputLines(seq=seq, lines=lines):
+            return seq + len(lines) - 1
+        case OutputLine(seq=seq):
+            return seq
+        case EndOfOutput(seq=seq):
+            return seq - 1  # the number after the last line
+    return 0
 
 
 def make_executor(settings: Settings, launcher: Launcher, catalog: Catalog | None) -> Executor:
@@ -97,19 +141,34 @@ class Launcher:
         launches: KeyValue,
         settings: Settings,
         catalog: Catalog | None = None,
+        admission: KeyValue | None = None,
     ) -> None:
         self.js = js
-        # Create-only keys: the durable guard against running one scan twice.
+        # Create-only keys: the durable guard against running one attempt of a scan twice.
         self.launches = launches
+        self.max_attempts = settings.retry_attempts
         self.executor = make_executor(settings, self, catalog)
-        # Jobs started here: their tool and start time, for the job metrics.
-        self._started: dict[str, tuple[str, float]] = {}
+        self.queue = (
+            AdmissionQueue(
+                admission,
+                self.launch,
+                max_running=settings.max_running,
+                per_target=settings.max_per_target,
+            )
+            if admission is not None
+            else None
+        )
+        # Jobs started here: their tool, start time and attempt, for metrics and retries.
+        self._started: dict[str, tuple[str, float, int]] = {}
+        self._unavailable: dict[str, int] = {}
 
-    def _ended(self, scan_id: str, status: ScanStatus) -> None:
+    def _ended(self, scan_id: str, status: ScanStatus) -> int:
         started = self._started.pop(scan_id, None)
-        if started is not None:
-            m.RUNNING_JOBS.dec()
-            m.JOB_DURATION.labels(started[0], status.value).observe(time.monotonic() - started[1])
+        if started is None:
+            return 1
+        m.RUNNING_JOBS.dec()
+        m.JOB_DURATION.labels(started[0], status.value).observe(time.monotonic() - started[1])
+        return started[2]
 
     async def on_exit(self, ending: Ending) -> None:
         status, reason = outcome(
@@ -119,54 +178,105 @@ class Launcher:
             cause=ending.cause,
             detail=ending.detail,
         )
-        self._ended(ending.scan_id, status)
-        for attempt in range(1, 6):
+        attempt = self._ended(ending.scan_id, status)
+        if ending.stopped is Stop.SUPERSEDED:
+            return
+        lost = infrastructure_loss(
+            ending.returncode, ending.stopped, cause=ending.cause, detail=ending.detail
+        )
+        if lost and attempt < self.max_attempts:
+            # Back to the queue: the launcher's event consumer enqueues the next attempt.
+            status, reason, attempt = ScanStatus.QUEUED, f"{RETRY}: {reason}", attempt + 1
+        elif lost and attempt > 1:
+            reason = f"{reason} (attempt {attempt} of {self.max_attempts})"
+        for n in range(1, 6):
             try:
                 await publish_event(
-                    self.js, ending.scan_id, status, exit_code=ending.returncode, reason=reason
+                    self.js,
+                    ending.scan_id,
+                    status,
+                    exit_code=None if status is ScanStatus.QUEUED else ending.returncode,
+                    reason=reason,
+                    attempt=attempt,
                 )
                 return
             except Exception:
                 # Liveness fails the scan as lost if this never gets through.
-                log.exception(
-                    "scan %s: publishing %s failed (attempt %d)", ending.scan_id, status, attempt
-                )
-                await asyncio.sleep(attempt)
+                log.exception("scan %s: publishing %s failed (try %d)", ending.scan_id, status, n)
+                await asyncio.sleep(n)
 
-    async def start(self, cmd: StartScan, *, last_attempt: bool = False) -> str:
-        """Start `cmd`'s job; return the command's outcome for `jetscan_commands_total`."""
+    async def start(self, cmd: StartScan, *, trace: str = "") -> str:
+        """Queue `cmd`'s scan; return the command's outcome for `jetscan_commands_total`."""
         if self.executor.running(cmd.scan_id):
             return "duplicate"
         try:
-            await self.launches.create(cmd.scan_id, wire.encode(cmd.requested_at))
-        except KeyWrongLastSequenceError:
+            await self.launches.get(cmd.scan_id)
+        except KeyNotFoundError:
+            pass
+        else:
             log.info("scan %s was launched before; not starting it again", cmd.scan_id)
             return "duplicate"
-        with tracing.span("launch", scan=cmd.scan_id):
-            return await self._launch(cmd, last_attempt)
+        if self.queue is None:
+            return await self.launch(Waiting(cmd=cmd, trace=trace))
+        return "queued" if await self.queue.enqueue(Waiting(cmd=cmd, trace=trace)) else "duplicate"
 
-    async def _launch(self, cmd: StartScan, last_attempt: bool) -> str:
+    async def launch(self, w: Waiting) -> str:
+        """Start the job of an admitted scan (the dispatcher holds its slot)."""
+        cmd = w.cmd
+        if self.executor.running(cmd.scan_id):
+            return "launched"
         try:
-            await self.executor.start(cmd)
+            await self.launches.create(
+                guard_key(cmd.scan_id, w.attempt), wire.encode(cmd.requested_at)
+            )
+        except KeyWrongLastSequenceError:
+            log.info("scan %s attempt %d was launched or cancelled before", cmd.scan_id, w.attempt)
+            return "duplicate"
+        with tracing.span(
+            "launch", {tracing.HEADER: w.trace} if w.trace else None, scan=cmd.scan_id
+        ):
+            return await self._launch(w)
+
+    async def _console_end(self, scan_id: str) -> int:
+        """The last console `seq` an earlier attempt of the scan got onto the bus."""
+        try:
+            raw = await self.js.get_last_msg("OUTPUT", subjects.scan_output(scan_id))
+        except NotFoundError:
+            return 0
+        try:
+            return last_seq(_output.decode(raw.data or b""))
+        except wire.UNDECODABLE:
+            return 0
+
+    async def _launch(self, w: Waiting) -> str:
+        cmd = w.cmd
+        after = await self._console_end(cmd.scan_id) if w.attempt > 1 else 0
+        try:
+            await self.executor.start(cmd, attempt=w.attempt, console_after=after)
         except LaunchUnavailable as exc:
             m.LAUNCHES.labels(cmd.tool, "unavailable").inc()
-            if last_attempt:
+            tries = self._unavailable[cmd.scan_id] = self._unavailable.get(cmd.scan_id, 0) + 1
+            if tries >= UNAVAILABLE_TRIES or self.queue is None:
+                self._unavailable.pop(cmd.scan_id, None)
                 reason = f"the job could not be started: {exc}"
                 await publish_event(self.js, cmd.scan_id, ScanStatus.FAILED, reason=reason)
                 return "failed"
-            # The redelivered command must try again; a Job that was created after all is
-            # then found by its name.
-            await self.launches.delete(cmd.scan_id)
-            raise
+            # Back in the queue: a Job created by a try whose answer was lost is then found
+            # by its name.
+            await self.launches.delete(guard_key(cmd.scan_id, w.attempt))
+            await self.queue.enqueue(w)
+            self.queue.pause(UNAVAILABLE_PAUSES[min(tries, len(UNAVAILABLE_PAUSES)) - 1])
+            return "unavailable"
         except LaunchRefused as exc:
             m.LAUNCHES.labels(cmd.tool, "refused").inc()
             await publish_event(self.js, cmd.scan_id, ScanStatus.FAILED, reason=str(exc))
             return "refused"
+        self._unavailable.pop(cmd.scan_id, None)
         m.LAUNCHES.labels(cmd.tool, "started").inc()
         m.RUNNING_JOBS.inc()
-        self._started[cmd.scan_id] = (cmd.tool, time.monotonic())
+        self._started[cmd.scan_id] = (cmd.tool, time.monotonic(), w.attempt)
         m.QUEUE_WAIT.observe(max(0.0, (datetime.now(UTC) - cmd.requested_at).total_seconds()))
-        await publish_event(self.js, cmd.scan_id, ScanStatus.LAUNCHING)
+        await publish_event(self.js, cmd.scan_id, ScanStatus.LAUNCHING, attempt=w.attempt)
         return "launched"
 
     async def cancel(self, cmd: CancelScan) -> str:
@@ -176,19 +286,47 @@ class Launcher:
             cmd.scan_id, Stop.CANCELLED
         ):
             return "stopping"
-        # Not running here: still queued, or already over (then ingest ignores the event).
-        # Taking its `launches` key makes a start that is still to come a no-op.
+        # Still waiting for a slot: out of the queue, and never launched.
+        waiting = await self.queue.claim(cmd.scan_id) if self.queue is not None else None
         try:
+            # Taking its `launches` key makes a start that is still to come a no-op.
             await self.launches.create(cmd.scan_id, b"cancelled")
         except KeyWrongLastSequenceError:
             # Launched already, perhaps by another launcher whose Job this one has not seen
             # yet: a Kubernetes Job is found by its name. A local job elsewhere is not.
-            if await self.executor.stop(cmd.scan_id, Stop.CANCELLED):
+            if waiting is None and await self.executor.stop(cmd.scan_id, Stop.CANCELLED):
                 return "stopping"
         await publish_event(
             self.js, cmd.scan_id, ScanStatus.CANCELLED, reason="cancelled on request"
         )
         return "cancelled"
+
+    async def on_event(self, event: ScanEvent) -> str:
+        """A scan event, seen by the launcher: slots and retries follow the scan's life."""
+        if self.queue is None:
+            return "ignored"
+        scan_id = event.scan_id
+        if event.status is ScanStatus.QUEUED and event.attempt > 1:
+            # Its job was lost (here, or silent as liveness saw it): the next attempt waits.
+            if self.executor.running(scan_id):
+                await self.executor.stop(scan_id, Stop.SUPERSEDED)
+            await self.queue.release(scan_id, event.attempt - 1)
+            try:
+                raw = await self.js.get_last_msg("COMMANDS", subjects.scan_start(scan_id))
+            except NotFoundError:
+                log.warning("scan %s: no start command to retry", scan_id)
+                return "ignored"
+            cmd = _start.decode(raw.data or b"")
+            await self.queue.enqueue(Waiting(cmd=cmd, attempt=event.attempt))
+            return "requeued"
+        if not event.status.terminal:
+            return "ignored"
+        if event.status is not ScanStatus.SUCCEEDED and self.executor.running(scan_id):
+            # Ended without its job (a silent job failed by liveness, a cancel that raced
+            # the launch): the job must not run on.
+            await self.executor.stop(scan_id, Stop.SUPERSEDED)
+        await self.queue.claim(scan_id)
+        return "released" if await self.queue.release(scan_id) else "ignored"
 
 
 def build(broker: NatsBroker, launcher: Launcher, topo: topology.Topology) -> None:
@@ -206,9 +344,8 @@ def build(broker: NatsBroker, launcher: Launcher, topo: topology.Topology) -> No
                 case StartScan() as start:
                     kind = "start"
                     tracing.mark_scan(start.scan_id)
-                    done = await launcher.start(
-                        start, last_attempt=delivered(msg) >= spec.max_deliver
-                    )
+                    # The launch, later, continues the command's trace.
+                    done = await launcher.start(start, trace=tracing.traceparent())
                 case CancelScan() as cancel:
                     kind = "cancel"
                     tracing.mark_scan(cancel.scan_id)
@@ -220,15 +357,39 @@ def build(broker: NatsBroker, launcher: Launcher, topo: topology.Topology) -> No
             if outcome != "acked":
                 m.COMMANDS.labels(kind, outcome).inc()
 
+    events = topo.consumer("launcher-scan-events")
+
+    # In stream order: a scan's retry is queued before a later cancel or end takes it out.
+    @durable_subscriber(broker, topo, events.durable, batch_size=1)
+    async def on_event(msg: NatsMessage) -> None:
+        body = msg.body
+
+        async def work() -> None:
+            event = _events.decode(body)
+            tracing.mark_scan(event.scan_id)
+            done = await launcher.on_event(event)
+            if done != "ignored":
+                log.info("scan %s: %s (%s)", event.scan_id, done, event.status.value)
+
+        await settle(msg, events, work)
+
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     nc = await bus.connect(settings, "launcher")
     broker = bus.make_broker(settings, "launcher")
     js = nc.jetstream()
-    launcher = Launcher(js, await js.key_value("launches"), settings, Catalog(nc))
+    launcher = Launcher(
+        js,
+        await js.key_value("launches"),
+        settings,
+        Catalog(nc),
+        admission=await js.key_value(BUCKET),
+    )
     build(broker, launcher, topology.load())
     try:
         await launcher.executor.open()
+        if launcher.queue is not None:
+            await launcher.queue.open()
         await broker.start()
         service = await bus.register(nc, "launcher", "Starts one job per scan command.")
         backlog.start(nc, "launcher", stop)
@@ -236,5 +397,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await service.stop()
     finally:
         await broker.stop()
+        if launcher.queue is not None:
+            await launcher.queue.close()
         await launcher.executor.shutdown()
         await nc.drain()

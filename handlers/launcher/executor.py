@@ -57,8 +57,9 @@ class Executor(Protocol):
     def running(self, scan_id: str) -> bool:
         """Whether this executor knows a job of `scan_id` that has not ended."""
 
-    async def start(self, cmd: StartScan) -> None:
-        """Start the scan's job; raise LaunchRefused or LaunchUnavailable."""
+    async def start(self, cmd: StartScan, *, attempt: int = 1, console_after: int = 0) -> None:
+        """Start the scan's job (its `attempt`, whose console continues after `console_after`);
+        raise LaunchRefused or LaunchUnavailable."""
 
     async def stop(self, scan_id: str, why: Stop) -> bool:
         """Stop the scan's job; False when there is none."""

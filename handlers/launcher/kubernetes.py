@@ -135,7 +135,9 @@ class KubernetesExecutor:
             return scan_id in self._created
         return name not in self._ended and kubestate.finished(job) is None
 
-    async def start(self, cmd: StartScan) -> None:
+    async def start(self, cmd: StartScan, *, attempt: int = 1, console_after: int = 0) -> None:
+        # A Job is named for its scan, so a scan gets one (`Settings.retry_attempts` is 1 here):
+        # `attempt` and `console_after` are always 1 and 0.
         if manifest.raw_sockets(cmd) and not self.settings.k8s_raw_sockets:
             # Admission would refuse its pod and leave the Job waiting out its deadline.
             raise LaunchRefused(

@@ -35,6 +35,9 @@ class Stop(enum.StrEnum):
     CANCELLED = "cancelled"
     DEADLINE = "deadline"
     SHUTDOWN = "shutdown"
+    # The scan ended, or went back to the queue, without this job (liveness declared it
+    # lost, a cancel raced its launch): its end is not the scan's.
+    SUPERSEDED = "superseded"
 
 
 def outcome(
@@ -72,6 +75,20 @@ def outcome(
         reason = f"{LOST}: the job was killed by signal {signum} {name}".rstrip()
         return ScanStatus.FAILED, _joined(reason, f"{cause}: {detail}" if cause else detail)
     return ScanStatus.FAILED, _REASONS.get(returncode, f"the job exited with code {returncode}")
+
+
+def infrastructure_loss(
+    returncode: int | None, stopped: Stop | None, *, cause: str = "", detail: str = ""
+) -> bool:
+    """Whether a job that ended so was lost because jetscan failed (its launcher stopped, the
+    job or its node was killed, the job could not reach NATS), so the scan may run again;
+    never for the scanner's own failure, a deadline, a cancel or a platform's refusal."""
+    status, reason = outcome(returncode, stopped, 0, cause=cause, detail=detail)
+    if status is not ScanStatus.FAILED:
+        return False
+    if stopped is Stop.SHUTDOWN or returncode == JOB_NATS:
+        return True
+    return stopped is None and cause in ("", LOST) and reason.startswith(LOST)
 
 
 def _joined(reason: str, detail: str) -> str:

@@ -82,7 +82,7 @@ class LocalExecutor:
     def running(self, scan_id: str) -> bool:
         return scan_id in self.jobs
 
-    async def start(self, cmd: StartScan) -> None:
+    async def start(self, cmd: StartScan, *, attempt: int = 1, console_after: int = 0) -> None:
         secrets = ""
         extra: dict[str, str] = {}
         if self.signer is not None or self.sandbox is not None:
@@ -104,6 +104,8 @@ class LocalExecutor:
             scope=self.scope,
             console_max_bytes=self.console_max_bytes,
             traceparent=tracing.traceparent(),
+            attempt=attempt,
+            console_after=console_after,
             **self.telemetry,
         )
         try:

@@ -77,6 +77,9 @@ class Queries:
                 if cmd is None:
                     raise QueryError(404, f"scan {q.id!r} not found")
                 view = scans.queued(cmd)
+            if view.status is scans.ScanStatus.QUEUED:
+                position = await store.queue_position(self.pool, view)
+                view = msgspec.structs.replace(view, queue_position=position)
             return view
 
         await _answer(req, work)

@@ -1,0 +1,243 @@
+"""The admission queue, kept on the bus: the `admission` KV bucket.
+
+- `waiting.<scan_id>`: a scan waiting for a slot (`admission.Waiting`), created once when the
+  launcher takes its start command (or a retry) and deleted by whoever claims it: the
+  dispatcher that launches it or a cancel, each with a compare-and-set on the key's revision,
+  so only one of them gets it.
+- `slots`: every held slot (`admission.Slots`), changed only by compare-and-set on the key's
+  revision, so launcher replicas never hold more than the limit together.
+
+Each launcher mirrors the bucket through a KV watch and dispatches from its mirror in
+`fair_order`; a slot is freed when its scan ends (the launcher's event consumer), and a slot
+claimed by a launcher that died before launching is freed by `sweep`. Everything survives a
+restart of any process: the queue is JetStream's, not a launcher's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from contracts import wire
+from handlers.launcher.admission import Slots, Waiting, admit, fair_order, freed, taken
+
+log = logging.getLogger(__name__)
+
+BUCKET = "admission"
+SLOTS = "slots"
+_WAITING = "waiting."
+# A slot claimed this long ago for a scan that still waits was claimed by a launcher that
+# died before launching it.
+STALE_CLAIM = timedelta(seconds=60)
+
+_waiting = msgspec.json.Decoder(Waiting)
+_slots = msgspec.json.Decoder(Slots)
+
+# What launching a claimed scan came to: the slot is kept only for "launched".
+Launch = Callable[[Waiting], Awaitable[str]]
+
+
+def waiting_key(scan_id: str) -> str:
+    return _WAITING + scan_id
+
+
+class AdmissionQueue:
+    def __init__(self, kv: KeyValue, launch: Launch, *, max_running: int, per_target: int) -> None:
+        self.kv = kv
+        self.launch = launch
+        self.max_running = max_running
+        self.per_target = per_target
+        self.owner = uuid.uuid4().hex[:12]
+        # The mirror: waiting scans with their key's revision, and the slots last seen.
+        self.waiting: dict[str, tuple[Waiting, int]] = {}
+        self.slots = Slots()
+        self._launching: set[str] = set()
+        self._wake = asyncio.Event()
+        self._pause_until = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def open(self) -> None:
+        loaded = asyncio.Event()
+        self._tasks.append(asyncio.create_task(self._follow(loaded), name="admission-watch"))
+        await asyncio.wait_for(loaded.wait(), 30)
+        self._tasks.append(asyncio.create_task(self._dispatch(), name="admission-dispatch"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def pause(self, seconds: float) -> None:
+        """Launch nothing for `seconds` (the executor cannot be asked right now)."""
+        self._pause_until = asyncio.get_running_loop().time() + seconds
+
+    async def enqueue(self, w: Waiting) -> bool:
+        """Put `w` in the queue; False when it is waiting already."""
+        try:
+            rev = await self.kv.create(waiting_key(w.cmd.scan_id), wire.encode(w))
+        except KeyWrongLastSequenceError:
+            return False
+        self.waiting[w.cmd.scan_id] = (w, rev)
+        self._wake.set()
+        return True
+
+    async def claim(self, scan_id: str) -> Waiting | None:
+        """Take `scan_id` out of the queue; None when it is not waiting (or another took it)."""
+        try:
+            entry = await self.kv.get(waiting_key(scan_id))
+        except KeyNotFoundError:
+            self.waiting.pop(scan_id, None)
+            return None
+        if not entry.value or entry.revision is None:
+            return None
+        try:
+            await self.kv.delete(waiting_key(scan_id), last=entry.revision)
+        except KeyWrongLastSequenceError:
+            return None
+        self.waiting.pop(scan_id, None)
+        return _waiting.decode(entry.value)
+
+    async def release(self, scan_id: str, attempt: int | None = None) -> bool:
+        """Free `scan_id`'s slot (only `attempt`'s, when given); False if it held none."""
+        while True:
+            slots, rev = await self._read_slots()
+            after = freed(slots, scan_id, attempt)
+            if after is None:
+                return False
+            if await self._write_slots(after, rev):
+                self.slots = after
+                self._wake.set()
+                return True
+
+    async def sweep(self) -> None:
+        """Free slots claimed for scans that still wait: their launcher died before launching."""
+        slots, _ = await self._read_slots()
+        now = datetime.now(UTC)
+        for scan_id, slot in slots.held.items():
+            if scan_id not in self.waiting or scan_id in self._launching:
+                continue
+            if slot.owner != self.owner and now - slot.at < STALE_CLAIM:
+                continue
+            log.warning("scan %s: freeing a slot claimed but never launched", scan_id)
+            await self.release(scan_id, slot.attempt)
+
+    async def _read_slots(self) -> tuple[Slots, int | None]:
+        try:
+            entry = await self.kv.get(SLOTS)
+        except KeyNotFoundError:
+            return Slots(), None
+        return (_slots.decode(entry.value) if entry.value else Slots()), entry.revision
+
+    async def _write_slots(self, slots: Slots, rev: int | None) -> bool:
+        try:
+            if rev is None:
+                await self.kv.create(SLOTS, wire.encode(slots))
+            else:
+                await self.kv.update(SLOTS, wire.encode(slots), last=rev)
+        except KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def _take(self, ordered: list[Waiting]) -> list[Waiting]:
+        """Hold slots for the first admissible scans of `ordered`: a compare-and-set on
+        `slots`, tried again from a fresh read when another launcher wrote it meanwhile."""
+        while True:
+            slots, rev = await self._read_slots()
+            chosen = admit(ordered, slots, max_running=self.max_running, per_target=self.per_target)
+            if not chosen:
+                self.slots = slots
+                return []
+            after = taken(slots, chosen, owner=self.owner, now=datetime.now(UTC))
+            if await self._write_slots(after, rev):
+                self.slots = after
+                return chosen
+
+    async def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_sweep = loop.time()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+            self._wake.clear()
+            try:
+                if loop.time() - last_sweep > 10:
+                    last_sweep = loop.time()
+                    await self.sweep()
+                if not self.waiting or loop.time() < self._pause_until:
+                    continue
+                ordered = fair_order(w for w, _ in self.waiting.values())
+                chosen = await self._take(
+                    [w for w in ordered if w.cmd.scan_id not in self._launching]
+                )
+                if chosen:
+                    await asyncio.gather(*(self._start(w) for w in chosen))
+                    self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("admission: dispatching failed")
+                await asyncio.sleep(1.0)
+
+    async def _start(self, w: Waiting) -> None:
+        scan_id = w.cmd.scan_id
+        self._launching.add(scan_id)
+        try:
+            claimed = await self.claim(scan_id)
+            outcome = "gone" if claimed is None else await self.launch(claimed)
+            if outcome != "launched":
+                await self.release(scan_id, w.attempt)
+        finally:
+            self._launching.discard(scan_id)
+
+    async def _follow(self, loaded: asyncio.Event) -> None:
+        while True:
+            try:
+                watcher = await self.kv.watchall()
+                try:
+                    fresh: dict[str, tuple[Waiting, int]] = {}
+                    initial = True
+                    async for entry in watcher:
+                        if entry is None:  # the end of the initial values
+                            if initial:
+                                self.waiting = fresh
+                                initial = False
+                                loaded.set()
+                            continue
+                        self._apply(fresh if initial else self.waiting, entry)
+                        if not initial:
+                            self._wake.set()
+                    if initial:
+                        self.waiting = fresh
+                        loaded.set()
+                finally:
+                    await watcher.stop()  # type: ignore[no-untyped-call]
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("admission: the watch failed; watching again")
+                await asyncio.sleep(1.0)
+
+    def _apply(self, into: dict[str, tuple[Waiting, int]], entry: KeyValue.Entry) -> None:
+        deleted = entry.operation in ("DEL", "PURGE") or not entry.value
+        if entry.key == SLOTS:
+            if not deleted and entry.value:
+                self.slots = _slots.decode(entry.value)
+            return
+        if not entry.key.startswith(_WAITING):
+            return
+        scan_id = entry.key.removeprefix(_WAITING)
+        if deleted:
+            into.pop(scan_id, None)
+        elif entry.revision is not None:
+            into[scan_id] = (_waiting.decode(entry.value or b""), entry.revision)
