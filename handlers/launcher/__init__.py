@@ -314,8 +314,10 @@ class Launcher:
             try:
                 raw = await self.js.get_last_msg("COMMANDS", subjects.scan_start(scan_id))
             except NotFoundError:
-                log.warning("scan %s: no start command to retry", scan_id)
-                return "ignored"
+                why = event.reason.removeprefix(f"{RETRY}: ")
+                reason = f"{why}; its start command is gone, so it cannot run again"
+                await publish_event(self.js, scan_id, ScanStatus.FAILED, reason=reason)
+                return "failed"
             cmd = _start.decode(raw.data or b"")
             await self.queue.enqueue(Waiting(cmd=cmd, attempt=event.attempt))
             return "requeued"

@@ -137,14 +137,34 @@ async def test_a_scan_past_its_deadline_times_out(scans: v1.ScanServiceStub) -> 
     assert job_pids(started.id) == []
 
 
-async def test_a_killed_worker_fails_as_lost(scans: v1.ScanServiceStub, stack: Stack) -> None:
+async def test_a_killed_worker_runs_again_then_fails_as_lost(
+    scans: v1.ScanServiceStub, stack: Stack
+) -> None:
+    assert stack.settings.max_attempts == 2
     started = await scans.start_scan(slow_nmap())
-    await wait_status(scans, started.id, {v1.ScanStatus.RUNNING})
-    for pid in job_pids(started.id):
+    running = await wait_status(scans, started.id, {v1.ScanStatus.RUNNING})
+    assert running.attempts == 1
+    first = job_pids(started.id)
+    for pid in first:
+        os.kill(pid, signal.SIGKILL)
+    # jetscan lost the job, not the scanner failing: the scan runs again, once.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while True:
+        again = await scans.get_scan(v1.GetScanRequest(id=started.id))
+        second = job_pids(started.id)
+        if again.attempts == 2 and again.status == v1.ScanStatus.RUNNING and second:
+            break
+        assert again.status not in TERMINAL, f"ended {again.status}: {again.error}"
+        assert loop.time() < deadline, f"no second attempt: {again.status} {again.attempts}"
+        await asyncio.sleep(0.2)
+    assert not set(second) & set(first)
+    for pid in second:
         os.kill(pid, signal.SIGKILL)
     bound = stack.settings.heartbeat_timeout * 2 + 20
     done = await wait_status(scans, started.id, {v1.ScanStatus.FAILED}, within=bound)
-    assert done.error.startswith("lost")
+    assert done.error.startswith("lost") and done.error.endswith("(attempt 2 of 2)")
+    assert done.attempts == 2
 
 
 async def test_a_silent_scan_is_failed_as_lost_by_liveness(
