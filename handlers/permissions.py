@@ -40,6 +40,17 @@ def _kv_write(bucket: str) -> list[str]:
     return [f"$KV.{bucket}.>"]
 
 
+def _kv_watch(bucket: str) -> list[str]:
+    """A KV watch: an ordered consumer with flow control on the bucket's stream."""
+    return [
+        f"{_API}.STREAM.INFO.KV_{bucket}",
+        f"{_API}.CONSUMER.CREATE.KV_{bucket}",
+        f"{_API}.CONSUMER.INFO.KV_{bucket}.*",
+        f"{_API}.CONSUMER.DELETE.KV_{bucket}.*",
+        f"$JS.FC.KV_{bucket}.>",
+    ]
+
+
 def _object_read(bucket: str) -> list[str]:
     stream = f"OBJ_{bucket}"
     return [
@@ -143,10 +154,7 @@ def role(name: str, topo: Topology) -> Permissions:
             # The admission queue: read, compare-and-set, and a watch mirroring it.
             *_kv_read(ADMISSION),
             *_kv_write(ADMISSION),
-            f"{_API}.CONSUMER.CREATE.KV_{ADMISSION}",
-            f"{_API}.CONSUMER.INFO.KV_{ADMISSION}.*",
-            f"{_API}.CONSUMER.DELETE.KV_{ADMISSION}.*",
-            f"$JS.FC.KV_{ADMISSION}.>",
+            *_kv_watch(ADMISSION),
             # A retry's start command, and where its console continues.
             f"{_API}.STREAM.MSG.GET.COMMANDS",
             f"{_API}.STREAM.MSG.GET.OUTPUT",
@@ -160,7 +168,7 @@ def role(name: str, topo: Topology) -> Permissions:
             f"{_API}.STREAM.INFO.PARKED",
         ]
     elif name == "queries":
-        pub += [f"{_API}.STREAM.MSG.GET.COMMANDS"]
+        pub += [f"{_API}.STREAM.MSG.GET.COMMANDS", *_kv_watch(ADMISSION)]
         sub += [subjects.QUERIES]
     elif name == "scheduler":
         pub += [subjects.SCAN_COMMANDS, "evt.schedule.>", subjects.QUERIES]

@@ -248,24 +248,6 @@ async def _requeue(
     return ScanStatus.QUEUED
 
 
-async def queue_position(pool: asyncpg.Pool, view: ScanView) -> int:
-    """1 + the QUEUED scans admitted before `view`'s in the launcher's order
-    (`handlers.launcher.admission.fair_order`: by round per requester, then oldest first)."""
-    return int(
-        await pool.fetchval(
-            "WITH q AS (SELECT id, created_at, row_number() OVER"
-            " (PARTITION BY requested_by ORDER BY created_at, id) AS rk"
-            " FROM scans WHERE status = 'queued' AND id <> $3),"
-            " me AS (SELECT 1 + count(*) AS rk FROM scans WHERE status = 'queued'"
-            " AND requested_by = $1 AND (created_at, id) < ($2, $3))"
-            " SELECT 1 + count(*) FROM q, me WHERE (q.rk, q.created_at, q.id) < (me.rk, $2, $3)",
-            view.requested_by,
-            view.created_at,
-            view.id,
-        )
-    )
-
-
 async def touch_scan(conn: asyncpg.Connection, scan_id: str) -> None:
     await conn.execute("UPDATE scans SET updated_at = now() WHERE id = $1", scan_id)
 

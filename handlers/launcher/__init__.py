@@ -41,14 +41,14 @@ from contracts.scans import (
 from contracts.settings import Settings
 from handlers import backlog, bus, topology
 from handlers import metrics as m
+from handlers.admission import BUCKET, Waiting
 from handlers.delivery import durable_subscriber, settle
 from handlers.launcher import sandbox
-from handlers.launcher.admission import Waiting
 from handlers.launcher.catalog import Catalog
 from handlers.launcher.executor import Ending, Executor, LaunchRefused, LaunchUnavailable
 from handlers.launcher.lifecycle import Stop, infrastructure_loss, outcome
 from handlers.launcher.local import LocalExecutor
-from handlers.launcher.queue import BUCKET, AdmissionQueue
+from handlers.launcher.queue import AdmissionQueue
 from handlers.natsauth import Signer
 
 log = logging.getLogger(__name__)
@@ -310,7 +310,6 @@ class Launcher:
             # Its job was lost (here, or silent as liveness saw it): the next attempt waits.
             if self.executor.running(scan_id):
                 await self.executor.stop(scan_id, Stop.SUPERSEDED)
-            await self.queue.release(scan_id, event.attempt - 1)
             try:
                 raw = await self.js.get_last_msg("COMMANDS", subjects.scan_start(scan_id))
             except NotFoundError:
@@ -319,7 +318,9 @@ class Launcher:
                 await publish_event(self.js, scan_id, ScanStatus.FAILED, reason=reason)
                 return "failed"
             cmd = _start.decode(raw.data or b"")
-            await self.queue.enqueue(Waiting(cmd=cmd, attempt=event.attempt))
+            # Queued before its old slot is freed, so the slot cannot go to a younger scan.
+            await self.queue.enqueue(Waiting(cmd=cmd, attempt=event.attempt), retry=True)
+            await self.queue.release(scan_id, event.attempt - 1)
             return "requeued"
         if not event.status.terminal:
             return "ignored"

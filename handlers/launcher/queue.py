@@ -27,26 +27,29 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from contracts import wire
-from handlers.launcher.admission import Slots, Waiting, admit, fair_order, freed, taken
+from handlers.admission import (
+    SLOTS,
+    Mirror,
+    Slots,
+    Waiting,
+    admit,
+    decode_waiting,
+    fair_order,
+    freed,
+    round_for,
+    slots_decoder,
+    taken,
+    waiting_key,
+)
 
 log = logging.getLogger(__name__)
 
-BUCKET = "admission"
-SLOTS = "slots"
-_WAITING = "waiting."
 # A slot claimed this long ago for a scan that still waits was claimed by a launcher that
 # died before launching it.
 STALE_CLAIM = timedelta(seconds=60)
 
-_waiting = msgspec.json.Decoder(Waiting)
-_slots = msgspec.json.Decoder(Slots)
-
 # What launching a claimed scan came to: the slot is kept only for "launched".
 Launch = Callable[[Waiting], Awaitable[str]]
-
-
-def waiting_key(scan_id: str) -> str:
-    return _WAITING + scan_id
 
 
 class AdmissionQueue:
@@ -56,34 +59,38 @@ class AdmissionQueue:
         self.max_running = max_running
         self.per_target = per_target
         self.owner = uuid.uuid4().hex[:12]
-        # The mirror: waiting scans with their key's revision, and the slots last seen.
-        self.waiting: dict[str, tuple[Waiting, int]] = {}
-        self.slots = Slots()
-        self._launching: set[str] = set()
         self._wake = asyncio.Event()
+        self.mirror = Mirror(kv, self._wake.set)
+        self._launching: set[str] = set()
         self._pause_until = 0.0
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> dict[str, tuple[Waiting, int]]:
+        return self.mirror.waiting
 
     async def open(self) -> None:
-        loaded = asyncio.Event()
-        self._tasks.append(asyncio.create_task(self._follow(loaded), name="admission-watch"))
-        await asyncio.wait_for(loaded.wait(), 30)
-        self._tasks.append(asyncio.create_task(self._dispatch(), name="admission-dispatch"))
+        await self.mirror.open()
+        self._task = asyncio.create_task(self._dispatch(), name="admission-dispatch")
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+                await self._task
+        await self.mirror.close()
 
     def pause(self, seconds: float) -> None:
         """Launch nothing for `seconds` (the executor cannot be asked right now)."""
         self._pause_until = asyncio.get_running_loop().time() + seconds
 
-    async def enqueue(self, w: Waiting) -> bool:
-        """Put `w` in the queue; False when it is waiting already."""
+    async def enqueue(self, w: Waiting, *, retry: bool = False) -> bool:
+        """Put `w` in the queue, in its round (see `handlers.admission`); False when it is
+        waiting already."""
+        current = self.mirror.slots.round
+        others = (x for x, _ in self.waiting.values())
+        turn = current if retry else round_for(w.cmd.requested_by, others, current)
+        w = msgspec.structs.replace(w, round=turn)
         try:
             rev = await self.kv.create(waiting_key(w.cmd.scan_id), wire.encode(w))
         except KeyWrongLastSequenceError:
@@ -106,7 +113,7 @@ class AdmissionQueue:
         except KeyWrongLastSequenceError:
             return None
         self.waiting.pop(scan_id, None)
-        return _waiting.decode(entry.value)
+        return decode_waiting(entry.value)
 
     async def release(self, scan_id: str, attempt: int | None = None) -> bool:
         """Free `scan_id`'s slot (only `attempt`'s, when given); False if it held none."""
@@ -116,7 +123,7 @@ class AdmissionQueue:
             if after is None:
                 return False
             if await self._write_slots(after, rev):
-                self.slots = after
+                self.mirror.slots = after
                 self._wake.set()
                 return True
 
@@ -137,7 +144,7 @@ class AdmissionQueue:
             entry = await self.kv.get(SLOTS)
         except KeyNotFoundError:
             return Slots(), None
-        return (_slots.decode(entry.value) if entry.value else Slots()), entry.revision
+        return (slots_decoder.decode(entry.value) if entry.value else Slots()), entry.revision
 
     async def _write_slots(self, slots: Slots, rev: int | None) -> bool:
         try:
@@ -156,11 +163,11 @@ class AdmissionQueue:
             slots, rev = await self._read_slots()
             chosen = admit(ordered, slots, max_running=self.max_running, per_target=self.per_target)
             if not chosen:
-                self.slots = slots
+                self.mirror.slots = slots
                 return []
             after = taken(slots, chosen, owner=self.owner, now=datetime.now(UTC))
             if await self._write_slots(after, rev):
-                self.slots = after
+                self.mirror.slots = after
                 return chosen
 
     async def _dispatch(self) -> None:
@@ -199,45 +206,3 @@ class AdmissionQueue:
                 await self.release(scan_id, w.attempt)
         finally:
             self._launching.discard(scan_id)
-
-    async def _follow(self, loaded: asyncio.Event) -> None:
-        while True:
-            try:
-                watcher = await self.kv.watchall()
-                try:
-                    fresh: dict[str, tuple[Waiting, int]] = {}
-                    initial = True
-                    async for entry in watcher:
-                        if entry is None:  # the end of the initial values
-                            if initial:
-                                self.waiting = fresh
-                                initial = False
-                                loaded.set()
-                            continue
-                        self._apply(fresh if initial else self.waiting, entry)
-                        if not initial:
-                            self._wake.set()
-                    if initial:
-                        self.waiting = fresh
-                        loaded.set()
-                finally:
-                    await watcher.stop()  # type: ignore[no-untyped-call]
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("admission: the watch failed; watching again")
-                await asyncio.sleep(1.0)
-
-    def _apply(self, into: dict[str, tuple[Waiting, int]], entry: KeyValue.Entry) -> None:
-        deleted = entry.operation in ("DEL", "PURGE") or not entry.value
-        if entry.key == SLOTS:
-            if not deleted and entry.value:
-                self.slots = _slots.decode(entry.value)
-            return
-        if not entry.key.startswith(_WAITING):
-            return
-        scan_id = entry.key.removeprefix(_WAITING)
-        if deleted:
-            into.pop(scan_id, None)
-        elif entry.revision is not None:
-            into[scan_id] = (_waiting.decode(entry.value or b""), entry.revision)

@@ -8,6 +8,7 @@ import logging
 from contracts import subjects
 from contracts.settings import Settings
 from handlers import bus, database
+from handlers.admission import BUCKET, Mirror
 from handlers.queries.reportqueries import ReportQueries
 from handlers.queries.router import Queries
 from handlers.queries.schedules import ScheduleQueries
@@ -18,8 +19,10 @@ log = logging.getLogger(__name__)
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     pool = await database.connect_pool(settings.database_url)
     nc = await bus.connect(settings, "queries")
+    admission = Mirror(await nc.jetstream().key_value(BUCKET))
     try:
-        q = Queries(pool, nc.jetstream())
+        await admission.open()
+        q = Queries(pool, nc.jetstream(), admission)
         r = ReportQueries(pool, nc.jetstream())
         sq = ScheduleQueries(pool, nc.jetstream())
         service = await bus.register(
@@ -42,5 +45,6 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await stop.wait()
         await service.stop()
     finally:
+        await admission.close()
         await nc.drain()
         await pool.close()

@@ -15,6 +15,7 @@ from nats.micro.request import Request
 
 from contracts import output, scans, subjects, tracking, wire
 from handlers import findingviews, store
+from handlers.admission import Mirror
 from handlers.queries import paging
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,12 @@ _start = msgspec.json.Decoder(scans.StartScan)
 
 
 class Queries:
-    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, js: JetStreamContext, admission: Mirror | None = None
+    ) -> None:
         self.pool = pool
         self.js = js
+        self.admission = admission
 
     async def _command(self, scan_id: str) -> scans.StartScan | None:
         try:
@@ -77,8 +81,18 @@ class Queries:
                 if cmd is None:
                     raise QueryError(404, f"scan {q.id!r} not found")
                 view = scans.queued(cmd)
-            if view.status is scans.ScanStatus.QUEUED:
-                position = await store.queue_position(self.pool, view)
+            if view.status is scans.ScanStatus.QUEUED and self.admission is not None:
+                cmd = scans.StartScan(
+                    scan_id=view.id,
+                    target=view.target,
+                    domain=view.domain,
+                    tool=view.tool,
+                    config={},
+                    deadline_seconds=view.deadline_seconds,
+                    requested_by=view.requested_by,
+                    requested_at=view.created_at,
+                )
+                position = self.admission.position(cmd)
                 view = msgspec.structs.replace(view, queue_position=position)
             return view
 
