@@ -134,6 +134,7 @@ async def test_a_scan_past_its_deadline_times_out(scans: v1.ScanServiceStub) -> 
     assert started.deadline_seconds == 3
     done = await wait_status(scans, started.id, {v1.ScanStatus.TIMED_OUT}, within=40)
     assert "deadline" in done.error
+    assert done.attempts == 1  # a deadline is the scan's own end: never run again
     assert job_pids(started.id) == []
 
 
