@@ -9,6 +9,7 @@ from collections.abc import Callable
 # Module paths, imported only when chosen: one bench's baseline library (python-libnmap, say)
 # must not be needed to run another.
 BENCHES: dict[str, str] = {
+    "burst": "bench.burst",
     "ingest": "bench.ingest",
     "nmap-parse": "bench.nmap_parse",
     "report": "bench.report",

@@ -21,7 +21,11 @@ def free_port() -> int:
 
 
 async def run_role(
-    role: str, settings: Settings, *, log_level: str = "INFO"
+    role: str,
+    settings: Settings,
+    *,
+    log_level: str = "INFO",
+    extra_env: dict[str, str] | None = None,
 ) -> asyncio.subprocess.Process:
     """`jetscan run ROLE` against the settings' NATS, PostgreSQL and addresses (and their
     OTLP endpoint: tracing on)."""
@@ -40,6 +44,7 @@ async def run_role(
     }
     if settings.otlp_endpoint:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = settings.otlp_endpoint
+    env |= extra_env or {}
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "workers.cli", "run", role, cwd=REPO, env=env
     )
@@ -79,9 +84,11 @@ class EmbeddedStack:
             raise
         return self.settings
 
-    async def role(self, name: str, *, log_level: str = "INFO") -> asyncio.subprocess.Process:
+    async def role(
+        self, name: str, *, log_level: str = "INFO", extra_env: dict[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
         assert self.settings is not None
-        proc = await run_role(name, self.settings, log_level=log_level)
+        proc = await run_role(name, self.settings, log_level=log_level, extra_env=extra_env)
         self._roles.append(proc)
         return proc
 
