@@ -155,6 +155,9 @@ def role(name: str, topo: Topology) -> Permissions:
             *_kv_read(ADMISSION),
             *_kv_write(ADMISSION),
             *_kv_watch(ADMISSION),
+            # Reading one key (the buckets are not made with direct get).
+            f"{_API}.STREAM.MSG.GET.KV_{LAUNCHES}",
+            f"{_API}.STREAM.MSG.GET.KV_{ADMISSION}",
             # A retry's start command, and where its console continues.
             f"{_API}.STREAM.MSG.GET.COMMANDS",
             f"{_API}.STREAM.MSG.GET.OUTPUT",

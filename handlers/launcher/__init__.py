@@ -374,7 +374,8 @@ def build(broker: NatsBroker, launcher: Launcher, topo: topology.Topology) -> No
             if done != "ignored":
                 log.info("scan %s: %s (%s)", event.scan_id, done, event.status.value)
 
-        await settle(msg, events, work)
+        with tracing.span("scan event", msg.headers, kind=tracing.CONSUMER):
+            await settle(msg, events, work)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

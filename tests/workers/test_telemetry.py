@@ -129,7 +129,7 @@ async def until_moved(
 async def test_one_scan_moves_its_counters_by_exactly_one(up: Up, open_port: int) -> None:
     wanted = [
         series("jetscan_grpc_requests_total", method=START, code="OK"),
-        series("jetscan_commands_total", type="start", outcome="launched"),
+        series("jetscan_commands_total", type="start", outcome="queued"),
         series("jetscan_launches_total", tool="nmap", outcome="started"),
         series("jetscan_job_duration_seconds_count", tool="nmap", outcome="succeeded"),
         series("jetscan_messages_total", consumer="ingest-scan-commands", outcome="acked"),
