@@ -4,7 +4,8 @@ For each `JETSCAN_MAX_RUNNING` (default 4 and 8), on a fresh embedded stack (nat
 `sync_interval: always`, PostgreSQL, streams, migrations):
 
 - direct: the same number of `python -m workers.job` processes started straight from this
-  process with the env contract, at most LIMIT at once (a semaphore), before any role runs.
+  process with the env contract, at most LIMIT at once (a semaphore), while no role runs:
+  half before the pipeline, half after it (the two halves' rates are shown).
   The jobs publish their console, heartbeats and results to the same nats-server. This is
   the ceiling: what the machine does with the jobs alone.
 - jetscan: the roles as `jetscan run ROLE` processes (edge, launcher with the limit, ingest,
@@ -161,6 +162,7 @@ async def direct(nats_url: str, n: int, limit: int, port: int) -> dict[str, Any]
     async with sampler.running():
         await asyncio.gather(*(one(i) for i in range(n)))
     elapsed = time.monotonic() - t0
+    # Every job is "asked for" at t0, as a burst of StartScans nearly is.
     latencies = [e - t0 for e in ends]
     return {
         "scans": n,
@@ -170,6 +172,22 @@ async def direct(nats_url: str, n: int, limit: int, port: int) -> dict[str, Any]
         "p50_s": round(percentile(latencies, 0.5), 2),
         "p99_s": round(percentile(latencies, 0.99), 2),
         "max_running_processes": sampler.most,
+    }
+
+
+def combined(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two direct runs as one: scans and seconds added, percentiles of the slower half."""
+    seconds = a["seconds"] + b["seconds"]
+    slower = a if a["p50_s"] >= b["p50_s"] else b
+    return {
+        "scans": a["scans"] + b["scans"],
+        "succeeded": a["succeeded"] + b["succeeded"],
+        "seconds": round(seconds, 2),
+        "scans_per_s": round((a["scans"] + b["scans"]) / seconds, 2),
+        "p50_s": slower["p50_s"],
+        "p99_s": slower["p99_s"],
+        "max_running_processes": max(a["max_running_processes"], b["max_running_processes"]),
+        "halves_scans_per_s": [a["scans_per_s"], b["scans_per_s"]],
     }
 
 
@@ -260,10 +278,15 @@ async def one_limit(n: int, limit: int) -> dict[str, Any]:
             stack = EmbeddedStack(Path(home))
             settings = await stack.__aenter__()
             try:
-                base = await direct(settings.nats_url, n, limit, port)
+                # Half the direct jobs before the pipeline and half after (its roles stopped),
+                # so a change in the machine's load during the run weighs on both sides.
+                before = await direct(settings.nats_url, n // 2, limit, port)
                 jetscan = await pipeline(stack, n, limit, port)
+                await stack.stop_roles()
+                after = await direct(settings.nats_url, n - n // 2, limit, port)
             finally:
                 await stack.__aexit__()
+    base = combined(before, after)
     return {
         "max_running": limit,
         "direct": base,
@@ -274,12 +297,18 @@ async def one_limit(n: int, limit: int) -> dict[str, Any]:
 
 
 async def run(n: int, limits: list[int]) -> dict[str, Any]:
+    runs = []
+    for limit in limits:
+        runs.append(await one_limit(n, limit))
+        # Progress, for a long run: each limit's figures as soon as they are known.
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     return {
         "bench": "burst",
         "scans": n,
         "tool": "nmap -sT one port, loopback, 16 targets",
         "cpus": os.cpu_count(),
-        "runs": [await one_limit(n, limit) for limit in limits],
+        "load_average": os.getloadavg(),
+        "runs": runs,
     }
 
 

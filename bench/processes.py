@@ -92,10 +92,14 @@ class EmbeddedStack:
         self._roles.append(proc)
         return proc
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def stop_roles(self) -> None:
         for proc in self._roles:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
                 await proc.wait()
+        self._roles.clear()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_roles()
         await self._postgres.stop()
         await self._nats.stop()
