@@ -196,8 +196,10 @@ async def apply_event(
         if event.status is ScanStatus.QUEUED and event.attempt > 1:
             return await _requeue(conn, event, ScanStatus(row["status"]), row["attempts"])
         if event.status in (ScanStatus.LAUNCHING, ScanStatus.RUNNING):
+            # A new attempt restarts liveness' clock even when its step is not "forward".
             await conn.execute(
-                "UPDATE scans SET attempts = GREATEST(attempts, $2) WHERE id = $1",
+                "UPDATE scans SET attempts = $2, updated_at = now() WHERE id = $1"
+                " AND attempts < $2",
                 event.scan_id,
                 event.attempt,
             )

@@ -28,7 +28,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFound
 from nats.js.kv import KeyValue
 
 from contracts import subjects, tracing, wire
-from contracts.output import EndOfOutput, OutputLine, OutputLines, OutputMessage
+from contracts.output import OutputMessage
 from contracts.scans import (
     RETRY,
     CancelScan,
@@ -36,7 +36,6 @@ from contracts.scans import (
     ScanEvent,
     ScanStatus,
     StartScan,
-    event_id,
 )
 from contracts.settings import Settings
 from handlers import backlog, bus, topology
@@ -45,6 +44,7 @@ from handlers.admission import BUCKET, Waiting
 from handlers.delivery import durable_subscriber, settle
 from handlers.launcher import sandbox
 from handlers.launcher.catalog import Catalog
+from handlers.launcher.events import guard_key, last_seq, publish_event
 from handlers.launcher.executor import Ending, Executor, LaunchRefused, LaunchUnavailable
 from handlers.launcher.lifecycle import Stop, infrastructure_loss, outcome
 from handlers.launcher.local import LocalExecutor
@@ -62,50 +62,6 @@ _output = msgspec.json.Decoder(OutputMessage)
 # dispatcher's pause after each (the last repeats).
 UNAVAILABLE_TRIES = 8
 UNAVAILABLE_PAUSES = (1.0, 5.0, 15.0, 30.0, 60.0)
-
-
-async def publish_event(
-    js: JetStreamContext,
-    scan_id: str,
-    status: ScanStatus,
-    *,
-    exit_code: int | None = None,
-    reason: str = "",
-    attempt: int = 1,
-) -> bool:
-    """Publish a lifecycle event; return False when JetStream says it was a duplicate."""
-    event = ScanEvent(
-        scan_id=scan_id,
-        status=status,
-        at=datetime.now(UTC),
-        exit_code=exit_code,
-        reason=reason,
-        attempt=attempt,
-    )
-    ack = await js.publish(
-        subjects.scan_event(scan_id, status.value),
-        wire.encode(event),
-        headers=tracing.inject({"Nats-Msg-Id": event_id(scan_id, status, attempt)}),
-        timeout=5,
-    )
-    return not ack.duplicate
-
-
-def guard_key(scan_id: str, attempt: int) -> str:
-    """The attempt's key in `launches`: the scan id for the first, `<id>.<n>` after."""
-    return scan_id if attempt <= 1 else f"{scan_id}.{attempt}"
-
-
-def last_seq(message: OutputMessage) -> int:
-    """The highest console `seq` a message of `scan.output.<id>` carries."""
-    match message:
-        case OutputLines(seq=seq, lines=lines):
-            return seq + len(lines) - 1
-        case OutputLine(seq=seq):
-            return seq
-        case EndOfOutput(seq=seq):
-            return seq - 1  # the number after the last line
-    return 0
 
 
 def make_executor(settings: Settings, launcher: Launcher, catalog: Catalog | None) -> Executor:
