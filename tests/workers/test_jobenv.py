@@ -78,6 +78,7 @@ def test_optional_variables_are_read_when_set() -> None:
         {"config": None},
         {"target": "10.0.0.0/24", "deadline_seconds": "5", "workdir": "/tmp/x"},
         {"nats_creds": "/creds", "target": "scanme.example.org"},
+        {"attempt": "2", "console_after": "41"},
     ],
 )
 def test_to_environ_is_the_inverse_of_parse(changes: dict[str, str | None]) -> None:
@@ -171,6 +172,9 @@ def test_programs_and_scope_reach_the_job() -> None:
         ({"scope": "10.0.0.1/8"}, "JETSCAN_SCOPE", "host bits set"),
         ({"console_max_bytes": "1000"}, "JETSCAN_CONSOLE_MAX_BYTES", "from 65536 to"),
         ({"console_max_bytes": "64MiB"}, "JETSCAN_CONSOLE_MAX_BYTES", "got '64MiB'"),
+        ({"attempt": "0"}, "JETSCAN_ATTEMPT", "from 1 to 10, got '0'"),
+        ({"attempt": "two"}, "JETSCAN_ATTEMPT", "got 'two'"),
+        ({"console_after": "-1"}, "JETSCAN_CONSOLE_AFTER", "got '-1'"),
     ],
 )
 def test_a_bad_variable_is_named_with_a_reason(
@@ -199,3 +203,9 @@ def test_the_console_cap_travels_in_the_contract() -> None:
     env = jobenv.parse(env_with(console_max_bytes="1048576"))
     assert env.console_max_bytes == 1048576
     assert jobenv.parse(jobenv.to_environ(env)) == env
+
+
+def test_a_retry_carries_its_attempt_and_where_its_console_continues() -> None:
+    assert (jobenv.parse(env_with()).attempt, jobenv.parse(env_with()).console_after) == (1, 0)
+    env = jobenv.parse(env_with(attempt="2", console_after="41"))
+    assert (env.attempt, env.console_after) == (2, 41)
