@@ -109,8 +109,9 @@ def role(name: str, topo: Topology) -> Permissions:
         pub += [
             subjects.COMMANDS,
             subjects.QUERIES,
-            # Audit records of the RPCs it serves, and of no other door.
+            # Audit records of the doors it serves (RPCs, the web UI), and of no other.
             subjects.audit_from("grpc"),
+            subjects.audit_from("ui"),
             subjects.SERVICE_PING + ".*",
             *_kv_read(TOKENS),
             f"{_API}.STREAM.INFO.KV_{TOKENS_USED}",
