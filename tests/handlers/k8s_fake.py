@@ -13,7 +13,8 @@ on 127.0.0.1, speaking real Kubernetes JSON.
 - A created Job is "run" as a kubelet would run its one container: `python -m workers.job`
   with the container's env, each volume a directory under `workroot` (paths in env values
   mapped to it; `secret` and `projected` volumes filled from Secrets, the container waiting in
-  ContainerCreating while one is missing), status moving Pending → Running → Succeeded/Failed, the Job's conditions
+  ContainerCreating while one is missing), status moving Pending → Running →
+  Succeeded/Failed, the Job's conditions
   (`Complete`, `Failed` with `BackoffLimitExceeded` or `DeadlineExceeded`) as the Job
   controller writes them. `activeDeadlineSeconds` is enforced; deleting a Job with
   `Background` or `Foreground` propagation kills and removes its pod, `Orphan` (the API's
@@ -716,7 +717,7 @@ class FakeCluster:
 
     async def _secret_when_there(self, ns: str, name: str) -> dict[str, bytes]:
         """As the kubelet: a pod whose Secret is missing waits (ContainerCreating) for it."""
-        while (data := self.secret_data(ns, name)) is None:
+        while (data := self.secret_data(ns, name)) is None:  # noqa: ASYNC110 - as kubelet polls
             await asyncio.sleep(0.05)
         return data
 
