@@ -145,12 +145,39 @@ async def _run_job_in_namespace(env: dict[str, str], resolv: Path) -> tuple[int,
     return proc.returncode, err.decode()
 
 
+# ZAP's stand-in: a JVM (started by a script, as zap.sh starts ZAP) that opens an HTTP
+# connection to the plan's first URL, resolving its host as ZAP's own JVM would.
+FETCH = """
+public class Fetch {
+    public static void main(String[] args) throws Exception {
+        java.net.URLConnection c = new java.net.URL(args[0]).openConnection();
+        c.setConnectTimeout(5000);
+        try { c.connect(); } catch (java.io.IOException e) { System.err.println(e); }
+    }
+}
+"""
+ZAP_SH = """#!/bin/sh
+for plan; do :; done
+url=$(grep -o -m1 'http://[^ ]*' "$plan")
+exec java "$(dirname "$0")/Fetch.java" "$url"
+"""
+
+
+def _zap_stand_in(folder: Path) -> dict[str, str]:
+    (folder / "Fetch.java").write_text(FETCH)
+    script = folder / "zap.sh"
+    script.write_text(ZAP_SH)
+    script.chmod(0o755)
+    return {"zap.sh": str(script)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("tool", "target", "config"),
     [
         ("nmap", NAME, {"ports": "{port}", "reverse_dns": False}),
         ("sslyze", NAME + ":{port}", {"scan_commands": ["certificate_info"]}),
+        ("zap", "http://" + NAME + ":{port}/", {"spider_minutes": 1}),
     ],
 )
 async def test_the_tool_only_ever_contacts_the_address_the_job_checked(
@@ -177,7 +204,8 @@ async def test_the_tool_only_ever_contacts_the_address_the_job_checked(
         requested_by="test",
         requested_at=datetime.now(UTC),
     )
-    env = job_environ(cmd, applied, scope=SCOPE)
+    programs = _zap_stand_in(tmp_path) if tool == "zap" else {}
+    env = job_environ(cmd, applied, scope=SCOPE, programs=programs)
     env |= {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     code, stderr = await _run_job_in_namespace(env, resolv)
     [result] = await messages.results(nc.jetstream(), tool, scan_id)
