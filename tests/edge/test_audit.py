@@ -25,6 +25,7 @@ from edge.audit import AuditLog, origin_of
 from edge.auth import Principal, required_role
 from tests.conftest import ROOT, Stack, run_jetscan, scan_service
 from tests.handlers.test_lifecycle import slow_nmap
+from workers import audit as workers_audit
 
 pytestmark = pytest.mark.slow
 
@@ -207,7 +208,7 @@ async def test_the_table_is_read_page_by_page_oldest_first(stack: Stack, nc: Cli
     for record in reversed(made):  # stream order differs from time order
         await js.publish(subjects.audit("cli", "paging"), wire.encode(record))
     await _until(stack, who, 5)
-    pages, token = [], ""
+    pages, tokens, token = [], [], ""
     while True:
         ask = ListAudit(since=start, who=who, page_size=2, page_token=token)
         reply = await nc.request(subjects.query("audit", "list"), wire.encode(ask), timeout=10)
@@ -215,18 +216,28 @@ async def test_the_table_is_read_page_by_page_oldest_first(stack: Stack, nc: Cli
         pages.append([r.id for r in page.records])
         if not (token := page.next_page_token):
             break
+        tokens.append(token)
     assert pages == [[made[0].id, made[1].id], [made[2].id, made[3].id], [made[4].id]]
     # A token reused with another filter is refused, naming the field.
-    ask = ListAudit(since=start, who="someone-else", page_size=2, page_token=_first_token(pages))
+    ask = ListAudit(since=start, who="someone-else", page_size=2, page_token=tokens[0])
     reply = await nc.request(subjects.query("audit", "list"), wire.encode(ask), timeout=10)
     assert reply.headers is not None and reply.headers["Nats-Service-Error-Code"] == "400"
     assert "page_token" in reply.headers["Nats-Service-Error"]
 
 
-def _first_token(pages: list[list[str]]) -> str:
-    from handlers.queries import paging
-
-    return paging.encode_token("not-this-filter", datetime.now(UTC).isoformat(), pages[0][-1])
+async def test_without_a_queries_service_the_stream_is_read_one_record_per_mutation(
+    nc: Client,
+) -> None:
+    js = nc.jetstream()
+    who = "streamed-" + uuid.uuid4().hex[:6]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    pending = _record(who=who)
+    await js.publish(subjects.audit("cli", pending.action), wire.encode(pending))
+    done = msgspec.structs.replace(pending, outcome="OK")
+    await js.publish(subjects.audit("cli", pending.action), wire.encode(done))
+    other = _record()
+    await js.publish(subjects.audit("cli", other.action), wire.encode(other))
+    assert await workers_audit.read(js, since, who) == [done]
 
 
 async def test_the_edge_helper_records_a_ui_mutation_with_the_browsers_address(
