@@ -5,13 +5,15 @@ audit` reads them), and again with its outcome once it is answered.
 gRPC: grpclib hooks. `RecvRequest` (after the token check, which set the principal) notes the
 method and the peer; `RecvMessage` (the request body, in the same task) publishes the record
 with the request's target and waits for JetStream's ack; `SendTrailingMetadata` publishes the
-outcome (the status). A record that cannot be stored fails the call with UNAVAILABLE: no
-mutation goes unrecorded. Other doors (the web UI) call `AuditLog.begin` and `finish` around
-the same command path, with the browser's address as the origin.
+outcome (the status) in a task of its own, so the answer does not wait for it. A record that
+cannot be stored fails the call with UNAVAILABLE: no mutation goes unrecorded. Other doors
+(the web UI) call `AuditLog.begin` and `finish` around the same command path, with the
+browser's address as the origin.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import uuid
@@ -126,6 +128,8 @@ class Auditor:
 
     def __init__(self, js: JetStreamContext) -> None:
         self.log = AuditLog(js, "grpc")
+        # Outcomes are published beside the answer, not before it: the call does not wait.
+        self._finishing: set[asyncio.Task[None]] = set()
 
     async def on_request(self, event: RecvRequest) -> None:
         _recorded.set(None)
@@ -164,4 +168,6 @@ class Auditor:
             except AuditUnavailable:
                 return
         if record is not None:
-            await self.log.finish(record, event.status.name)
+            task = asyncio.create_task(self.log.finish(record, event.status.name))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
