@@ -77,7 +77,7 @@ def test_the_nats_values_use_the_official_charts_keys() -> None:
     assert js["fileStore"]["pvc"]["enabled"] is True
     assert re.fullmatch(r"\d+Gi", js["fileStore"]["pvc"]["size"])
     assert js["merge"] == {"sync_interval": "always"}
-    assert config["merge"] == {"max_payload": "<< 8MB >>"}
+    assert config["merge"] == {"max_payload": "<< 8MB >>", "max_control_line": 16384}
 
 
 def test_every_role_has_a_deployment_that_runs_it() -> None:

@@ -84,6 +84,10 @@ def nats_config(
         "server_name: jetscan-embedded\n"
         f"listen: 127.0.0.1:{port or -1}\n"
         "max_payload: 8MB\n"
+        # A client's CONNECT line carries its user JWT, whose permissions grow with the
+        # topology (the edge's lists every durable of OUTPUT and EVENTS it may not touch):
+        # past nats-server's default 4 KiB the edge could not connect.
+        "max_control_line: 16384\n"
         "jetstream {\n"
         f"  store_dir: {json.dumps(str(store_dir))}\n"
         f"  sync_interval: {sync_interval}\n"
