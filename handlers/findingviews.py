@@ -90,6 +90,8 @@ async def list_findings(
     elif not q.include_false_positives:
         where.append("f.triage <> 'false_positive'")
     where.append(f"{sev} >= {arg(q.min_severity.rank)}")
+    if q.severity is not None:
+        where.append(f"{sev} = {arg(q.severity.rank)}")
     if after:
         where.append(f"({sev}, f.id) < ({arg(after[0])}, {arg(after[1])})")
     change = ", sf.change AS change" if scan else ""
