@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, quote
 
 from grpclib import GRPCError
 from grpclib.const import Status
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -164,7 +164,8 @@ async def read_form(request: Request) -> FormData | None:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=1000)
     except (UnicodeDecodeError, ValueError):
         return None
-    return FormData(pairs)
+    fields: list[tuple[str, str | UploadFile]] = [(k, v) for k, v in pairs]
+    return FormData(fields)
 
 
 def _role_refused(request: Request, session: Session, role: Role) -> Response:

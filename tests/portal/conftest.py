@@ -62,7 +62,9 @@ async def new_token(stack: Stack, role: Role, name: str) -> str:
 
 @pytest.fixture
 async def context(browser: Browser, stack: Stack) -> AsyncIterator[BrowserContext]:
-    ctx = await browser.new_context(base_url=base_url(stack), viewport={"width": 1360, "height": 900})
+    ctx = await browser.new_context(
+        base_url=base_url(stack), viewport={"width": 1360, "height": 900}
+    )
     try:
         yield ctx
     finally:
@@ -82,7 +84,7 @@ async def sign_in(page: Page, token: str, path: str = "/") -> None:
 async def operator_page(context: BrowserContext, stack: Stack) -> AsyncIterator[Page]:
     page = await context.new_page()
     await sign_in(page, stack.admin_token)
-    yield page
+    return page
 
 
 @pytest.fixture

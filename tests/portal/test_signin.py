@@ -74,9 +74,7 @@ async def test_a_revoked_token_ends_the_session_within_a_second(
     assert reply.status_code == 303 and reply.headers["location"] == "/login?next=%2F"
 
 
-async def test_a_viewer_sees_no_operator_controls(
-    context: BrowserContext, stack: Stack
-) -> None:
+async def test_a_viewer_sees_no_operator_controls(context: BrowserContext, stack: Stack) -> None:
     page = await context.new_page()
     await sign_in(page, await new_token(stack, Role.VIEWER, "portal-viewer-nav"))
     await expect(page.locator(".principal")).to_contain_text("viewer")
