@@ -15,7 +15,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from edge.portal import overview, signin
+from edge.portal import overview, scanlist, scanpage, signin, startscan
 
 STATIC = Path(__file__).parent / "static"
 
@@ -26,5 +26,12 @@ def routes() -> list[BaseRoute]:
         Route("/login", signin.login_form, methods=["GET"]),
         Route("/login", signin.login, methods=["POST"]),
         Route("/logout", signin.logout, methods=["POST"]),
+        Route("/scans", scanlist.endpoint, methods=["GET"]),
+        Route("/scans", startscan.submit_endpoint, methods=["POST"]),
+        Route("/scans/new", startscan.new_endpoint, methods=["GET"]),
+        Route("/scans/{id}", scanpage.endpoint, methods=["GET"]),
+        Route("/scans/{id}/console.txt", scanpage.console_endpoint, methods=["GET"]),
+        Route("/scans/{id}/cancel", scanpage.cancel_endpoint, methods=["POST"]),
+        Route("/scans/{id}/rerun", scanpage.rerun_endpoint, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -4,8 +4,9 @@ validate and refuse alike), the rate limits and the service health."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from nats.js.kv import KeyValue
 from starlette.requests import HTTPConnection
 
 from edge.bus import Bus
@@ -17,7 +18,7 @@ from edge.scans import ScanService
 from edge.schedules import ScheduleService
 
 
-@dataclass(frozen=True)
+@dataclass
 class Portal:
     bus: Bus
     sessions: SessionStore
@@ -28,6 +29,13 @@ class Portal:
     limits: RateLimits
     grpc_addr: str
     public_url: str = ""
+    _buckets: dict[str, KeyValue] = field(default_factory=dict)
+
+    async def bucket(self, name: str) -> KeyValue:
+        """A key-value bucket, bound once (binding asks the server for its stream)."""
+        if name not in self._buckets:
+            self._buckets[name] = await self.bus.js.key_value(name)
+        return self._buckets[name]
 
 
 def portal_of(conn: HTTPConnection) -> Portal:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from contracts import VERSION
+from contracts.scans import ScanView
 from edge.portal.sessions import Session
 
 HERE = Path(__file__).parent
@@ -28,12 +29,14 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 def visible(value: object) -> str:
     """`value` as text with every control character but tab and newline shown as its
     Unicode control picture (ESC → ␛), so an escape sequence is seen, never obeyed."""
-    return _CONTROL.sub(
-        lambda m: chr(0x2400 + ord(m.group()))
-        if ord(m.group()) < 0x20
-        else "\N{REPLACEMENT CHARACTER}",
-        str(value),
-    )
+    return _CONTROL.sub(_picture, str(value))
+
+
+def _picture(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # CONTROL PICTURES: ␀ ␁ … ␛ …
+    return "\N{SYMBOL FOR DELETE}" if code == 0x7F else "\N{REPLACEMENT CHARACTER}"
 
 
 def href(value: object) -> str | None:
@@ -64,6 +67,14 @@ def duration(seconds: float | None) -> str:
     return f"{s // 3600}h {s % 3600 // 60:02d}m"
 
 
+def scan_duration(scan: ScanView) -> str:
+    """How long a scan ran (or has run so far)."""
+    if scan.started_at is None:
+        return "—"
+    end = scan.finished_at or datetime.now(UTC)
+    return duration((end - scan.started_at).total_seconds())
+
+
 def ago(value: datetime | None, now: datetime | None = None) -> str:
     if value is None:
         return "never"
@@ -84,7 +95,9 @@ ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-ENV.filters.update(visible=visible, when=when, duration=duration, ago=ago)
+ENV.filters.update(
+    visible=visible, when=when, duration=duration, ago=ago, scan_duration=scan_duration
+)
 ENV.globals.update(href=href, query=query, version=VERSION, severities=SEVERITIES)
 
 
