@@ -1,5 +1,6 @@
 """Every mutating RPC is recorded before it takes effect: an `AuditRecord` on
-`evt.audit.grpc.<Method>` (EVENTS keeps them; `jetscan audit` reads them).
+`evt.audit.grpc.<Method>` (EVENTS keeps them; `jetscan audit` reads them). The portal's
+forms call `record` with source `ui` before the method they stand for.
 
 grpclib hooks: `RecvRequest` (after the token check, which set the principal) notes the
 method and the peer; `RecvMessage` (the request body, in the same task) publishes the record
@@ -25,7 +26,7 @@ from nats.js import JetStreamContext, api
 from contracts import subjects, wire
 from contracts.audit import AuditRecord
 from contracts.auth import Role, token_id
-from edge.auth import current, required_role
+from edge.auth import Principal, current, required_role
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +70,32 @@ class Auditor:
         if pending is None:
             return
         _pending.set(None)
-        principal = current.get()
-        record = AuditRecord(
-            id=uuid.uuid4().hex,
-            at=datetime.now(UTC),
-            source="grpc",
-            action=pending.method,
-            who=principal.name,
-            role=principal.role.value,
-            origin=pending.origin,
-            target=target_of(event.message),
-            token=token_id(principal.key),
+        await record(self.js, "grpc", pending.method, current.get(), pending.origin, event.message)
+
+
+async def record(
+    js: JetStreamContext, source: str, method: str, principal: Principal, origin: str, message: Any
+) -> None:
+    """Store the audit record of `principal` calling `method` with `message` through door
+    `source` (grpc, ui); UNAVAILABLE if it cannot be stored."""
+    entry = AuditRecord(
+        id=uuid.uuid4().hex,
+        at=datetime.now(UTC),
+        source=source,
+        action=method,
+        who=principal.name,
+        role=principal.role.value,
+        origin=origin,
+        target=target_of(message),
+        token=token_id(principal.key),
+    )
+    try:
+        await js.publish(
+            subjects.audit(source, method),
+            wire.encode(entry),
+            headers={api.Header.MSG_ID: f"audit:{entry.id}"},
+            timeout=5,
         )
-        try:
-            await self.js.publish(
-                subjects.audit("grpc", pending.method),
-                wire.encode(record),
-                headers={api.Header.MSG_ID: f"audit:{record.id}"},
-                timeout=5,
-            )
-        except (TimeoutError, nats.errors.Error) as exc:
-            log.error("audit record of %s not stored: %r", pending.method, exc)
-            raise GRPCError(Status.UNAVAILABLE, "the audit log is unavailable") from exc
+    except (TimeoutError, nats.errors.Error) as exc:
+        log.error("audit record of %s not stored: %r", method, exc)
+        raise GRPCError(Status.UNAVAILABLE, "the audit log is unavailable") from exc
