@@ -22,6 +22,7 @@ from edge.portal.forms import Refused, action, field_errors, page, perform, refu
 from edge.portal.sessions import Session
 from edge.portal.templates import render
 from edge.validate import require_id
+from scanners import TOOLS
 
 PAGE_SIZE = 100
 FILTERS = ("domain", "target", "tool", "severity", "state", "triage")
@@ -32,7 +33,9 @@ TRIAGE_FIELDS = ("triage", "severity_override", "reason", "until")
 _ENUMS = (("severity", SEVERITY_PB), ("state", STATE_PB), ("triage", TRIAGE_PB))
 
 
-def list_message(params: dict[str, str], token: str) -> tuple[v1.ListFindingsRequest, dict[str, str]]:
+def list_message(
+    params: dict[str, str], token: str
+) -> tuple[v1.ListFindingsRequest, dict[str, str]]:
     """The ListFindings request a findings URL asks for, and the errors of its parameters."""
     msg = v1.ListFindingsRequest(
         page_size=PAGE_SIZE,
@@ -78,6 +81,7 @@ async def _list(request: Request, session: Session) -> Response:
             "paged": bool(msg.page_token),
             "errors": errors,
             "states": list(STATE_PB),
+            "tools": sorted(TOOLS),
             "triages": list(TRIAGE_PB),
         },
         session=session,
@@ -93,6 +97,17 @@ async def _finding(request: Request, session: Session, finding_id: str) -> scans
         return await bus.query(subjects.query("finding", "get"), query, scans.StoredFinding)
 
     return await perform(request, session, "GetFinding", read, v1.GetFindingRequest(id=finding_id))
+
+
+def current_triage(found: scans.StoredFinding) -> dict[str, str]:
+    """The triage form as the finding's triage stands (what saving it unchanged keeps)."""
+    until = found.triage_until
+    return {
+        "triage": found.triage.value,
+        "severity_override": found.severity_override.value if found.severity_override else "",
+        "reason": found.triage_reason,
+        "until": until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if until else "",
+    }
 
 
 def _detail(
@@ -111,7 +126,7 @@ def _detail(
         {
             "f": found,
             "evidence": evidence.decode(),
-            "form": form or {"triage": found.triage.value, "reason": "", "until": ""},
+            "form": form or current_triage(found),
             "errors": errors or {},
             "triages": list(TRIAGE_PB),
         },

@@ -164,7 +164,11 @@ async def _generate(request: Request, session: Session, data: FormData) -> Respo
             key = f"{rid}-{fmt}" if isinstance(rid, str) and rid else ""
             msg = generate_message(form, fmt, key)
             made.append(
-                (await perform(request, session, "GenerateReport", portal.reports.generate_report, msg)).id
+                (
+                    await perform(
+                        request, session, "GenerateReport", portal.reports.generate_report, msg
+                    )
+                ).id
             )
         except Refused as refused:
             name = refused.field

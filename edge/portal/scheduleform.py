@@ -100,7 +100,9 @@ def to_schedule(form: dict[str, str], *, paused: bool = False) -> v1.Schedule:
         overlap=form["overlap"],
         paused=paused,
         pause_note=form["pause_note"] if paused else "",
-        **numbers,
+        catchup_window_seconds=numbers["catchup_window_seconds"],
+        jitter_seconds=numbers["jitter_seconds"],
+        deadline_seconds=numbers["deadline_seconds"],
     )
 
 
@@ -109,7 +111,9 @@ def form_field(refused: Refused) -> Refused:
     `schedule.config.ports` is `config` (the option named in the reason)."""
     name = refused.field.removeprefix("schedule.")
     if name.startswith("config."):
-        return Refused(refused.status, "config", f"{name.removeprefix('config.')}: {refused.reason}")
+        return Refused(
+            refused.status, "config", f"{name.removeprefix('config.')}: {refused.reason}"
+        )
     return Refused(refused.status, name, refused.reason)
 
 
@@ -129,7 +133,9 @@ def fire_time(at: datetime, zone_name: str) -> FireTime:
     )
 
 
-def preview(expr: str, zone_name: str, after: datetime, count: int = PREVIEW_COUNT) -> list[FireTime]:
+def preview(
+    expr: str, zone_name: str, after: datetime, count: int = PREVIEW_COUNT
+) -> list[FireTime]:
     """The next `count` fire times of `expr` in `zone_name` after `after`; `cron.CronError`
     names `cron` or `timezone` when either is refused."""
     parsed = cron.parse(expr.strip(), "" if zone_name in ("", "UTC") else zone_name)

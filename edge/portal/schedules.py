@@ -4,10 +4,12 @@ commands). `/schedules/preview` answers the form's cron preview as JSON."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from grpclib.const import Status
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -16,17 +18,20 @@ from starlette.routing import BaseRoute, Route
 from contracts import cron, schedules, subjects
 from contracts.gen.google.protobuf import FieldMask
 from contracts.gen.jetscan import v1
+from edge import convert
 from edge.portal import scheduleform
 from edge.portal.context import portal_of
 from edge.portal.forms import Refused, action, field_errors, page, perform, refused_page
 from edge.portal.scheduleform import EDITABLE, FIELDS, FireTime
 from edge.portal.sessions import Session
 from edge.portal.templates import render
+from edge.schedules import WRITABLE
 from edge.validate import require_id
 from scanners import TOOLS
 
 PAGE_SIZE = 50
 RUNS_PAGE = 20
+SETTLE_SECONDS = 5.0
 
 
 def _zone(view: schedules.ScheduleView) -> str:
@@ -126,6 +131,7 @@ async def _create(request: Request, session: Session, data: FormData) -> Respons
         named = scheduleform.form_field(refused)
         errors = field_errors(named, FIELDS)
         return _form_page(request, session, form, errors=errors, status=named.http_status)
+    await _settled(request, session, created.id, created)
     return RedirectResponse(f"/schedules/{created.id}?saved=1", 303)
 
 
@@ -136,7 +142,9 @@ async def _view(request: Request, session: Session, schedule_id: str) -> schedul
         q = schedules.GetSchedule(id=require_id("id", m.id))
         return await bus.query(subjects.query("schedule", "get"), q, schedules.ScheduleView)
 
-    return await perform(request, session, "GetSchedule", read, v1.GetScheduleRequest(id=schedule_id))
+    return await perform(
+        request, session, "GetSchedule", read, v1.GetScheduleRequest(id=schedule_id)
+    )
 
 
 async def _runs(request: Request, session: Session, schedule_id: str) -> schedules.RunPage:
@@ -154,6 +162,30 @@ async def _runs(request: Request, session: Session, schedule_id: str) -> schedul
         page_token=request.query_params.get("runs", ""),
     )
     return await perform(request, session, "ListScheduleRuns", read, msg)
+
+
+async def _settled(
+    request: Request, session: Session, schedule_id: str, want: v1.Schedule | None
+) -> None:
+    """Wait (a few seconds at most) until the queries service shows what a command made of
+    the schedule (`want`; None: deleted), so the page redirected to shows it too: commands
+    are applied by the scheduler, after the RPC has answered."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_SECONDS
+    while loop.time() < deadline:
+        try:
+            view = convert.schedule_to_pb(await _view(request, session, schedule_id))
+        except Refused as refused:
+            if want is None and refused.status is Status.NOT_FOUND:
+                return
+            view = None
+        if (
+            view is not None
+            and want is not None
+            and all(getattr(view, f) == getattr(want, f) for f in WRITABLE)
+        ):
+            return
+        await asyncio.sleep(0.05)
 
 
 async def _show(request: Request, session: Session) -> Response:
@@ -179,8 +211,12 @@ async def _update(request: Request, session: Session, data: FormData) -> Respons
     try:
         schedule = scheduleform.to_schedule(form)
         schedule.id = view.id
-        msg = v1.UpdateScheduleRequest(schedule=schedule, update_mask=FieldMask(paths=list(EDITABLE)))
-        await perform(request, session, "UpdateSchedule", portal.schedules.update_schedule, msg)
+        msg = v1.UpdateScheduleRequest(
+            schedule=schedule, update_mask=FieldMask(paths=list(EDITABLE))
+        )
+        done = await perform(
+            request, session, "UpdateSchedule", portal.schedules.update_schedule, msg
+        )
     except Refused as refused:
         named = scheduleform.form_field(refused)
         runs = await _runs(request, session, view.id)
@@ -193,6 +229,7 @@ async def _update(request: Request, session: Session, data: FormData) -> Respons
             errors=field_errors(named, FIELDS),
             status=named.http_status,
         )
+    await _settled(request, session, view.id, done)
     return RedirectResponse(f"/schedules/{view.id}?saved=1", 303)
 
 
@@ -200,11 +237,16 @@ async def _pause(request: Request, session: Session, data: FormData) -> Response
     portal = portal_of(request)
     schedule_id = request.path_params["id"]
     note = data.get("note")
-    msg = v1.PauseScheduleRequest(id=schedule_id, note=note.strip() if isinstance(note, str) else "")
+    msg = v1.PauseScheduleRequest(
+        id=schedule_id, note=note.strip() if isinstance(note, str) else ""
+    )
     try:
-        await perform(request, session, "PauseSchedule", portal.schedules.pause_schedule, msg)
+        done = await perform(
+            request, session, "PauseSchedule", portal.schedules.pause_schedule, msg
+        )
     except Refused as refused:
         return await _refused_on_page(request, session, schedule_id, refused, "note")
+    await _settled(request, session, schedule_id, done)
     return RedirectResponse(f"/schedules/{schedule_id}?paused=1", 303)
 
 
@@ -213,9 +255,12 @@ async def _resume(request: Request, session: Session, data: FormData) -> Respons
     schedule_id = request.path_params["id"]
     msg = v1.ResumeScheduleRequest(id=schedule_id)
     try:
-        await perform(request, session, "ResumeSchedule", portal.schedules.resume_schedule, msg)
+        done = await perform(
+            request, session, "ResumeSchedule", portal.schedules.resume_schedule, msg
+        )
     except Refused as refused:
         return await _refused_on_page(request, session, schedule_id, refused, "")
+    await _settled(request, session, schedule_id, done)
     return RedirectResponse(f"/schedules/{schedule_id}?resumed=1", 303)
 
 
@@ -239,6 +284,7 @@ async def _delete(request: Request, session: Session, data: FormData) -> Respons
         await perform(request, session, "DeleteSchedule", portal.schedules.delete_schedule, msg)
     except Refused as refused:
         return refused_page(request, session, refused)
+    await _settled(request, session, msg.id, None)
     return RedirectResponse("/schedules", 303)
 
 
