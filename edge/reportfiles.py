@@ -1,9 +1,9 @@
 """`GET /reports/{id}/{file}`: a ready report's file (or its snapshot), from the object store.
 
 Authenticated like the API: `Authorization: Bearer <token>` of any role, or a portal
-session's cookie (the browser's download link; a GET changes nothing, so no form token). The edge learns
-whether the report is ready from the queries service and reads the bytes over NATS, so it
-still holds no database credentials.
+session's cookie (the browser's download link; a GET changes nothing, so no form token).
+The edge learns whether the report is ready from the queries service and reads the bytes
+over NATS, so it still holds no database credentials.
 """
 
 from __future__ import annotations

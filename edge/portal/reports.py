@@ -86,6 +86,10 @@ async def _page(
     )
     try:
         found = await perform(request, session, "ListReports", read, msg)
+        # Reports just asked for: read one by one, since the list shows a report only once
+        # the reports role has picked it up, and GetReport answers from its command before.
+        generated = request.query_params.get("generated", "").split(",")[: len(FORMATS)]
+        requested = [await _view(request, session, i) for i in generated if i]
     except Refused as refused:
         return refused_page(request, session, refused)
     return render(
@@ -93,6 +97,7 @@ async def _page(
         "reports.html",
         {
             "rows": found.reports,
+            "requested": requested,
             "next_page": found.next_page_token,
             "paged": bool(token),
             "params": params,
@@ -183,7 +188,7 @@ async def _generate(request: Request, session: Session, data: FormData) -> Respo
         return await _page(request, session, form=form, errors=errors, status=status)
     if len(made) == 1:
         return RedirectResponse(f"/reports/{made[0]}", 303)
-    return RedirectResponse("/reports?generated=" + str(len(made)), 303)
+    return RedirectResponse("/reports?generated=" + ",".join(made), 303)
 
 
 async def _view(request: Request, session: Session, report_id: str) -> reports.ReportView:
