@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from contracts import cron, schedules, subjects
+from contracts.auth import Role
 from contracts.gen.google.protobuf import FieldMask
 from contracts.gen.jetscan import v1
 from edge import convert
@@ -323,7 +324,7 @@ async def _preview(request: Request, session: Session) -> Response:
 ROUTES: list[BaseRoute] = [
     Route("/schedules", page(_list), methods=["GET"]),
     Route("/schedules", action(_create), methods=["POST"]),
-    Route("/schedules/new", page(_new), methods=["GET"]),
+    Route("/schedules/new", page(_new, role=Role.OPERATOR), methods=["GET"]),
     Route("/schedules/preview", page(_preview), methods=["GET"]),
     Route("/schedules/{id}", page(_show), methods=["GET"]),
     Route("/schedules/{id}", action(_update), methods=["POST"]),
