@@ -46,7 +46,10 @@ def create_app(portal: Portal, tokens: TokenCache) -> Starlette:
             *portal_pages.routes(),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/reports/{id}/{file}", ReportFiles(portal.bus, tokens).download),
+            Route(
+                "/reports/{id}/{file}",
+                ReportFiles(portal.bus, tokens, portal.sessions).download,
+            ),
             # `{id:path}`: an empty id or one holding "/" is a bad id (4400), as WatchScan's
             # INVALID_ARGUMENT, not a missing endpoint (4404).
             WebSocketRoute("/ws/scans/{id:path}", counting_viewers(console.handle)),

@@ -15,7 +15,16 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from edge.portal import overview, scanlist, scanpage, signin, startscan
+from edge.portal import (
+    findings,
+    overview,
+    reports,
+    scanlist,
+    scanpage,
+    schedules,
+    signin,
+    startscan,
+)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -33,5 +42,8 @@ def routes() -> list[BaseRoute]:
         Route("/scans/{id}/console.txt", scanpage.console_endpoint, methods=["GET"]),
         Route("/scans/{id}/cancel", scanpage.cancel_endpoint, methods=["POST"]),
         Route("/scans/{id}/rerun", scanpage.rerun_endpoint, methods=["POST"]),
+        *findings.ROUTES,
+        *schedules.ROUTES,
+        *reports.ROUTES,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
