@@ -14,6 +14,7 @@ from playwright.async_api import Page, expect
 from contracts.auth import Role
 from contracts.gen.jetscan import v1
 from tests.conftest import Stack, scan_service, wait_status
+from tests.edge.test_audit import _audit
 from tests.handlers.test_lifecycle import nmap_request
 from tests.portal.conftest import new_token, session_of, with_session
 
@@ -117,6 +118,12 @@ async def test_cancel_a_running_scan_and_a_viewer_may_not(
         await page.wait_for_url(f"**/scans/{scan_id}")
         await expect(page.locator("#live-status .status")).to_have_text("cancelled", timeout=LIVE)
         await wait_status(scans, scan_id, {v1.ScanStatus.CANCELLED})
+    # Recorded as the RPCs are, through the portal's door; the viewer's refusal is not.
+    records = await _audit(stack, "--who", "admin")
+    ui = {(r["action"], r["target"]) for r in records if r["source"] == "ui"}
+    assert ("CancelScan", scan_id) in ui
+    assert ("StartScan", "nmap 127.0.0.1") in ui
+    assert not [r for r in await _audit(stack, "--who", "ui-viewer") if r["source"] == "ui"]
 
 
 async def test_a_refused_start_names_the_field_in_the_api_s_words(

@@ -7,11 +7,17 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import msgspec
 import nats
 from playwright.async_api import BrowserContext, expect
+from starlette.responses import Response
 
 from contracts.auth import Role
+from contracts.settings import Settings
+from edge.auth import TokenCache
+from edge.portal.sessions import SessionStore
 from edge.portal.signin import safe_next
+from edge.server import secure_cookies
 from tests.conftest import Stack
 from tests.portal.conftest import new_token, session_of, sign_in, with_session
 from workers import tokens
@@ -74,8 +80,31 @@ async def test_a_revoked_token_ends_the_session_within_a_second(
     assert reply.status_code == 303 and reply.headers["location"] == "/login?next=%2F"
 
 
-async def test_a_viewer_sees_no_operator_controls(context: BrowserContext, stack: Stack) -> None:
+async def test_a_viewer_sees_no_operator_controls(
+    context: BrowserContext, stack: Stack, screenshots: Path
+) -> None:
     page = await context.new_page()
     await sign_in(page, await new_token(stack, Role.VIEWER, "portal-viewer-nav"))
     await expect(page.locator(".principal")).to_contain_text("viewer")
     await expect(page.locator("a", has_text="New scan")).to_have_count(0)
+    reply = await page.goto("/scans/new")
+    assert reply is not None and reply.status == 403
+    await expect(page.locator("h1")).to_have_text("403 · Not allowed")
+    await expect(page.locator(".message")).to_contain_text("needs role operator")
+    await page.screenshot(path=screenshots / "forbidden.png")
+    reply = await page.goto("/scans/no-such-scan")
+    assert reply is not None and reply.status == 404
+    await expect(page.locator(".message")).to_contain_text("no-such-scan")
+
+
+def test_cookies_are_secure_over_https_or_behind_it(settings: Settings) -> None:
+    assert not secure_cookies(settings)
+    assert secure_cookies(msgspec.structs.replace(settings, public_url="https://scan.example"))
+    assert secure_cookies(msgspec.structs.replace(settings, tls_cert="/etc/edge.pem"))
+    for secure, name in ((True, "__Host-jetscan_session"), (False, "jetscan_session")):
+        response = Response()
+        SessionStore(TokenCache(), secure=secure).set_cookie(response, "c00kie")
+        header = response.headers["set-cookie"]
+        assert header.startswith(f"{name}=c00kie;")
+        assert "HttpOnly" in header and "SameSite=lax" in header and "Path=/" in header
+        assert ("Secure" in header) is secure and "Domain" not in header
