@@ -1,10 +1,13 @@
 """The schedule form: its fields as a `v1.Schedule`, a schedule as its fields, and the fire
-times a cron expression previews (computed by `contracts.cron`, as the scheduler fires)."""
+times a cron expression previews (computed by `contracts.cron`, as the scheduler fires).
+
+The tool's options are the start form's (`edge.portal.options`, inputs `<tool>:<option>`
+from the config schema); a refusal of one names `config.<option>`, as the API does."""
 
 from __future__ import annotations
 
-import json
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,13 +18,13 @@ from starlette.datastructures import FormData
 from contracts import cron, schedules
 from contracts.gen.jetscan import v1
 from edge import convert
+from edge.portal import options
 from edge.portal.forms import Refused
 
 PREVIEW_COUNT = 5
 FIELDS = (
     "target",
     "tool",
-    "config",
     "cron",
     "timezone",
     "overlap",
@@ -30,7 +33,7 @@ FIELDS = (
     "deadline_seconds",
 )
 # What an edit changes: every field of the form (pause and resume have their own buttons).
-EDITABLE = FIELDS
+EDITABLE = (*FIELDS, "config")
 _NUMBERS = ("catchup_window_seconds", "jitter_seconds", "deadline_seconds")
 
 
@@ -38,7 +41,6 @@ def blank() -> dict[str, str]:
     return {
         "target": "",
         "tool": "nmap",
-        "config": "{}",
         "cron": "0 3 * * *",
         "timezone": "UTC",
         "overlap": "skip",
@@ -49,12 +51,17 @@ def blank() -> dict[str, str]:
     }
 
 
-def fields_of(view: schedules.ScheduleView) -> dict[str, str]:
+def known_fields(tool: str) -> Iterable[str]:
+    """The names a refusal may give that the form shows next to an input."""
+    return (*FIELDS, *(f"config.{o.name}" for o in options.options(tool)))
+
+
+def fields_of(view: schedules.ScheduleView) -> dict[str, Any]:
     s = view.spec
     return {
+        **options.form_values(s.tool, s.config),
         "target": s.target,
         "tool": s.tool,
-        "config": json.dumps(s.config, indent=2, sort_keys=True),
         "cron": s.cron,
         "timezone": s.timezone or "UTC",
         "overlap": s.overlap,
@@ -65,26 +72,45 @@ def fields_of(view: schedules.ScheduleView) -> dict[str, str]:
     }
 
 
-def read_form(data: FormData) -> dict[str, str]:
-    form = blank()
+def read_form(data: FormData) -> dict[str, Any]:
+    """The submitted form as the page redraws it (the chosen tool's options as sent)."""
+    form: dict[str, Any] = dict(blank())
     for name in (*FIELDS, "pause_note"):
         value = data.get(name)
         form[name] = value.strip() if isinstance(value, str) else ""
+    for opt in options.options(form["tool"]):
+        name = options.input_name(form["tool"], opt.name)
+        if opt.kind == "multi":
+            form[name] = data.getlist(name)
+        elif opt.kind == "bool":
+            form[name] = "on" if data.get(name) in ("on", "true", "1") else ""
+        elif isinstance(data.get(name), str):
+            form[name] = data[name]
     return form
+
+
+def config_of(form: dict[str, Any]) -> dict[str, Any]:
+    """The config the form's options ask for; a `Refused` naming `config.<option>`."""
+    tool = form["tool"]
+    raw = {k: v for k, v in form.items() if k.startswith(f"{tool}:")}
+
+    def getlist(name: str) -> list[Any]:
+        value = raw.get(name, [])
+        return value if isinstance(value, list) else [value]
+
+    try:
+        return options.config_from_form(tool, raw, getlist)
+    except options.BadOption as exc:
+        raise _invalid(exc.field, exc.reason) from None
 
 
 def _invalid(field: str, reason: str) -> Refused:
     return Refused(Status.INVALID_ARGUMENT, field, reason)
 
 
-def to_schedule(form: dict[str, str], *, paused: bool = False) -> v1.Schedule:
+def to_schedule(form: dict[str, Any], *, paused: bool = False) -> v1.Schedule:
     """The schedule a form describes, or a `Refused` naming the form field at fault."""
-    try:
-        config: Any = json.loads(form["config"] or "{}")
-    except json.JSONDecodeError as exc:
-        raise _invalid("config", f"not JSON: {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(config, dict):
-        raise _invalid("config", "must be a JSON object of the tool's options")
+    config = config_of(form)
     numbers: dict[str, int] = {}
     for name in _NUMBERS:
         text = form[name] or "0"
@@ -107,14 +133,8 @@ def to_schedule(form: dict[str, str], *, paused: bool = False) -> v1.Schedule:
 
 
 def form_field(refused: Refused) -> Refused:
-    """A refusal of the ScheduleService named for the form: `schedule.cron` is `cron`, and
-    `schedule.config.ports` is `config` (the option named in the reason)."""
-    name = refused.field.removeprefix("schedule.")
-    if name.startswith("config."):
-        return Refused(
-            refused.status, "config", f"{name.removeprefix('config.')}: {refused.reason}"
-        )
-    return Refused(refused.status, name, refused.reason)
+    """A refusal of the ScheduleService named for the form: `schedule.cron` is `cron`."""
+    return Refused(refused.status, refused.field.removeprefix("schedule."), refused.reason)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ commands). `/schedules/preview` answers the form's cron preview as JSON."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -20,10 +21,10 @@ from contracts.auth import Role
 from contracts.gen.google.protobuf import FieldMask
 from contracts.gen.jetscan import v1
 from edge import convert
-from edge.portal import scheduleform
+from edge.portal import options, scheduleform
 from edge.portal.context import portal_of
 from edge.portal.forms import Refused, action, field_errors, page, perform, refused_page
-from edge.portal.scheduleform import EDITABLE, FIELDS, FireTime
+from edge.portal.scheduleform import EDITABLE, FireTime
 from edge.portal.sessions import Session
 from edge.portal.templates import render
 from edge.schedules import WRITABLE
@@ -76,7 +77,7 @@ async def _list(request: Request, session: Session) -> Response:
 def _form_page(
     request: Request,
     session: Session,
-    form: dict[str, str],
+    form: dict[str, Any],
     *,
     view: schedules.ScheduleView | None = None,
     errors: dict[str, str] | None = None,
@@ -97,6 +98,7 @@ def _form_page(
         "errors": errors,
         "times": times,
         "tools": sorted(TOOLS),
+        "tool_options": {name: options.options(name) for name in sorted(TOOLS)},
         "overlaps": schedules.OVERLAP_POLICIES,
         "view": view,
         "request_id": uuid.uuid4().hex,
@@ -106,6 +108,7 @@ def _form_page(
         context["next"] = _when(view.next_run_at, _zone(view))
         context["last"] = _when(view.last_run_at, _zone(view))
         context["runs_page"] = request.query_params.get("runs", "")
+        context["config_json"] = json.dumps(view.spec.config, indent=2, sort_keys=True)
     template = "schedule.html" if view is not None else "schedule_new.html"
     return render(request, template, context, session=session, status_code=status)
 
@@ -130,7 +133,7 @@ async def _create(request: Request, session: Session, data: FormData) -> Respons
         )
     except Refused as refused:
         named = scheduleform.form_field(refused)
-        errors = field_errors(named, FIELDS)
+        errors = field_errors(named, scheduleform.known_fields(form["tool"]))
         return _form_page(request, session, form, errors=errors, status=named.http_status)
     await _settled(request, session, created.id, created)
     return RedirectResponse(f"/schedules/{created.id}?saved=1", 303)
@@ -227,7 +230,7 @@ async def _update(request: Request, session: Session, data: FormData) -> Respons
             form,
             view=view,
             runs=runs,
-            errors=field_errors(named, FIELDS),
+            errors=field_errors(named, scheduleform.known_fields(form["tool"])),
             status=named.http_status,
         )
     await _settled(request, session, view.id, done)

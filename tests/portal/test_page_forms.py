@@ -71,7 +71,9 @@ def test_a_schedule_form_is_a_schedule() -> None:
     form = {
         **scheduleform.blank(),
         "target": "example.com",
-        "config": '{"ports": "22,80"}',
+        "nmap:ports": "22,80",
+        "nmap:timing": "3",
+        "nmap:reverse_dns": "on",
         "timezone": "Europe/Berlin",
         "jitter_seconds": "30",
     }
@@ -85,8 +87,7 @@ def test_a_schedule_form_is_a_schedule() -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"config": "{ports"}, "config"),
-        ({"config": "[1]"}, "config"),
+        ({"nmap:timing": "fast"}, "config.timing"),
         ({"jitter_seconds": "-5"}, "jitter_seconds"),
         ({"deadline_seconds": "1e3"}, "deadline_seconds"),
     ],
@@ -103,7 +104,7 @@ def test_a_schedule_service_refusal_is_named_for_the_form() -> None:
     named = scheduleform.form_field(
         Refused(Status.INVALID_ARGUMENT, "schedule.config.ports", "out of range")
     )
-    assert (named.field, named.reason) == ("config", "ports: out of range")
+    assert (named.field, named.reason) == ("config.ports", "out of range")
 
 
 def test_the_preview_is_the_scheduler_s_fire_times_on_both_clocks() -> None:

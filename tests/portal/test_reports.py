@@ -117,7 +117,8 @@ async def test_reports_of_a_domain_and_a_schedule(
     # A schedule's report: the schedule made on its page, the report from its link.
     await page.goto("/schedules/new")
     await page.fill("#s-target", "127.0.0.1")
-    await page.fill("#s-config", f'{{"ports": "{open_port}", "reverse_dns": false}}')
+    await page.fill("#opt-nmap-ports", str(open_port))
+    await page.uncheck("#opt-nmap-reverse_dns")
     await page.click("#schedule-form button.primary")
     await page.wait_for_url("**/schedules/*?saved=1")
     await page.click("#run-now")

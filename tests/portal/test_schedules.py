@@ -28,8 +28,9 @@ def expected(expr: str, zone: str) -> list[str]:
 
 async def _fill(page: Page, target: str, expr: str, zone: str) -> None:
     await page.fill("#s-target", target)
-    await page.select_option("#s-tool", "nmap")
-    await page.fill("#s-config", '{"ports": "1", "reverse_dns": false}')
+    await page.select_option("#tool", "nmap")
+    await page.fill("#opt-nmap-ports", "1")
+    await page.uncheck("#opt-nmap-reverse_dns")
     await page.fill("#s-timezone", zone)
     await page.fill("#s-cron", expr)
 
@@ -49,11 +50,17 @@ async def test_create_a_schedule_and_see_its_next_runs(
     await page.fill("#s-cron", "*/20 9-17 * * *")
     await expect(items).to_have_text(expected("*/20 9-17 * * *", ZONE))
     await page.screenshot(path=screenshots / "schedule_new.png", full_page=True)
+    # The tool's options are the start form's; only the chosen tool's show.
+    await expect(page.locator("fieldset[data-tool=nmap]")).to_be_visible()
+    await expect(page.locator("fieldset[data-tool=zap]")).to_be_hidden()
     # A refusal of the ScheduleService is named next to its field.
-    await page.fill("#s-config", '{"ports": "0"}')
+    await page.fill("#opt-nmap-ports", "0")
     await page.click("#schedule-form button.primary")
-    await expect(page.locator("#config-error")).to_contain_text("ports: port 0 is out of range")
-    await page.fill("#s-config", '{"ports": "1", "reverse_dns": false}')
+    await expect(page.locator("fieldset[data-tool=nmap] .field-error")).to_contain_text(
+        "config.ports: port 0 is out of range"
+    )
+    await page.fill("#opt-nmap-ports", "1")
+    await page.uncheck("#opt-nmap-reverse_dns")
     await page.click("#schedule-form button.primary")
     await page.wait_for_url("**/schedules/*?saved=1")
     schedule_id = page.url.split("/schedules/")[1].split("?")[0]
