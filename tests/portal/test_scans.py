@@ -114,10 +114,20 @@ async def test_cancel_a_running_scan_and_a_viewer_may_not(
         await page.reload()
         await expect(page.locator("#live-status .status")).to_have_text("running")
         await page.screenshot(path=screenshots / "scan_console_live.png", full_page=True)
+        # The list in another tab follows the status too, without a reload.
+        listing = await page.context.new_page()
+        await listing.goto("/scans?tool=nmap&target=127.0.0.1")
+        row_status = listing.locator(f"tr[data-scan='{scan_id}'] .status")
+        await expect(row_status).to_have_text("running")
+        navigations: list[str] = []
+        listing.on("framenavigated", lambda frame: navigations.append(frame.url))
         await page.click("text=Cancel scan")
         await page.wait_for_url(f"**/scans/{scan_id}")
         await expect(page.locator("#live-status .status")).to_have_text("cancelled", timeout=LIVE)
         await wait_status(scans, scan_id, {v1.ScanStatus.CANCELLED})
+        await expect(row_status).to_have_text("cancelled", timeout=15_000)
+        assert navigations == []
+        await listing.close()
     # Recorded as the RPCs are, through the portal's door; the viewer's refusal is not.
     records = await _audit(stack, "--who", "admin")
     ui = {(r["action"], r["target"]) for r in records if r["source"] == "ui"}
