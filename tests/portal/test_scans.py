@@ -64,6 +64,26 @@ async def test_start_watch_live_and_see_findings(
     # The console replays from line 1 on a fresh load, and downloads raw.
     await page.reload()
     await expect(page.locator("#console .line .seq").first).to_have_text("1")
+    await page.fill("#console-search", f"{open_port}/tcp")
+    hits = await page.locator("#console .line.hit").count()
+    assert hits >= 2  # "Discovered open port N/tcp" and the port table's row
+    await expect(page.locator("#search-count")).to_have_text(f"{hits} matching lines")
+    await page.fill("#console-search", "")
+    await expect(page.locator("#console .line.hit")).to_have_count(0)
+    follow = page.locator("#follow")  # a search hit paused following, to show the hit
+    await expect(follow).to_have_attribute("aria-pressed", "false")
+    await expect(follow).to_have_text("Follow")
+    await follow.click()
+    await expect(follow).to_have_attribute("aria-pressed", "true")
+    await expect(follow).to_have_text("Pause auto-scroll")
+    # The findings' filters are GET parameters of the scan page.
+    await page.select_option("#ff-severity", "high")
+    await page.click("#findings form.filters button[type=submit]")
+    await page.wait_for_url("**severity=high**")
+    await expect(page.locator("#findings-table .sev")).to_have_count(0)
+    await page.goto(f"/scans/{scan_id}?change=new")
+    await expect(page.locator("#findings-table .sev")).to_have_count(1)
+    await expect(page.locator("#findings-table")).to_contain_text("new")
     async with page.expect_download() as download:
         await page.click("text=Raw download")
     raw = Path(await (await download.value).path()).read_text()
@@ -88,6 +108,14 @@ async def test_start_watch_live_and_see_findings(
     await expect(page.locator("#by-status")).to_contain_text("succeeded")
     await expect(page.locator("#open-findings svg rect")).to_have_count(5)
     await page.screenshot(path=screenshots / "overview.png", full_page=True)
+    # Re-run: the same tool, target, options and deadline, as a new scan.
+    await page.goto(f"/scans/{scan_id}")
+    await page.click("text=Re-run")
+    await page.wait_for_url("**/scans/*")
+    again = page.url.rsplit("/", 1)[-1]
+    assert again != scan_id
+    await expect(page.locator("#config pre")).to_contain_text(f'"ports": "1-3,{open_port}"')
+    await expect(page.locator("#live-status .status")).to_have_text("succeeded", timeout=LIVE)
 
 
 async def test_cancel_a_running_scan_and_a_viewer_may_not(
