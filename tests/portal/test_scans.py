@@ -4,6 +4,7 @@ in the API's own words."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -156,11 +157,18 @@ async def test_cancel_a_running_scan_and_a_viewer_may_not(
         await expect(row_status).to_have_text("cancelled", timeout=15_000)
         assert navigations == []
         await listing.close()
-    # Recorded as the RPCs are, through the portal's door; the viewer's refusal is not.
-    records = await _audit(stack, "--who", "admin")
-    ui = {(r["action"], r["target"]) for r in records if r["source"] == "ui"}
-    assert ("CancelScan", scan_id) in ui
-    assert ("StartScan", "nmap 127.0.0.1") in ui
+    # Recorded as the RPCs are, through the portal's door, with their outcome; the
+    # viewer's refusal is not (it never reached the method).
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while True:  # ingest copies the records into the table the CLI reads
+        records = await _audit(stack, "--who", "admin")
+        ui = {(r["action"], r["target"], r["outcome"]) for r in records if r["source"] == "ui"}
+        if ("CancelScan", scan_id, "OK") in ui or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    assert ("CancelScan", scan_id, "OK") in ui
+    assert ("StartScan", "nmap 127.0.0.1", "OK") in ui
     assert not [r for r in await _audit(stack, "--who", "ui-viewer") if r["source"] == "ui"]
 
 
