@@ -51,6 +51,7 @@ def _hooks(server: Server, tokens: TokenCache, limits: RateLimits, auditor: Audi
     listen(server, SendTrailingMetadata, limits.on_trailers)
     listen(server, RecvRequest, auditor.on_request)
     listen(server, RecvMessage, auditor.on_message)
+    listen(server, SendTrailingMetadata, auditor.on_trailers)
 
 
 def secure_cookies(settings: Settings) -> bool:

@@ -7,7 +7,7 @@
   handler is `async (request, session, form) -> Response`.
 - `perform(request, session, "Method", service.method, message)`: call a gRPC service
   method as the session's principal, exactly as the RPC would run (role check, rate limit,
-  audit record with source `ui`); its refusal is a `Refused` naming the field.
+  audit record and outcome with source `ui`); its refusal is a `Refused` naming the field.
 
 A template puts the token in a form with `{{ csrf_field() }}` (see `templates/base.html`).
 """
@@ -200,17 +200,25 @@ async def perform(
     wait = portal.limits.take(principal.key, method)
     if wait:
         raise Refused.of(portal.limits.refusal(method, wait))
-    client = request.client
-    origin = f"{client.host}:{client.port}" if client else ""
+    log = audit.AuditLog(portal.bus.js, "ui")
+    record = None
+    if needed is not Role.VIEWER:
+        target, origin = audit.target_of(message), audit.origin_of(request.client)
+        try:
+            record = await log.begin(principal, method, target, origin)
+        except audit.AuditUnavailable:
+            raise Refused(Status.UNAVAILABLE, "", "the audit log is unavailable") from None
+    outcome = audit.OK
     reset = auth.current.set(principal)
     try:
-        if needed is not Role.VIEWER:
-            await audit.record(portal.bus.js, "ui", method, principal, origin, message)
         return await call(message)
     except GRPCError as exc:
+        outcome = exc.status.name
         raise Refused.of(exc) from None
     finally:
         auth.current.reset(reset)
+        if record is not None:
+            await log.finish(record, outcome)  # best effort, and one publish: awaited
 
 
 def field_errors(refused: Refused, fields: Any) -> dict[str, str]:

@@ -8,6 +8,7 @@ open console ends through the token watch (`TokenCache.invalidated_key`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 BUCKET = "sessions"
 COOKIE = "jetscan_session"
 SECURE_COOKIE = "__Host-jetscan_session"  # a Secure cookie: path /, no domain, https only
+SESSION_POLL = 0.5  # seconds between an open console's checks of its session
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,18 @@ class SessionStore:
             return None
         self.tokens.used(stored.token_key)
         return Session(Principal(record.name, record.role, stored.token_key), stored.csrf, key)
+
+    async def ended(self, conn: HTTPConnection) -> None:
+        """Return once the session of `conn` is over (signed out, deleted, expired, or its
+        token gone): how an open console learns of a sign-out, checked every
+        `SESSION_POLL` seconds (a token's revocation reaches it sooner, through the watch)."""
+        while True:
+            await asyncio.sleep(SESSION_POLL)
+            try:
+                if await self.find(conn) is None:
+                    return
+            except SessionUnavailable:
+                continue  # the bucket is briefly away: not a sign-out
 
     async def close(self, session: Session) -> None:
         try:

@@ -27,8 +27,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         service = await bus.register(
             nc,
             "queries",
-            "Answers read requests for scans, findings, console output, reports, schedules"
-            " and the portal's overview.",
+            "Answers reads of scans, findings, output, reports, schedules, the audit log and"
+            " the portal's overview.",
             {
                 "scan-get": (subjects.query("scan", "get"), q.get_scan),
                 "scan-list": (subjects.query("scan", "list"), q.list_scans),
@@ -41,6 +41,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 "schedule-list": (subjects.query("schedule", "list"), sq.list_schedules),
                 "schedule-runs": (subjects.query("schedule", "runs"), sq.list_schedule_runs),
                 "overview-get": (subjects.query("overview", "get"), ov.get),
+                "audit-list": (subjects.query("audit", "list"), q.list_audit),
             },
         )
         await stop.wait()

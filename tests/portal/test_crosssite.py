@@ -3,13 +3,19 @@ headers on every response."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from contracts.gen.jetscan import v1
 from edge.portal.security import CSP
-from tests.conftest import Stack
+from tests.conftest import Stack, scan_service, wait_status
+from tests.handlers.test_lifecycle import slow_nmap
 from tests.portal.conftest import session_of, with_session
 
 EVIL = "https://evil.example"
@@ -133,3 +139,33 @@ async def test_the_console_socket_takes_the_session_but_not_from_another_site(
     # No cookie, no token.
     assert await _close_code(url, {"Origin": own}) == 4401
     assert await _close_code(url, with_session("forged-cookie", Origin=own)) == 4401
+
+
+async def test_signing_out_closes_the_session_s_open_console(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    async with scan_service(stack) as scans:
+        started = await scans.start_scan(slow_nmap())
+        try:
+            await wait_status(scans, started.id, {v1.ScanStatus.RUNNING})
+            cookie, csrf = await session_of(http, stack.admin_token)
+            own = str(http.base_url).rstrip("/")
+            url = f"ws://{stack.settings.http_addr}/ws/scans/{started.id}"
+            async with connect(url, additional_headers=with_session(cookie, Origin=own)) as ws:
+                first = json.loads(await ws.recv())
+                assert first["type"] == "status"
+                reply = await http.post(
+                    "/logout", data={"csrf": csrf}, headers=with_session(cookie, Origin=own)
+                )
+                assert reply.status_code == 303
+
+                async def until_closed() -> None:
+                    with contextlib.suppress(ConnectionClosed):
+                        async for _ in ws:
+                            pass
+
+                # Within the session poll (0.5 s) and a margin: the issue's second.
+                await asyncio.wait_for(until_closed(), 1.0)
+                assert ws.close_code == 4401
+        finally:
+            await scans.cancel_scan(v1.CancelScanRequest(id=started.id))

@@ -4,6 +4,7 @@ in the API's own words."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -64,6 +65,26 @@ async def test_start_watch_live_and_see_findings(
     # The console replays from line 1 on a fresh load, and downloads raw.
     await page.reload()
     await expect(page.locator("#console .line .seq").first).to_have_text("1")
+    await page.fill("#console-search", f"{open_port}/tcp")
+    hits = await page.locator("#console .line.hit").count()
+    assert hits >= 2  # "Discovered open port N/tcp" and the port table's row
+    await expect(page.locator("#search-count")).to_have_text(f"{hits} matching lines")
+    await page.fill("#console-search", "")
+    await expect(page.locator("#console .line.hit")).to_have_count(0)
+    follow = page.locator("#follow")  # a search hit paused following, to show the hit
+    await expect(follow).to_have_attribute("aria-pressed", "false")
+    await expect(follow).to_have_text("Follow")
+    await follow.click()
+    await expect(follow).to_have_attribute("aria-pressed", "true")
+    await expect(follow).to_have_text("Pause auto-scroll")
+    # The findings' filters are GET parameters of the scan page.
+    await page.select_option("#ff-severity", "high")
+    await page.click("#findings form.filters button[type=submit]")
+    await page.wait_for_url("**severity=high**")
+    await expect(page.locator("#findings-table .sev")).to_have_count(0)
+    await page.goto(f"/scans/{scan_id}?change=new")
+    await expect(page.locator("#findings-table .sev")).to_have_count(1)
+    await expect(page.locator("#findings-table")).to_contain_text("new")
     async with page.expect_download() as download:
         await page.click("text=Raw download")
     raw = Path(await (await download.value).path()).read_text()
@@ -88,6 +109,14 @@ async def test_start_watch_live_and_see_findings(
     await expect(page.locator("#by-status")).to_contain_text("succeeded")
     await expect(page.locator("#open-findings svg rect")).to_have_count(5)
     await page.screenshot(path=screenshots / "overview.png", full_page=True)
+    # Re-run: the same tool, target, options and deadline, as a new scan.
+    await page.goto(f"/scans/{scan_id}")
+    await page.click("text=Re-run")
+    await page.wait_for_url("**/scans/*")
+    again = page.url.rsplit("/", 1)[-1]
+    assert again != scan_id
+    await expect(page.locator("#config pre")).to_contain_text(f'"ports": "1-3,{open_port}"')
+    await expect(page.locator("#live-status .status")).to_have_text("succeeded", timeout=LIVE)
 
 
 async def test_cancel_a_running_scan_and_a_viewer_may_not(
@@ -114,15 +143,32 @@ async def test_cancel_a_running_scan_and_a_viewer_may_not(
         await page.reload()
         await expect(page.locator("#live-status .status")).to_have_text("running")
         await page.screenshot(path=screenshots / "scan_console_live.png", full_page=True)
+        # The list in another tab follows the status too, without a reload.
+        listing = await page.context.new_page()
+        await listing.goto("/scans?tool=nmap&target=127.0.0.1")
+        row_status = listing.locator(f"tr[data-scan='{scan_id}'] .status")
+        await expect(row_status).to_have_text("running")
+        navigations: list[str] = []
+        listing.on("framenavigated", lambda frame: navigations.append(frame.url))
         await page.click("text=Cancel scan")
         await page.wait_for_url(f"**/scans/{scan_id}")
         await expect(page.locator("#live-status .status")).to_have_text("cancelled", timeout=LIVE)
         await wait_status(scans, scan_id, {v1.ScanStatus.CANCELLED})
-    # Recorded as the RPCs are, through the portal's door; the viewer's refusal is not.
-    records = await _audit(stack, "--who", "admin")
-    ui = {(r["action"], r["target"]) for r in records if r["source"] == "ui"}
-    assert ("CancelScan", scan_id) in ui
-    assert ("StartScan", "nmap 127.0.0.1") in ui
+        await expect(row_status).to_have_text("cancelled", timeout=15_000)
+        assert navigations == []
+        await listing.close()
+    # Recorded as the RPCs are, through the portal's door, with their outcome; the
+    # viewer's refusal is not (it never reached the method).
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while True:  # ingest copies the records into the table the CLI reads
+        records = await _audit(stack, "--who", "admin")
+        ui = {(r["action"], r["target"], r["outcome"]) for r in records if r["source"] == "ui"}
+        if ("CancelScan", scan_id, "OK") in ui or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    assert ("CancelScan", scan_id, "OK") in ui
+    assert ("StartScan", "nmap 127.0.0.1", "OK") in ui
     assert not [r for r in await _audit(stack, "--who", "ui-viewer") if r["source"] == "ui"]
 
 
