@@ -59,6 +59,11 @@ class FaultStack:
         return self.settings
 
     @property
+    def grpc(self) -> tuple[str, int]:
+        assert self.settings is not None
+        return self.settings.grpc_addr.host, self.settings.grpc_addr.port
+
+    @property
     def admin_token(self) -> str:
         assert self.settings is not None
         return self.settings.admin_token_path.read_text().strip()
@@ -169,23 +174,19 @@ def request(port: int, request_id: str) -> v1.StartScanRequest:
     )
 
 
-async def start_all(stack: FaultStack, burst: Burst, timeout: float = 90) -> None:
+async def start_all(grpc: tuple[str, int], token: str, burst: Burst, timeout: float = 90) -> None:
     """StartScan for every request of `burst` not answered yet, retried (with the same
     request id, as a client does) until the edge answers each or `timeout` passes."""
-    assert stack.settings is not None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         missing = [(p, r) for p, r in burst.requests.items() if r not in burst.scan_ids]
         if not missing:
             return
-        addr = stack.settings.grpc_addr
         with contextlib.suppress(OSError, GRPCError, TimeoutError):
-            channel = Channel(addr.host, addr.port)
+            channel = Channel(*grpc)
             try:
-                stub = v1.ScanServiceStub(
-                    channel, metadata={"authorization": f"Bearer {stack.admin_token}"}
-                )
+                stub = v1.ScanServiceStub(channel, metadata={"authorization": f"Bearer {token}"})
                 for port, rid in missing:
                     reply = await stub.start_scan(request(port, rid), timeout=15)
                     burst.scan_ids[rid] = reply.id
@@ -223,19 +224,18 @@ class Outcome:
         )
 
 
-async def settle(stack: FaultStack, burst: Burst, *, jobs_survive: bool) -> Outcome:
+async def settle(database_url: str, burst: Burst, *, jobs_survive: bool) -> Outcome:
     """Wait for every scan of `burst` to end (within its deadline plus the liveness bound)
     and for ingest to hold its whole console, then count; `problems` lists what is wrong.
 
     `jobs_survive`: the fault spared the scan jobs, so every scan must succeed.
     """
-    assert stack.settings is not None
     loop = asyncio.get_running_loop()
     bound = DEADLINE + HEARTBEAT_TIMEOUT + LAUNCH_TIMEOUT + 30  # 30: this machine's slack
     deadline = loop.time() + bound
     rids = list(burst.requests.values())
     out = Outcome(requested=len(rids))
-    conn = await _connect(stack.settings.database_url, deadline)
+    conn = await _connect(database_url, deadline)
     try:
         while True:
             rows = await conn.fetch(

@@ -63,15 +63,16 @@ async def run_burst(stack: FaultStack, fault: object, *, jobs_survive: bool) -> 
     """Start a burst, inject `fault` (an async callable) once it is in flight, then check."""
     async with open_ports(SCANS) as ports:
         burst = new_burst(ports)
-        starting = asyncio.create_task(start_all(stack, burst))
+        starting = asyncio.create_task(start_all(stack.grpc, stack.admin_token, burst))
         await mid_flight(stack, burst)
         await fault()  # type: ignore[operator]
         await starting
         # A client that never heard back sends its StartScans again, with the same ids:
         # each must answer with the scan it already started.
         again = Burst(burst.requests)
-        await start_all(stack, again)
-        outcome = await settle(stack, burst, jobs_survive=jobs_survive)
+        await start_all(stack.grpc, stack.admin_token, again)
+        assert stack.settings is not None
+        outcome = await settle(stack.settings.database_url, burst, jobs_survive=jobs_survive)
     assert again.scan_ids == burst.scan_ids, f"a repeated StartScan started another scan: {outcome}"
     assert outcome.rows == SCANS and not outcome.problems, str(outcome)
     log.info("checked: %s", outcome)
