@@ -25,6 +25,7 @@ from handlers.topology import Topology
 ADMIN = "admin"
 TOKENS = "tokens"
 TOKENS_USED = "tokens-used"
+SESSIONS = "sessions"
 LAUNCHES = "launches"
 HEARTBEATS = "heartbeats"
 ARTIFACTS = "artifacts"
@@ -109,12 +110,18 @@ def role(name: str, topo: Topology) -> Permissions:
         pub += [
             subjects.COMMANDS,
             subjects.QUERIES,
-            # Audit records of the RPCs it serves, and of no other door.
+            # Audit records of the doors it serves (RPCs, the web UI), and of no other.
             subjects.audit_from("grpc"),
+            subjects.audit_from("ui"),
             subjects.SERVICE_PING + ".*",
             *_kv_read(TOKENS),
             f"{_API}.STREAM.INFO.KV_{TOKENS_USED}",
             *_kv_write(TOKENS_USED),
+            # Portal sign-ins: read on every page, written at sign-in, deleted at sign-out;
+            # the overview shows running scans' last heartbeats.
+            *_kv_read(SESSIONS),
+            *_kv_write(SESSIONS),
+            *_kv_read(HEARTBEATS),
             # The token cache watches the bucket: an ordered consumer with flow control.
             f"{_API}.CONSUMER.CREATE.KV_{TOKENS}",
             f"{_API}.CONSUMER.INFO.KV_{TOKENS}.*",
@@ -216,21 +223,4 @@ def job(scan_id: str, tool: str, output_file: str) -> Permissions:
         ]
     return Permissions(
         pub_allow=tuple(pub), sub_allow=(subjects.scan_inbox(scan_id) + ".>",), responses=False
-    )
-
-
-def any_job() -> Permissions:
-    """What the Kubernetes executor's shared job Secret allows until it issues one user per
-    Job: every scan's job subjects (still no commands, queries, tokens or reading)."""
-    return Permissions(
-        pub_allow=(
-            subjects.SCAN_OUTPUT,
-            "evt.scan.*.running",
-            "scan.results.*.*",
-            f"$KV.{HEARTBEATS}.*",
-            f"{_API}.STREAM.INFO.KV_{HEARTBEATS}",
-            f"$O.{ARTIFACTS}.C.*",
-            f"$O.{ARTIFACTS}.M.*",
-        ),
-        sub_allow=("_INBOX.scan.>",),
     )

@@ -13,8 +13,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.micro.request import Request
 
-from contracts import output, scans, subjects, tracking, wire
-from handlers import findingviews, store
+from contracts import audit, output, scans, subjects, tracking, wire
+from handlers import auditstore, findingviews, store
 from handlers.queries import paging
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,11 @@ class Queries:
         async def work() -> scans.ScanPage:
             q = _decode(req.data, scans.ListScans)
             status = q.status.value if q.status else ""
-            fhash = paging.filter_hash("scans", q.domain, q.tool, status, q.schedule_id)
+            if q.since and q.until and q.since >= q.until:
+                raise QueryError(400, "until: must be after since")
+            fhash = paging.filter_hash(
+                "scans", q.domain, q.tool, status, q.schedule_id, q.target, q.since, q.until
+            )
             try:
                 size, after = paging.window(q.page_size, q.page_token, fhash, datetime, str)
             except ValueError as exc:
@@ -134,6 +138,9 @@ class Queries:
                 tool=q.tool,
                 status=status,
                 schedule_id=q.schedule_id,
+                target=q.target,
+                since=q.since,
+                until=q.until,
                 limit=size + 1,
                 after=after,
             )
@@ -157,5 +164,22 @@ class Queries:
             ):
                 raise QueryError(404, f"scan {q.scan_id!r} not found")
             return output.OutputPage(lines=lines)
+
+        await _answer(req, work)
+
+    async def list_audit(self, req: Request) -> None:
+        async def work() -> audit.AuditPage:
+            q = _decode(req.data, audit.ListAudit)
+            since = q.since.isoformat() if q.since else ""
+            fhash = paging.filter_hash("audit", since, q.who)
+            try:
+                size, after = paging.window(q.page_size, q.page_token, fhash, datetime, str)
+            except ValueError as exc:
+                raise QueryError(400, str(exc)) from exc
+            rows = await auditstore.list_records(
+                self.pool, since=q.since, who=q.who, limit=size + 1, after=after
+            )
+            page, token = paging.trim(rows, size, fhash, lambda r: (r.at, r.id))
+            return audit.AuditPage(records=page, next_page_token=token)
 
         await _answer(req, work)
