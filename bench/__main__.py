@@ -17,6 +17,7 @@ BENCHES: dict[str, str] = {
     "schedules": "bench.schedules",
     "start": "bench.start",
     "stream": "bench.stream",
+    "ui": "bench.ui",
 }
 
 

