@@ -167,9 +167,9 @@ async def _facts(
     kept = [s["id"] for s in scans if s["id"] not in parsed]
     seen: dict[str, dict[str, Finding]] = {s["id"]: {} for s in scans}
     for row in await conn.fetch(
-        "SELECT sf.scan_id, f.body::text AS body FROM scan_findings sf"
-        " JOIN findings f ON f.id = sf.finding_id"
-        " WHERE sf.scan_id = ANY($1::text[]) AND sf.change <> 'fixed'",
+        "SELECT s.id AS scan_id, f.body::text AS body FROM scans s"
+        " JOIN scan_findings sf ON sf.scan_key = s.key JOIN findings f ON f.key = sf.finding_key"
+        " WHERE s.id = ANY($1::text[]) AND sf.change <> 'fixed'",
         kept,
     ):
         finding = _finding.decode(row["body"])
@@ -248,7 +248,10 @@ async def _write(
             )
         )
     scan_ids = [s["id"] for s in scans]
-    await conn.execute("DELETE FROM scan_findings WHERE scan_id = ANY($1::text[])", scan_ids)
+    await conn.execute(
+        "DELETE FROM scan_findings WHERE scan_key IN (SELECT key FROM scans WHERE id = ANY($1))",
+        scan_ids,
+    )
     await conn.execute(
         "DELETE FROM findings WHERE tool = $1 AND target = $2 AND triage = 'none'"
         " AND NOT (id = ANY($3::text[]))",
@@ -281,10 +284,12 @@ async def _write(
         for fp, change in changed.items()
     ]
     if links:
-        await conn.copy_records_to_table(
-            "scan_findings",
-            records=links,
-            columns=("scan_id", "finding_id", "severity", "change"),
+        await conn.execute(
+            "INSERT INTO scan_findings (scan_key, finding_key, severity, change)"
+            " SELECT s.key, f.key, u.severity, u.change FROM unnest($1::text[], $2::text[],"
+            " $3::smallint[], $4::text[]) AS u(scan_id, finding_id, severity, change)"
+            " JOIN scans s ON s.id = u.scan_id JOIN findings f ON f.id = u.finding_id",
+            *(list(c) for c in zip(*links, strict=True)),
         )
     for scan_id, got in parsed.items():
         await conn.execute(

@@ -136,10 +136,10 @@ async def take(conn: asyncpg.Connection, cmd: GenerateReport, at: datetime) -> S
         rows: list[Row] = []
         if cmd.scan_ids or cmd.schedule_id:
             found = await conn.fetch(
-                f"SELECT {_COLUMNS}, sf.severity AS scanned, sf.change, sf.scan_id"  # noqa: S608
-                " FROM scan_findings sf JOIN findings f ON f.id = sf.finding_id"
-                " JOIN scans s ON s.id = sf.scan_id"
-                " WHERE sf.scan_id = ANY($1)"
+                f"SELECT {_COLUMNS}, sf.severity AS scanned, sf.change, s.id AS scan_id"  # noqa: S608
+                " FROM scans s JOIN scan_findings sf ON sf.scan_key = s.key"
+                " JOIN findings f ON f.key = sf.finding_key"
+                " WHERE s.id = ANY($1)"
                 " ORDER BY coalesce(s.observed_at, s.created_at), s.id",
                 scan_ids,
             )

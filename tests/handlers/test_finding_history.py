@@ -416,9 +416,9 @@ async def test_rederive_rebuilds_what_ingest_built_and_keeps_triage(
     ours = [first.id, second.id]
     query = (
         "SELECT f.id, f.state, f.decided_at, f.first_seen, f.last_seen, f.last_scan_id,"
-        " f.fixed_at, f.reopened, f.triage, f.body->>'title' AS title, sf.scan_id, sf.change"
-        " FROM findings f JOIN scan_findings sf ON sf.finding_id = f.id"
-        " WHERE sf.scan_id = ANY($1::text[]) ORDER BY f.id, sf.scan_id"
+        " f.fixed_at, f.reopened, f.triage, f.body->>'title' AS title, s.id AS scan_id,"
+        " sf.change FROM findings f JOIN scan_findings sf ON sf.finding_key = f.key"
+        " JOIN scans s ON s.key = sf.scan_key WHERE s.id = ANY($1::text[]) ORDER BY f.id, s.id"
     )
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -444,8 +444,9 @@ async def test_rederive_rebuilds_what_ingest_built_and_keeps_triage(
             found[b].id,
         )
         await conn.execute(
-            "INSERT INTO scan_findings (scan_id, finding_id, severity, change)"
-            " VALUES ($1, 'stale', 0, 'new')",
+            "INSERT INTO scan_findings (scan_key, finding_key, severity, change)"
+            " SELECT s.key, f.key, 0, 'new' FROM scans s, findings f"
+            " WHERE s.id = $1 AND f.id = 'stale'",
             first.id,
         )
         for _ in range(2):  # twice: the second round changes nothing

@@ -100,7 +100,8 @@ class Target:
     async def changes(self, scan_id: str) -> dict[int, str]:
         rows = await self.conn.fetch(
             "SELECT (f.body->>'port')::int AS port, sf.change FROM scan_findings sf"
-            " JOIN findings f ON f.id = sf.finding_id WHERE sf.scan_id = $1",
+            " JOIN findings f ON f.key = sf.finding_key"
+            " JOIN scans s ON s.key = sf.scan_key WHERE s.id = $1",
             scan_id,
         )
         return {r["port"]: r["change"] for r in rows}
