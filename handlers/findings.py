@@ -37,10 +37,8 @@ _NEW_COLUMNS = (
     "first_seen",
     "last_seen",
     "last_scan_id",
-    "state",
     "decided_at",
-    "reopened",
-)
+)  # state 'open' and reopened 0 by default
 _SEEN_COLUMNS = ("scan_key", "finding_key", "severity", "change")
 
 
@@ -146,7 +144,7 @@ async def _record(
     fresh_at = [i for i, fid in enumerate(ids) if fid not in before]
     keys: list[int] = await conn.fetchval(_NEW_KEYS, len(fresh_at)) if fresh_at else []
     fps = list(by_fp)
-    tail = (at, at, scan_id, "open", at, 0)
+    tail = (at, at, scan_id, at)
     fresh = [
         (ids[i], key, tool, target, domain, fps[i], ranks[i], raws[i].decode(), digests[i], *tail)
         for i, key in zip(fresh_at, keys, strict=True)
