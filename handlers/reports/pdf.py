@@ -21,6 +21,7 @@ import typst
 
 from contracts.findings import Severity
 from contracts.reports import Affected, Frozen, Rule, Snapshot
+from contracts.tracking import FindingState
 
 TEMPLATE = Path(__file__).with_name("report.typ")
 # Debian's fonts-noto-core, fonts-noto-cjk and fonts-noto-color-emoji (Makefile: system-deps).
@@ -155,6 +156,24 @@ def _subject(snap: Snapshot) -> str:
     return f"{s.kind} {s.domain or s.target}, findings as they stand"
 
 
+def top_risks(snap: Snapshot) -> list[dict[str, Any]]:
+    """The rules most worth fixing, as the summary's counts see them: open places only (a
+    fixed one is no risk), at the most severe open place's severity, informational left out."""
+    top = []
+    for rule in snap.rules:
+        places = [a for a in rule.affected if a.state is FindingState.OPEN]
+        if not places:
+            continue
+        severity = max((a.severity for a in places), key=lambda s: s.rank)
+        if severity is not Severity.INFO:
+            top.append((severity, len(places), rule))
+    top.sort(key=lambda t: (-t[0].rank, -t[1], t[2].id))
+    return [
+        {"severity": severity.value, "title": shown(rule.title), "places": n}
+        for severity, n, rule in top[:TOP_RISKS]
+    ]
+
+
 def view(frozen: Frozen) -> dict[str, Any]:
     """The template's input: everything it shows, already worded."""
     snap = frozen.snapshot
@@ -190,11 +209,7 @@ def view(frozen: Frozen) -> dict[str, Any]:
             for c in snap.changes[:CHANGE_ROWS]
         ],
         "more_changes": max(0, len(snap.changes) - CHANGE_ROWS),
-        "top": [
-            {"severity": r.severity.value, "title": shown(r.title), "places": len(r.affected)}
-            for r in snap.rules[:TOP_RISKS]
-            if r.severity is not Severity.INFO
-        ],
+        "top": top_risks(snap),
         "scans": [
             {
                 "id": s.id,
