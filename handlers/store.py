@@ -244,7 +244,8 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
             " data_artifact = $5, result_part = GREATEST(result_part, $7),"
             " result_at = CASE WHEN $6 THEN now() ELSE result_at END, updated_at = now(),"
             " observed_at = $8, result_error = $9, result_parts = $11,"
-            " coverage = CASE WHEN $10::text IS NULL THEN coverage ELSE $10::jsonb END"
+            " coverage = CASE WHEN $10::text IS NULL THEN coverage ELSE $10::jsonb END,"
+            " scanner_version = CASE WHEN $12 = '' THEN scanner_version ELSE $12 END"
             " WHERE id = $1 RETURNING target, domain, key",
             result.scan_id,
             result.artifact,
@@ -257,6 +258,7 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
             result.error,
             None if result.coverage is None else msgspec.json.encode(result.coverage).decode(),
             result.parts,
+            result.scanner_version,
         )
         if scan is None:
             raise UnknownScan(result.scan_id)

@@ -66,7 +66,7 @@ _COLUMNS = (
 )
 _SCAN_COLUMNS = (
     "id, tool, target, domain, status, config::text AS config, created_at, started_at,"
-    " finished_at, exit_code, partial, error, result_error, schedule_id"
+    " finished_at, exit_code, partial, error, result_error, schedule_id, scanner_version"
 )
 
 
@@ -188,7 +188,8 @@ def _summary(r: asyncpg.Record, head: list[str]) -> ScanSummary:
         exit_code=r["exit_code"],
         partial=bool(r["partial"]) or r["status"] != "succeeded",
         error=error,
-        scanner_version=scanner_version(r["tool"], head),
+        # Recorded from the result; a scan from before that, from its console.
+        scanner_version=r["scanner_version"] or scanner_version(r["tool"], head),
         schedule_id=r["schedule_id"],
     )
 
