@@ -92,8 +92,7 @@ def _place(rule: Rule, a: Affected, evidence: bool) -> dict[str, Any]:
         "title": shown(a.title) if a.title != rule.title else "",
         "detail": shown(a.description) if a.description != rule.description else "",
         "severity": a.severity.value,
-        "state": a.state.value,
-        "change": a.change.value,
+        "status": status(a),
         "triage": "" if a.triage.value == "none" else a.triage.value.replace("_", " "),
         "first_seen": _when(a.first_seen),
         "last_seen": _when(a.last_seen),
@@ -115,8 +114,16 @@ def _rule(rule: Rule) -> dict[str, Any]:
     }
 
 
+def status(a: Affected) -> str:
+    """A place's state and what the report's scans changed about it, in a few words:
+    "open, new", "open, unchanged", "open, reopened", or "fixed"."""
+    if a.state is FindingState.FIXED:
+        return "fixed"
+    return f"open, {a.change.value}"
+
+
 def _compact(rule: Rule, a: Affected) -> list[str]:
-    return [shown(a.title), f"{shown(a.uri)} · {a.state}, {a.change}"]
+    return [shown(a.title), f"{shown(a.uri)} · {status(a)}"]
 
 
 def _sections(snap: Snapshot) -> list[dict[str, Any]]:
@@ -140,6 +147,8 @@ def _sections(snap: Snapshot) -> list[dict[str, Any]]:
             {
                 "severity": severity.value,
                 "findings": sum(len(r.affected) for r in rules),
+                # Fixed places are listed (what changed) but not counted as open ones.
+                "fixed": sum(a.state is FindingState.FIXED for r in rules for a in r.affected),
                 "rules": detailed,
                 "compact": compact,
             }

@@ -204,7 +204,8 @@ def rule_of(f: Finding) -> tuple[str, str]:
     if f.tool == "dns" and f.host and f.host in title:
         # "Subdomain a.example.com": the check is what comes before the name.
         title = title.split(f.host, 1)[0].strip() or title
-    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "finding"
+    # Letters and digits of any script: titles that differ only in CJK, say, are two rules.
+    slug = re.sub(r"[\W_]+", "-", title.lower()).strip("-") or "finding"
     return f"{f.tool}/{slug}", title
 
 

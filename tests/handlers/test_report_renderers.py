@@ -297,6 +297,17 @@ def test_top_risks_are_the_open_findings_the_counts_count(tmp_path: Path) -> Non
     assert "Half fixed" in summary and "Still open" in summary
     assert "Fixed since" not in summary
     assert "Fixed since" in text  # still listed among the findings, as fixed
+    assert "Critical (0 open, 1 fixed)" in text and "High (1 open, 1 fixed)" in text
+    assert "Medium (2)" in text
+
+
+def test_titles_differing_only_in_other_scripts_are_different_rules() -> None:
+    rows = [row(1, title="Service banner 中文"), row(2, title="Service banner 日本語")]
+    snap = assemble(command(), AT, [scan("scan-1")], rows)
+    assert sorted(r.id for r in snap.rules) == [
+        "nmap/service-banner-中文",
+        "nmap/service-banner-日本語",
+    ]
 
 
 @pytest.mark.parametrize(
