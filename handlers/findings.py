@@ -153,14 +153,21 @@ async def _record(
     seen_rows = [(scan_key, key, ranks[i], new) for i, key in zip(fresh_at, keys, strict=True)]
     rewritten: list[tuple[str, int, str, str]] = []
     if before:
+        # `on_seen` depends on the prior only through its state and whether this scan is
+        # newer than its decision: named once per such pair, not per finding.
+        named: dict[tuple[str, bool], str] = {}
         for i, fid in enumerate(ids):
             old = before.get(fid)
             if old is None:
                 continue
-            change = on_seen(Prior(State(old["state"]), old["decided_at"]), at).change
+            state, decided_at = old["state"], old["decided_at"]
+            pair = (state, at > decided_at)
+            change = named.get(pair)
+            if change is None:
+                change = named[pair] = on_seen(Prior(State(state), decided_at), at).change.value
             if old["newest"] and digests[i] != old["digest"]:
                 rewritten.append((fid, ranks[i], raws[i].decode(), digests[i]))
-            seen_rows.append((scan_key, old["key"], ranks[i], change.value))
+            seen_rows.append((scan_key, old["key"], ranks[i], change))
         # In key order, the index inserts of a large part touch each index page once or so.
         seen_rows.sort()
     if fresh:
