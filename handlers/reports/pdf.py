@@ -231,7 +231,9 @@ def view(frozen: Frozen) -> dict[str, Any]:
                 "partial": s.partial,
                 "error": shown(s.error),
                 "version": shown(s.scanner_version) or "not recorded",
-                "options": shown(json.dumps(s.config, sort_keys=True, ensure_ascii=False)),
+                "options": shown(json.dumps(s.config, sort_keys=True, ensure_ascii=False))
+                if s.config
+                else "",
             }
             for s in snap.scans
         ],
