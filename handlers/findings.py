@@ -78,10 +78,11 @@ _NEW_KEYS = "SELECT array_agg(nextval('findings_key_seq')) FROM generate_series(
 
 async def first_scan(conn: asyncpg.Connection, tool: str, target: str, scan_id: str) -> bool:
     """Whether no other scan of the tool and target has stored any of its result, so that
-    every finding of them is this scan's (call under `lock`)."""
+    every finding of them is this scan's (call under `lock`). A scan stored before results
+    came in parts (migration 0002) has `result_at` but no `result_part`."""
     return not await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM scans WHERE target = $1 AND tool = $2 AND id <> $3"
-        " AND result_part > 0)",
+        " AND (result_part > 0 OR result_at IS NOT NULL))",
         target,
         tool,
         scan_id,
