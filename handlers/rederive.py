@@ -53,6 +53,7 @@ class _Parsed:
     findings: dict[str, Finding]
     coverage: Coverage | None
     partial: bool
+    version: str
 
 
 async def chosen_scans(
@@ -104,6 +105,7 @@ async def _parse(js: JetStreamContext, scan: asyncpg.Record, config: Any) -> _Pa
         findings={f.fingerprint: f for f in output.findings},
         coverage=spec.coverage(decoded, target, output.data),
         partial=output.partial,
+        version=spec.version(output.data),
     )
 
 
@@ -292,10 +294,13 @@ async def _write(
             *(list(c) for c in zip(*links, strict=True)),
         )
     for scan_id, got in parsed.items():
+        # The raw output names the scanner's version, also for a scan from before results did.
         await conn.execute(
-            "UPDATE scans SET coverage = $2::jsonb WHERE id = $1",
+            "UPDATE scans SET coverage = $2::jsonb,"
+            " scanner_version = CASE WHEN $3 = '' THEN scanner_version ELSE $3 END WHERE id = $1",
             scan_id,
             None if got.coverage is None else _encoder.encode(got.coverage).decode(),
+            got.version,
         )
     # A scan that may fix has had its fixes now; one that may not yet (its success or a
     # part still to come) gets them from ingest as usual.
