@@ -73,6 +73,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
         auditor = Auditor(bus.js)
         listen(grpc_server, RecvRequest, auditor.on_request)
         listen(grpc_server, RecvMessage, auditor.on_message)
+        listen(grpc_server, SendTrailingMetadata, auditor.on_trailers)
         await readiness.check_once()
         health_task = asyncio.create_task(readiness.run(), name="edge-health")
         tls = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None

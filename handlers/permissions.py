@@ -109,8 +109,9 @@ def role(name: str, topo: Topology) -> Permissions:
         pub += [
             subjects.COMMANDS,
             subjects.QUERIES,
-            # Audit records of the RPCs it serves, and of no other door.
+            # Audit records of the doors it serves (RPCs, the web UI), and of no other.
             subjects.audit_from("grpc"),
+            subjects.audit_from("ui"),
             subjects.SERVICE_PING + ".*",
             *_kv_read(TOKENS),
             f"{_API}.STREAM.INFO.KV_{TOKENS_USED}",
@@ -214,21 +215,4 @@ def job(scan_id: str, tool: str, output_file: str) -> Permissions:
         ]
     return Permissions(
         pub_allow=tuple(pub), sub_allow=(subjects.scan_inbox(scan_id) + ".>",), responses=False
-    )
-
-
-def any_job() -> Permissions:
-    """What the Kubernetes executor's shared job Secret allows until it issues one user per
-    Job: every scan's job subjects (still no commands, queries, tokens or reading)."""
-    return Permissions(
-        pub_allow=(
-            subjects.SCAN_OUTPUT,
-            "evt.scan.*.running",
-            "scan.results.*.*",
-            f"$KV.{HEARTBEATS}.*",
-            f"{_API}.STREAM.INFO.KV_{HEARTBEATS}",
-            f"$O.{ARTIFACTS}.C.*",
-            f"$O.{ARTIFACTS}.M.*",
-        ),
-        sub_allow=("_INBOX.scan.>",),
     )

@@ -16,14 +16,18 @@ class JobContext:
     file and any prepared files live there), the configured path of each external program
     (`JETSCAN_PROGRAMS`, e.g. `zap.sh` or `subfinder`; a program not listed is looked up on
     PATH by its name), the deployment's scope (`JETSCAN_SCOPE`), for tools that discover
-    names and must flag those outside it, and the scan's deadline in seconds, for tools with
-    time limits of their own that must end before the job stops them (None: not known).
+    names and must flag those outside it, the scan's deadline in seconds, for tools with
+    time limits of their own that must end before the job stops them (None: not known), and
+    `pinned`: the address the job resolved the target's name to and checked ("" for a target
+    that is an address). A tool connects to that address and never resolves the name again:
+    a DNS server that answers differently the second time (rebinding) is never asked.
     """
 
     workdir: PurePath
     programs: Mapping[str, str] = field(default_factory=dict)
     scope: str = ""
     deadline_seconds: int | None = None
+    pinned: str = ""
 
     def program(self, name: str) -> str:
         return self.programs.get(name) or name

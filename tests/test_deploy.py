@@ -143,6 +143,7 @@ def test_the_launcher_may_do_exactly_what_the_executor_does() -> None:
     assert rules == {
         ("batch", "jobs"): ["create", "get", "list", "watch", "delete"],
         ("", "pods"): ["list"],
+        ("", "secrets"): ["create"],
     }
     binding = named("RoleBinding", "jetscan-launcher")
     assert binding["subjects"] == [
@@ -226,3 +227,19 @@ def test_the_server_image_is_hadolint_clean() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
     assert "uv sync --frozen --no-dev" in text
     assert re.search(r"^USER 10001$", text, re.MULTILINE)
+
+
+def test_only_the_launcher_holds_the_key_that_signs_scan_jobs_users() -> None:
+    for name, spec in pod_specs():
+        items = [
+            item["key"]
+            for v in spec.get("volumes", [])
+            for item in v.get("secret", {}).get("items", [])
+        ]
+        env = {e["name"]: e["value"] for c in spec["containers"] for e in c.get("env", [])}
+        holds = "job-signer.json" in items
+        assert holds is (name == "jetscan-launcher"), name
+        if holds:
+            assert env["JETSCAN_NATS_JOB_SIGNER"] == "/var/run/jetscan/nats/job-signer.json"
+    # The scan Jobs' shared Secret is the CA only: no NATS user in it.
+    assert "scan-jobs" not in (DEPLOY / "README.md").read_text()

@@ -235,32 +235,12 @@ async def _audit(settings: Settings, args: argparse.Namespace) -> None:
         _url(settings, "nats"), name="jetscan-cli", user_credentials=admin_creds(settings)
     )
     try:
-        found = await audit.read(nc.jetstream(), since, args.who)
+        found = await audit.fetch(nc, since, args.who)
+    except audit.AuditQueryError as exc:
+        raise CliError(f"the audit log: {exc}") from None
     finally:
         await nc.drain()
-    if args.json:
-        sys.stdout.write("".join(msgspec.json.encode(r).decode() + "\n" for r in found))
-        return
-    lines = [("WHEN", "WHO", "ROLE", "SOURCE", "ACTION", "TARGET", "FROM")]
-    lines += [
-        (
-            r.at.strftime("%Y-%m-%d %H:%M:%SZ"),
-            r.who,
-            r.role,
-            r.source,
-            r.action,
-            r.target,
-            r.origin,
-        )
-        for r in found
-    ]
-    widths = [max(len(line[i]) for line in lines) for i in range(7)]
-    sys.stdout.write(
-        "".join(
-            "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n"
-            for line in lines
-        )
-    )
+    sys.stdout.write(audit.render(found, args.json))
 
 
 def _token_table(rows: list[Any]) -> str:
@@ -300,7 +280,7 @@ def _nats_credentials(folder: str) -> None:
 async def _parked(settings: Settings, args: argparse.Namespace) -> None:
     import nats
 
-    from workers import parked
+    from workers import audit, parked
 
     nc = await nats.connect(
         _url(settings, "nats"), name="jetscan-cli", user_credentials=admin_creds(settings)
@@ -325,6 +305,7 @@ async def _parked(settings: Settings, args: argparse.Namespace) -> None:
                 done = await parked.replay(js, seq)
             except parked.ReplayError as exc:
                 raise CliError(str(exc)) from None
+            await audit.record(js, "parked-replay", f"{seq} {done.subject}")
             sys.stdout.write(f"replayed {seq}: {done.subject} ({done.stream} {done.stream_seq})\n")
     finally:
         await nc.drain()

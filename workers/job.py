@@ -212,7 +212,7 @@ async def _supervise(
     grace: float,
 ) -> Scanned:
     try:
-        await screening.screen(env.target, env.scope, _nameservers(env))
+        found = await screening.screen(env.target, env.scope, _nameservers(env))
     except screening.Refused as exc:
         message = f"scan refused: {exc}"
         console.line(Stream.STDERR, f"[jetscan] {message}".encode())
@@ -222,6 +222,7 @@ async def _supervise(
         programs=env.programs,
         scope=env.scope,
         deadline_seconds=env.deadline_seconds,
+        pinned=screening.pin(found),
     )
     for relative, content in env.spec.prepare(env.config, env.target, job).items():
         path = workdir / relative

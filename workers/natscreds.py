@@ -9,7 +9,6 @@
 - `creds/<role>.creds`, `creds/admin.creds`: one user per role
   (`handlers.permissions.role`) and the admin (setup, the operator's CLI).
 - `creds/job-signer.json`: what the launcher signs jobs' users with (account, jobs seed).
-- `creds/scan-jobs.creds`: the Kubernetes executor's shared job user (`permissions.any_job`).
 - `auth.conf`: the nats-server lines that trust the operator and preload both accounts;
   `nats-values-auth.yaml`: the same as values for the NATS Helm chart.
 
@@ -72,8 +71,8 @@ def ensure(folder: Path, topo: topology.Topology | None = None) -> ServerAuth:
             account, f"jetscan-{role}", permissions.role(role, topo), account=account.public
         )
         natsauth.write_secret(creds / f"{role}.creds", text)
-    shared = natsauth.new_user(jobs, "scan-jobs", permissions.any_job(), account=account.public)
-    natsauth.write_secret(creds / "scan-jobs.creds", shared)
+    # No shared job user: a leftover from before each Job got its own is removed.
+    (creds / "scan-jobs.creds").unlink(missing_ok=True)
     signer = natsauth.Signer(account=account.public, seed=jobs.seed)
     natsauth.write_secret(creds / JOB_SIGNER, msgspec.json.encode(signer).decode())
     natsauth.write_secret(folder / "auth.conf", auth_config(auth))

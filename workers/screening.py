@@ -77,3 +77,11 @@ async def screen(
         if why:
             raise Refused(f"{name} resolves to {why}; nothing was sent to it")
     return found
+
+
+def pin(found: list[str]) -> str:
+    """The one checked address the tool is given: the first IPv4 one, else the first."""
+    for address in found:
+        if ":" not in address:
+            return address
+    return found[0] if found else ""

@@ -17,12 +17,13 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from contracts import subjects, tracing, wire
+from contracts.audit import AuditRecord
 from contracts.output import OutputMessage, lines_of
 from contracts.results import Heartbeat, ScanResult
 from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan
 from contracts.settings import Settings
 from contracts.tracking import TriageFinding
-from handlers import backlog, bus, database, findings, metrics, store, topology
+from handlers import auditstore, backlog, bus, database, findings, metrics, store, topology
 from handlers.delivery import (
     Unprocessable,
     consume_batches,
@@ -41,6 +42,7 @@ _results = msgspec.json.Decoder(ScanResult)
 _output = msgspec.json.Decoder(OutputMessage)
 _heartbeat = msgspec.json.Decoder(Heartbeat)
 _finding_commands = msgspec.json.Decoder(TriageFinding)
+_audit = msgspec.json.Decoder(AuditRecord)
 
 
 async def _never_started(js: JetStreamContext, scan_id: str) -> bool:
@@ -202,7 +204,7 @@ async def expire_accepted_risks(pool: asyncpg.Pool, interval: float) -> None:
 
 
 async def consume_bursts(js: JetStreamContext, pool: asyncpg.Pool, topo: topology.Topology) -> None:
-    """Commands and console lines come in bursts: one SQL statement per batch of them."""
+    """Commands, console lines and audit records come in bursts: one SQL statement per batch."""
 
     async def insert_starts(cmds: list[ScanCommand]) -> None:
         starts = [c for c in cmds if isinstance(c, StartScan)]
@@ -216,9 +218,14 @@ async def consume_bursts(js: JetStreamContext, pool: asyncpg.Pool, topo: topolog
             async with pool.acquire() as conn:
                 await store.insert_output(conn, lines)
 
+    async def insert_audit(records: list[AuditRecord]) -> None:
+        async with pool.acquire() as conn:
+            await auditstore.insert(conn, records)
+
     await asyncio.gather(
         consume_batches(js, topo.consumer("ingest-scan-commands"), _commands.decode, insert_starts),
         consume_batches(js, topo.consumer("ingest-output"), _output.decode, insert_lines),
+        consume_batches(js, topo.consumer("ingest-audit"), _audit.decode, insert_audit),
     )
 
 

@@ -19,8 +19,18 @@ def expires_at(cmd: StartScan, grace: float, now: float) -> float:
     return now + cmd.deadline_seconds + 2 * grace
 
 
-def issue(signer: Signer, cmd: StartScan, grace: float, now: float | None = None) -> str:
-    """The `.creds` text of the job that runs `cmd`."""
+def issue(
+    signer: Signer,
+    cmd: StartScan,
+    grace: float,
+    now: float | None = None,
+    *,
+    lifetime: float | None = None,
+) -> str:
+    """The `.creds` text of the job that runs `cmd`: valid until its deadline plus twice
+    `grace`, or for `lifetime` seconds when given (a Kubernetes Job's own deadline, which
+    counts its image pull too)."""
     allowed = permissions.job(cmd.scan_id, cmd.tool, TOOLS[cmd.tool].output_file)
     at = time.time() if now is None else now
-    return signer.issue(f"scan-{cmd.scan_id}", allowed, expires=expires_at(cmd, grace, at))
+    until = expires_at(cmd, grace, at) if lifetime is None else at + lifetime
+    return signer.issue(f"scan-{cmd.scan_id}", allowed, expires=until)

@@ -1,13 +1,17 @@
 """The Kubernetes executor: one batch/v1 Job per scan, through kubernetes-asyncio.
 
-The one module that talks to the Kubernetes API (the library is untyped; it stays fenced in
-here). What a Job is and what its state means are pure (`manifest`, `kubestate`).
+The calls themselves are in `kubeapi` (the library is untyped; it stays fenced in those two
+modules). What a Job is and what its state means are pure (`manifest`, `kubestate`).
 
 - **Start** creates the Job. 409 AlreadyExists is success once the existing Job is read and
   names the same scan (its name is derived from the scan id): an earlier delivery of the
   same command created it.
   401/403 and other refusals fail the scan with the API's reason; 5xx, 429 and connection
   errors raise `LaunchUnavailable`, which the launcher turns into a nak with backoff.
+- **Credentials**: with the jobs signing key, each Job gets its own NATS user (valid for its
+  scan's subjects until the Job's own deadline plus grace) in a Secret created right after the
+  Job, owned by it (the garbage collector deletes it with the Job); the pod waits for it as
+  for any missing Secret. A refused Secret deletes the Job and fails the scan.
 - **Watch**: list the scan Jobs by label, then watch from the list's resourceVersion; a
   watch that ends is resumed from the last version seen; 410 Gone (the version was
   compacted away) or any error means listing again. A Job seen with a `Complete` or
@@ -36,56 +40,27 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
-from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio import watch as k8s_watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from contracts import tracing
 from contracts.scans import LOST, StartScan
 from contracts.settings import Settings
-from handlers.launcher import kubestate, manifest
+from handlers.launcher import jobcreds, kubestate, manifest
 from handlers.launcher.catalog import Catalog, CatalogUnavailable
 from handlers.launcher.executor import Ending, LaunchRefused, LaunchUnavailable, OnExit
+from handlers.launcher.kubeapi import (
+    MAX_BACKOFF,
+    NETWORK_ERRORS,
+    JobApi,
+    WatchBroken,
+    refusal,
+    transient,
+)
 from handlers.launcher.lifecycle import Stop
+from handlers.natsauth import Signer
 
 log = logging.getLogger(__name__)
-
-_NETWORK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
-_MAX_BACKOFF = 30.0
-
-
-class WatchBroken(Exception):
-    """The watch stream sent something that is not an event."""
-
-
-def transient(exc: BaseException) -> bool:
-    """Whether asking again later may succeed: 5xx, 429, no HTTP answer at all."""
-    if isinstance(exc, ApiException):
-        return not exc.status or exc.status == 429 or exc.status >= 500
-    return isinstance(exc, _NETWORK_ERRORS)
-
-
-def _refusal(exc: ApiException) -> LaunchRefused:
-    status = kubestate.api_status(exc.body, exc.status, exc.reason)
-    return LaunchRefused(status.reason, status.message)
-
-
-async def api_client(settings: Settings) -> Any:
-    """A kubernetes-asyncio ApiClient from the kubeconfig setting, else the pod's account."""
-    configuration = k8s.Configuration()
-    if settings.k8s_kubeconfig:
-        await k8s_config.load_kube_config(
-            config_file=settings.k8s_kubeconfig,
-            client_configuration=configuration,
-            persist_config=False,
-        )
-    else:
-        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration
-        )
-    return k8s.ApiClient(configuration=configuration)
 
 
 class KubernetesExecutor:
@@ -107,6 +82,8 @@ class KubernetesExecutor:
         self.watch_seconds = watch_seconds
         self.request_timeout = request_timeout
         self.pull_wait = timedelta(seconds=settings.k8s_image_pull_wait)
+        # Each Job's own NATS user is signed here; without the key Jobs share a Secret.
+        self.signer = Signer.load(settings.nats_job_signer) if settings.nats_job_signer else None
         # Scan Jobs by name, as last listed or watched.
         self.jobs: dict[str, kubestate.Job] = {}
         # Jobs whose end this launcher has reported (or caused): never reported twice.
@@ -114,15 +91,10 @@ class KubernetesExecutor:
         # Scans whose Job this launcher created and the watch has not shown yet.
         self._created: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        # Set by `open`. Typed loosely: the generated API takes JSON dicts as bodies too.
-        self._api: Any = None
-        self._batch: Any = None
-        self._core: Any = None
+        self.api = JobApi(self.namespace, request_timeout)
 
     async def open(self) -> None:
-        self._api = await api_client(self.settings)
-        self._batch = k8s.BatchV1Api(self._api)
-        self._core = k8s.CoreV1Api(self._api)
+        await self.api.open(self.settings.k8s_kubeconfig)
         self._spawn(self._watch(), "watch")
         self._spawn(self._check_pods(), "pod check")
         if self.catalog is not None:
@@ -147,44 +119,39 @@ class KubernetesExecutor:
         body = manifest.build_job(cmd, self.settings, traceparent=tracing.traceparent())
         name = body["metadata"]["name"]
         try:
-            await self._batch.create_namespaced_job(
-                self.namespace, body, _request_timeout=self.request_timeout
-            )
+            uid = await self.api.create_job(body)
             log.info("scan %s: created Job %s/%s", cmd.scan_id, self.namespace, name)
         except ApiException as exc:
             if exc.status == 409:
-                if not await self._exists_for(cmd.scan_id, name):
+                found = await self.api.exists_for(cmd.scan_id, name)
+                if found is None:
                     return
+                uid = found
             elif transient(exc):
                 raise LaunchUnavailable(f"the Kubernetes API answered {exc.status}") from exc
             else:
-                raise _refusal(exc) from exc
-        except _NETWORK_ERRORS as exc:
+                raise refusal(exc) from exc
+        except NETWORK_ERRORS as exc:
             raise LaunchUnavailable(f"the Kubernetes API is unreachable: {exc!r}") from exc
+        if self.signer is not None:
+            await self._job_secret(cmd, self.signer, name, uid)
         self._created.add(cmd.scan_id)
 
-    async def _exists_for(self, scan_id: str, name: str) -> bool:
-        """After 409 AlreadyExists: the Job is this scan's, from an earlier delivery of the same
-        command (success), unless it names another scan; False if it is gone by now."""
+    async def _job_secret(self, cmd: StartScan, signer: Signer, name: str, uid: str) -> None:
+        """The Job's own NATS user, in a Secret the Job owns; its pod waits for it to exist."""
+        lifetime = manifest.creds_lifetime(self.settings, cmd)
+        creds = jobcreds.issue(signer, cmd, 0.0, lifetime=lifetime)
+        body = manifest.build_secret(cmd, self.settings, uid, creds)
         try:
-            raw = self._plain(
-                await self._batch.read_namespaced_job(
-                    name, self.namespace, _request_timeout=self.request_timeout
-                )
-            )
-        except ApiException as exc:
-            if exc.status == 404:  # finished and collected since: nothing left to start
-                return False
-            if transient(exc):
-                raise LaunchUnavailable(f"reading Job {name} failed: {exc.status}") from exc
-            raise _refusal(exc) from exc
-        except _NETWORK_ERRORS as exc:
-            raise LaunchUnavailable(f"the Kubernetes API is unreachable: {exc!r}") from exc
-        owner = kubestate.scan_id(kubestate.job(raw))
-        if owner != scan_id:
-            raise LaunchRefused("AlreadyExists", f"Job {name} runs another scan ({owner!r})")
-        log.info("scan %s: Job %s exists already (a redelivery)", scan_id, name)
-        return True
+            await self.api.create_secret(body)
+        except LaunchRefused:
+            # Its pod would wait for the Secret until the Job's deadline: the Job goes now.
+            self._ended.add(name)
+            try:
+                await self.api.delete(name)
+            except (ApiException, *NETWORK_ERRORS) as exc:
+                log.warning("deleting Job %s without its Secret failed (%r)", name, exc)
+            raise
 
     async def stop(self, scan_id: str, why: Stop) -> bool:
         name = manifest.job_name(scan_id)
@@ -193,8 +160,8 @@ class KubernetesExecutor:
         # Marked before deleting: its DELETED event must not look like someone else's doing.
         self._ended.add(name)
         try:
-            deleted = await self._delete(name)
-        except (ApiException, *_NETWORK_ERRORS) as exc:
+            deleted = await self.api.delete(name)
+        except (ApiException, *NETWORK_ERRORS) as exc:
             if not reported:
                 self._ended.discard(name)
             if transient(exc):
@@ -211,8 +178,7 @@ class KubernetesExecutor:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._api is not None:
-            await self._api.close()
+        await self.api.close()
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -228,45 +194,6 @@ class KubernetesExecutor:
         task = asyncio.create_task(logged(), name=f"k8s-{what}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _plain(self, obj: Any) -> Any:
-        """A kubernetes-asyncio model as the API's own JSON (camelCase dicts)."""
-        return self._api.sanitize_for_serialization(obj)
-
-    async def _list_jobs(self) -> tuple[str, list[kubestate.Job]]:
-        listed = self._plain(
-            await self._batch.list_namespaced_job(
-                self.namespace,
-                label_selector=manifest.SELECTOR,
-                _request_timeout=self.request_timeout,
-            )
-        )
-        items = [kubestate.job(raw) for raw in listed.get("items") or ()]
-        return listed["metadata"]["resourceVersion"], items
-
-    async def _pods(self, selector: str) -> list[kubestate.Pod]:
-        listed = self._plain(
-            await self._core.list_namespaced_pod(
-                self.namespace, label_selector=selector, _request_timeout=self.request_timeout
-            )
-        )
-        return [kubestate.pod(raw) for raw in listed.get("items") or ()]
-
-    async def _delete(self, name: str) -> bool:
-        """Delete a Job and (in the background) its pod; False if it was gone already."""
-        try:
-            await self._batch.delete_namespaced_job(
-                name,
-                self.namespace,
-                propagation_policy="Background",
-                _request_timeout=self.request_timeout,
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-        log.info("deleted Job %s/%s", self.namespace, name)
-        return True
 
     # -- watching ------------------------------------------------------------------------
 
@@ -285,16 +212,16 @@ class KubernetesExecutor:
                 log.warning(
                     "Job watch failed (%s %s); again in %.0fs", exc.status, exc.reason, delay
                 )
-            except (WatchBroken, *_NETWORK_ERRORS) as exc:
+            except (WatchBroken, *NETWORK_ERRORS) as exc:
                 log.warning("Job watch failed (%r); again in %.0fs", exc, delay)
             except Exception:
                 # kubernetes-asyncio raises a bare Exception for a malformed watch line.
                 log.exception("Job watch failed; again in %.0fs", delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, _MAX_BACKOFF)
+            delay = min(delay * 2, MAX_BACKOFF)
 
     async def _relist(self) -> str:
-        version, items = await self._list_jobs()
+        version, items = await self.api.list_jobs()
         jobs = {j.metadata.name: j for j in items}
         for name in set(self.jobs) - set(jobs):
             self._gone(self.jobs[name])
@@ -308,7 +235,7 @@ class KubernetesExecutor:
         """Apply watch events from `version` until the server ends the watch; the last version."""
         async with k8s_watch.Watch(return_type="object") as stream:
             async for event in stream.stream(
-                self._batch.list_namespaced_job,
+                self.api.batch.list_namespaced_job,
                 self.namespace,
                 label_selector=manifest.SELECTOR,
                 resource_version=version,
@@ -352,16 +279,16 @@ class KubernetesExecutor:
         delay = 1.0
         while True:
             try:
-                pods = await self._pods(manifest.pod_selector(kubestate.scan_id(job)))
+                pods = await self.api.pods(manifest.pod_selector(kubestate.scan_id(job)))
                 break
-            except (ApiException, *_NETWORK_ERRORS) as exc:
+            except (ApiException, *NETWORK_ERRORS) as exc:
                 if not transient(exc) or name not in self.jobs:
                     # Gone with its pods, or never to be readable: the Job alone must do.
                     pods = []
                     break
                 log.warning("reading the pods of Job %s failed (%r); retrying", name, exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF)
+                delay = min(delay * 2, MAX_BACKOFF)
         ending = kubestate.ending(job, pods)
         if ending is not None:
             log.info("Job %s ended: %s", name, ending)
@@ -385,8 +312,8 @@ class KubernetesExecutor:
             if not waiting:
                 continue
             try:
-                pods = await self._pods(manifest.SELECTOR)
-            except (ApiException, *_NETWORK_ERRORS) as exc:
+                pods = await self.api.pods(manifest.SELECTOR)
+            except (ApiException, *NETWORK_ERRORS) as exc:
                 log.warning("listing scan pods failed (%r)", exc)
                 continue
             by_scan: dict[str, list[kubestate.Pod]] = {}
@@ -404,8 +331,8 @@ class KubernetesExecutor:
             return
         self._ended.add(name)
         try:
-            await self._delete(name)
-        except (ApiException, *_NETWORK_ERRORS) as exc:
+            await self.api.delete(name)
+        except (ApiException, *NETWORK_ERRORS) as exc:
             self._ended.discard(name)
             log.warning("deleting Job %s that cannot start failed (%r)", name, exc)
             return
@@ -420,18 +347,18 @@ class KubernetesExecutor:
             try:
                 await self._reconcile_once(catalog)
                 return
-            except (CatalogUnavailable, ApiException, *_NETWORK_ERRORS) as exc:
+            except (CatalogUnavailable, ApiException, *NETWORK_ERRORS) as exc:
                 log.warning(
                     "reconciling Jobs with scans failed (%r); retrying in %.0fs", exc, delay
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF)
+                delay = min(delay * 2, MAX_BACKOFF)
 
     async def _reconcile_once(self, catalog: Catalog) -> None:
         # Scans first, then Jobs: a scan is RUNNING only after its Job existed, so every
         # running scan's Job (unless deleted) is in the list that follows.
         running = await catalog.running()
-        _, jobs = await self._list_jobs()
+        _, jobs = await self.api.list_jobs()
         have = {kubestate.scan_id(job) for job in jobs}
         for scan in running:
             if scan.id not in have:
@@ -451,4 +378,4 @@ class KubernetesExecutor:
                     "Job %s runs no known scan (%r); deleting it", job.metadata.name, scan_id
                 )
                 self._ended.add(job.metadata.name)
-                await self._delete(job.metadata.name)
+                await self.api.delete(job.metadata.name)

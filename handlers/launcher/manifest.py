@@ -2,7 +2,11 @@
 and the settings, so every Job jetscan can create is table-tested and schema-validated.
 
 The Job carries the env contract (`contracts.jobs`) as plain env vars and nothing secret: the
-NATS credentials come from a Secret mounted as a file, named by `JETSCAN_NATS_CREDS`. The
+NATS credentials come from a Secret mounted as a file, named by `JETSCAN_NATS_CREDS`. With a
+jobs signing key (`JETSCAN_NATS_JOB_SIGNER`) that Secret is the Job's own (`build_secret`:
+a NATS user for this scan's subjects only, expiring with the Job, owned by the Job so that
+Kubernetes deletes it with the Job); without one, every Job mounts the shared
+`JETSCAN_K8S_NATS_CREDS_SECRET`. The
 container runs as the image's non-root user with a read-only root filesystem; its scratch
 space (`JETSCAN_WORKDIR`, `HOME`, `TMPDIR`) is an emptyDir.
 
@@ -20,6 +24,7 @@ passes `restricted`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from typing import Any
@@ -151,6 +156,76 @@ def labels(cmd: StartScan) -> dict[str, str]:
     }
 
 
+def secret_name(scan_id: str) -> str:
+    """The name of the Secret holding the NATS user of one scan's Job."""
+    return f"{job_name(scan_id)}-nats"
+
+
+def creds_lifetime(settings: Settings, cmd: StartScan) -> int:
+    """How long a Job's own NATS user works: as long as Kubernetes lets the Job run."""
+    return active_deadline(settings, cmd.deadline_seconds) + GRACE_SECONDS
+
+
+def build_secret(cmd: StartScan, settings: Settings, job_uid: str, creds: str) -> dict[str, Any]:
+    """The Secret of `cmd`'s Job (uid `job_uid`): its `.creds`, owned by the Job.
+
+    The owner reference does not block the Job's deletion (`blockOwnerDeletion` would need
+    the launcher to be allowed to update Jobs' finalizers); the garbage collector deletes the
+    Secret once the Job is gone, whoever deleted it (`ttlSecondsAfterFinished` included).
+    """
+    data = {CREDS_KEY: base64.b64encode(creds.encode()).decode()}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": secret_name(cmd.scan_id),
+            "namespace": settings.k8s_namespace,
+            "labels": labels(cmd),
+            "annotations": {SCAN_ANNOTATION: cmd.scan_id},
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": job_name(cmd.scan_id),
+                    "uid": job_uid,
+                    "controller": False,
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
+        "type": "Opaque",
+        "immutable": True,
+        "data": data,
+    }
+
+
+def _creds_volume(cmd: StartScan, settings: Settings, tls: bool) -> dict[str, Any] | None:
+    """The volume of the job's NATS user (and the CA that signed NATS's certificate)."""
+    ca = [{"key": CA_KEY, "path": CA_KEY}] if tls else []
+    if settings.nats_job_signer:
+        sources: list[dict[str, Any]] = [
+            {
+                "secret": {
+                    "name": secret_name(cmd.scan_id),
+                    "items": [{"key": CREDS_KEY, "path": CREDS_KEY}],
+                }
+            }
+        ]
+        if ca and settings.k8s_nats_creds_secret:
+            sources.append({"secret": {"name": settings.k8s_nats_creds_secret, "items": ca}})
+        return {"name": "nats-creds", "projected": {"sources": sources, "defaultMode": 0o440}}
+    if settings.k8s_nats_creds_secret:
+        return {
+            "name": "nats-creds",
+            "secret": {
+                "secretName": settings.k8s_nats_creds_secret,
+                "items": [{"key": CREDS_KEY, "path": CREDS_KEY}, *ca],
+                "defaultMode": 0o440,
+            },
+        }
+    return None
+
+
 def pod_selector(scan_id: str) -> str:
     """The label selector of the pods of one scan's Job."""
     return f"{SELECTOR},{SCAN_LABEL}={label_value(scan_id)}"
@@ -171,7 +246,9 @@ def active_deadline(settings: Settings, deadline_seconds: int) -> int:
 def build_job(cmd: StartScan, settings: Settings, *, traceparent: str = "") -> dict[str, Any]:
     """The Job for `cmd` in the settings' namespace, ready to POST; `traceparent` is the
     launch's span (tracing on)."""
-    creds = f"{CREDS_DIR}/{CREDS_KEY}" if settings.k8s_nats_creds_secret else ""
+    tls = settings.nats_url.startswith("tls://") and bool(settings.k8s_nats_creds_secret)
+    creds_volume = _creds_volume(cmd, settings, tls)
+    creds = f"{CREDS_DIR}/{CREDS_KEY}" if creds_volume else ""
     environ = job_environ(
         cmd,
         settings.nats_url,
@@ -185,10 +262,8 @@ def build_job(cmd: StartScan, settings: Settings, *, traceparent: str = "") -> d
     )
     # Tools that keep state under HOME or TMPDIR (ZAP, Python) need it writable.
     environ |= {"HOME": SCRATCH, "TMPDIR": SCRATCH}
-    # NATS over TLS: the job verifies it against the CA in the same Secret (`ca.crt`).
-    tls_items: list[dict[str, str]] = []
-    if settings.k8s_nats_creds_secret and settings.nats_url.startswith("tls://"):
-        tls_items = [{"key": CA_KEY, "path": CA_KEY}]
+    # NATS over TLS: the job verifies it against the CA (`ca.crt` of the shared Secret).
+    if tls and creds_volume:
         environ["SSL_CERT_FILE"] = f"{CREDS_DIR}/{CA_KEY}"
     res = RESOURCES.get(cmd.tool, DEFAULT_RESOURCES)
     raw = raw_sockets(cmd)
@@ -198,17 +273,8 @@ def build_job(cmd: StartScan, settings: Settings, *, traceparent: str = "") -> d
         {"name": "scratch", "emptyDir": {"sizeLimit": res.scratch}},
     ]
     mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH}]
-    if settings.k8s_nats_creds_secret:
-        volumes.append(
-            {
-                "name": "nats-creds",
-                "secret": {
-                    "secretName": settings.k8s_nats_creds_secret,
-                    "items": [{"key": CREDS_KEY, "path": CREDS_KEY}, *tls_items],
-                    "defaultMode": 0o440,
-                },
-            }
-        )
+    if creds_volume:
+        volumes.append(creds_volume)
         mounts.append({"name": "nats-creds", "mountPath": CREDS_DIR, "readOnly": True})
     job_labels = labels(cmd)
     return {

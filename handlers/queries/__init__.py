@@ -25,7 +25,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         service = await bus.register(
             nc,
             "queries",
-            "Answers read requests for scans, findings, console output, reports and schedules.",
+            "Answers reads of scans, findings, output, reports, schedules and the audit log.",
             {
                 "scan-get": (subjects.query("scan", "get"), q.get_scan),
                 "scan-list": (subjects.query("scan", "list"), q.list_scans),
@@ -37,6 +37,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 "schedule-get": (subjects.query("schedule", "get"), sq.get_schedule),
                 "schedule-list": (subjects.query("schedule", "list"), sq.list_schedules),
                 "schedule-runs": (subjects.query("schedule", "runs"), sq.list_schedule_runs),
+                "audit-list": (subjects.query("audit", "list"), q.list_audit),
             },
         )
         await stop.wait()

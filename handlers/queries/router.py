@@ -13,8 +13,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.micro.request import Request
 
-from contracts import output, scans, subjects, tracking, wire
-from handlers import findingviews, store
+from contracts import audit, output, scans, subjects, tracking, wire
+from handlers import auditstore, findingviews, store
 from handlers.queries import paging
 
 log = logging.getLogger(__name__)
@@ -157,5 +157,22 @@ class Queries:
             ):
                 raise QueryError(404, f"scan {q.scan_id!r} not found")
             return output.OutputPage(lines=lines)
+
+        await _answer(req, work)
+
+    async def list_audit(self, req: Request) -> None:
+        async def work() -> audit.AuditPage:
+            q = _decode(req.data, audit.ListAudit)
+            since = q.since.isoformat() if q.since else ""
+            fhash = paging.filter_hash("audit", since, q.who)
+            try:
+                size, after = paging.window(q.page_size, q.page_token, fhash, datetime, str)
+            except ValueError as exc:
+                raise QueryError(400, str(exc)) from exc
+            rows = await auditstore.list_records(
+                self.pool, since=q.since, who=q.who, limit=size + 1, after=after
+            )
+            page, token = paging.trim(rows, size, fhash, lambda r: (r.at, r.id))
+            return audit.AuditPage(records=page, next_page_token=token)
 
         await _answer(req, work)

@@ -25,6 +25,8 @@ def build_argv(config: NmapConfig, target: Target, job: JobContext) -> list[str]
       failure. (A file capability on nmap would instead make even connect scans fail to exec
       wherever NET_RAW is dropped, as in Kubernetes' restricted profile.)
     - `--noninteractive` so nmap never reads keypresses from a terminal it may be attached to.
+    - A hostname is scanned at the address the job checked (`job.pinned`), not resolved by
+      nmap again: the name stays the scan's target, and findings were always keyed by address.
     nmap has no `--` separator, so the target cannot be fenced off from options; instead it is
     re-parsed here (a Target decoded from a message never went through `parse_target`).
     """
@@ -54,10 +56,18 @@ def build_argv(config: NmapConfig, target: Target, job: JobContext) -> list[str]
         argv += ["--host-timeout", f"{config.host_timeout_seconds}s"]
     if not config.reverse_dns:
         argv.append("-n")
-    if checked.kind is not TargetKind.HOST and ":" in checked.value:
+    value = checked.value
+    if checked.kind is TargetKind.HOST and job.pinned:
+        value = _recheck_address(job.pinned)
+    if (checked.kind is not TargetKind.HOST or job.pinned) and ":" in value:
         argv.append("-6")
-    argv.append(checked.value)
+    argv.append(value)
     return argv
+
+
+def _recheck_address(address: str) -> str:
+    pinned = parse_target(address, allowed_kinds=frozenset({TargetKind.IP}))
+    return pinned.value
 
 
 def _recheck(target: Target) -> Target:

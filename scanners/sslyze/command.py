@@ -45,6 +45,9 @@ def build_argv(config: SslyzeConfig, target: Target, job: JobContext) -> list[st
       failure. Disabling it also schedules nothing, hence every scan command is named.
     - The target always carries its port (443 unless the target names one), and follows `--`
       so that it can never be read as an option.
+    - A hostname carries the address the job checked (`host:port{ip}`, sslyze's syntax): sslyze
+      connects there and does not resolve the name again; the name stays the SNI and the
+      name the certificate is checked against.
     """
     checked = _recheck(target)
     port = checked.port or DEFAULT_PORT
@@ -64,7 +67,11 @@ def build_argv(config: SslyzeConfig, target: Target, job: JobContext) -> list[st
         argv += ["--starttls", config.starttls]
     if config.slow_connection:
         argv.append("--slow_connection")
-    argv += ["--", f"{host}:{port}"]
+    server = f"{host}:{port}"
+    if job.pinned:
+        ip = parse_target(job.pinned, allowed_kinds=frozenset({TargetKind.IP})).value
+        server += f"{{[{ip}]}}" if ":" in ip else f"{{{ip}}}"
+    argv += ["--", server]
     return argv
 
 

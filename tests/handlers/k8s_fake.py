@@ -2,14 +2,19 @@
 on 127.0.0.1, speaking real Kubernetes JSON.
 
 - batch/v1 Jobs: create (409 AlreadyExists, 422 Invalid against the OpenAPI schema), get,
-  list and watch by label selector, delete with `propagationPolicy`; core/v1 Pods: list, get.
+  list and watch by label selector, delete with `propagationPolicy`; core/v1 Pods: list, get;
+  core/v1 Secrets: create (409, 422), get, delete. The garbage collector: deleting a Job with
+  `Background`/`Foreground` deletes the Secrets it owns (`ownerReferences`); `Orphan` strips
+  the reference.
 - One resourceVersion counter for everything, as etcd's revision. `?watch=true` streams
   ADDED/MODIFIED/DELETED events as JSON lines from `resourceVersion`, a BOOKMARK when the
   watch times out, and an ERROR event with a 410 `Expired` Status for a version older than
   the last compaction.
 - A created Job is "run" as a kubelet would run its one container: `python -m workers.job`
   with the container's env, each volume a directory under `workroot` (paths in env values
-  mapped to it), status moving Pending → Running → Succeeded/Failed, the Job's conditions
+  mapped to it; `secret` and `projected` volumes filled from Secrets, the container waiting in
+  ContainerCreating while one is missing), status moving Pending → Running →
+  Succeeded/Failed, the Job's conditions
   (`Complete`, `Failed` with `BackoffLimitExceeded` or `DeadlineExceeded`) as the Job
   controller writes them. `activeDeadlineSeconds` is enforced; deleting a Job with
   `Background` or `Foreground` propagation kills and removes its pod, `Orphan` (the API's
@@ -21,6 +26,7 @@ on 127.0.0.1, speaking real Kubernetes JSON.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import json
@@ -140,7 +146,11 @@ class FakeCluster:
         # etcd's revision is never 0 in a live cluster ("0" in a watch means "any version").
         self.version = 1000
         self.compacted = 0
-        self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {"jobs": {}, "pods": {}}
+        self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
+            "jobs": {},
+            "pods": {},
+            "secrets": {},
+        }
         self.history: list[tuple[int, str, str, dict[str, Any]]] = []
         self.watchers: set[_Watcher] = set()
         self.hold_watches = False
@@ -164,6 +174,12 @@ class FakeCluster:
                 ),
                 Route("/api/v1/namespaces/{ns}/pods", self.pods, methods=["GET"]),
                 Route("/api/v1/namespaces/{ns}/pods/{name}", self.pod, methods=["GET"]),
+                Route("/api/v1/namespaces/{ns}/secrets", self.secrets_, methods=["POST"]),
+                Route(
+                    "/api/v1/namespaces/{ns}/secrets/{name}",
+                    self.secret,
+                    methods=["GET", "DELETE"],
+                ),
             ]
         )
 
@@ -325,6 +341,54 @@ class FakeCluster:
             return status(404, f'pods "{name}" not found', name=name, kind="pods")
         return JSONResponse(pod)
 
+    async def secrets_(self, request: Request) -> Response:
+        if denied := self._denied(request):
+            return denied
+        if fault := self._fault("POST", "secrets"):
+            return fault
+        ns, body = request.path_params["ns"], await request.json()
+        try:
+            validate(body)
+        except kubernetes_validate.ValidationError as exc:
+            return status(422, f"Secret is invalid: {exc.message}")
+        name = body["metadata"]["name"]
+        if (ns, name) in self.objects["secrets"]:
+            return status(409, f'secrets "{name}" already exists', name=name, kind="secrets")
+        secret = copy.deepcopy(body)
+        secret["metadata"].update(namespace=ns, uid=str(uuid.uuid4()), creationTimestamp=now())
+        self._put("secrets", ns, secret, "ADDED")
+        return JSONResponse(secret, status_code=201)
+
+    async def secret(self, request: Request) -> Response:
+        if denied := self._denied(request):
+            return denied
+        ns, name = request.path_params["ns"], request.path_params["name"]
+        found = self.objects["secrets"].get((ns, name))
+        if found is None:
+            return status(404, f'secrets "{name}" not found', name=name, kind="secrets")
+        if request.method == "DELETE":
+            self._remove("secrets", ns, name)
+        return JSONResponse(found)
+
+    def secret_data(self, ns: str, name: str) -> dict[str, bytes] | None:
+        """A Secret's decoded data: a stored Secret's, else one the test set in `secrets`."""
+        stored = self.objects["secrets"].get((ns, name))
+        if stored is not None:
+            return {k: base64.b64decode(v) for k, v in stored.get("data", {}).items()}
+        return self.secrets.get(name)
+
+    def _collect_dependents(self, ns: str, uid: str, policy: str) -> None:
+        """The garbage collector, for the Secrets an owner with `uid` had."""
+        for (namespace, name), secret in list(self.objects["secrets"].items()):
+            refs = secret["metadata"].get("ownerReferences", [])
+            if namespace != ns or not any(r["uid"] == uid for r in refs):
+                continue
+            if policy in ("Background", "Foreground"):
+                self._remove("secrets", ns, name)
+            else:
+                secret["metadata"]["ownerReferences"] = [r for r in refs if r["uid"] != uid]
+                self._put("secrets", ns, secret)
+
     async def _collection(
         self, request: Request, resource: str, ns: str, kind: str, api_version: str
     ) -> Response:
@@ -445,6 +509,7 @@ class FakeCluster:
         if job is None:
             return status(404, f'jobs.batch "{name}" not found', name=name, kind="jobs")
         self.deletions[name] = policy
+        self._collect_dependents(ns, job["metadata"]["uid"], policy)
         if policy in ("Background", "Foreground"):
             for (namespace, pod_name), pod in list(self.objects["pods"].items()):
                 if namespace == ns and pod["metadata"]["labels"].get("job-name") == name:
@@ -612,14 +677,14 @@ class FakeCluster:
         poddir = self.workroot / pod_name
         mounts: dict[str, Path] = {}
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        ns = self._namespace_of(pod_name)
         for mount in container.get("volumeMounts", []):
             host = poddir / mount["name"]
             host.mkdir(parents=True, exist_ok=True)
-            secret = volumes[mount["name"]].get("secret")
-            if secret is not None:
-                for item in secret.get("items", []):
-                    data = self.secrets.get(secret["secretName"], {}).get(item["key"], b"")
-                    (host / item["path"]).write_bytes(data)
+            for name, items in _secret_sources(volumes[mount["name"]]):
+                data = await self._secret_when_there(ns, name)
+                for item in items:
+                    (host / item["path"]).write_bytes(data.get(item["key"], b""))
             mounts[mount["mountPath"]] = host
 
         def mapped(value: str) -> str:
@@ -646,6 +711,15 @@ class FakeCluster:
             log.close()
         self.procs[pod_name] = proc
         return proc
+
+    def _namespace_of(self, pod_name: str) -> str:
+        return next(ns for (ns, name) in self.objects["pods"] if name == pod_name)
+
+    async def _secret_when_there(self, ns: str, name: str) -> dict[str, bytes]:
+        """As the kubelet: a pod whose Secret is missing waits (ContainerCreating) for it."""
+        while (data := self.secret_data(ns, name)) is None:  # noqa: ASYNC110 - as kubelet polls
+            await asyncio.sleep(0.05)
+        return data
 
     def _finish(self, ns: str, name: str, *, succeeded: bool) -> None:
         job = self.objects["jobs"].get((ns, name))
@@ -713,6 +787,14 @@ class FakeCluster:
         else:
             self._remove("pods", ns, pod_name)
             self._finish(ns, name, succeeded=False)
+
+
+def _secret_sources(volume: dict[str, Any]) -> list[tuple[str, list[dict[str, str]]]]:
+    """(Secret name, items) of a `secret` or `projected` volume."""
+    if "secret" in volume:
+        return [(volume["secret"]["secretName"], volume["secret"].get("items", []))]
+    sources = volume.get("projected", {}).get("sources", [])
+    return [(s["secret"]["name"], s["secret"].get("items", [])) for s in sources if "secret" in s]
 
 
 def _condition(kind: str, reason: str, message: str, at: str) -> dict[str, str]:

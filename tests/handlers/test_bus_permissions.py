@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import nats
 import nats.errors
 import pytest
@@ -330,3 +331,50 @@ async def test_a_jobs_user_stops_working_at_its_expiry(secured: Secured, tmp_pat
         assert answer in ("PONG", "-ERR 'User Authentication Expired'"), answer
         assert loop.time() < deadline, "an expired user is still admitted"
         await asyncio.sleep(0.1)
+
+
+async def test_a_kubernetes_job_runs_on_its_own_user_and_nothing_else(
+    secured: Secured, tmp_path: Path, open_port: int
+) -> None:
+    # The Kubernetes executor alone (the fake API server runs its Jobs), on this secured bus:
+    # the Job has no credentials but the ones the executor put in its Secret.
+    from handlers.launcher import manifest
+    from handlers.launcher.kubernetes import KubernetesExecutor
+    from tests.handlers.k8s_fake import FakeCluster
+    from tests.handlers.test_kubernetes_executor import Endings, nmap
+
+    fake = FakeCluster(
+        tmp_path / "nodes", base_env=secured.settings.passthrough, token=uuid.uuid4().hex
+    )
+    async with fake.running():
+        settings = msgspec.structs.replace(
+            secured.settings,
+            executor="kubernetes",
+            nats_url=secured.url,
+            nats_creds="",
+            nats_job_signer=str(secured.creds / "job-signer.json"),
+            k8s_namespace="scans",
+            k8s_kubeconfig=str(fake.kubeconfig(tmp_path / "kubeconfig")),
+        )
+        endings = Endings()
+        ex = KubernetesExecutor(settings, endings, None, check_every=0.2, watch_seconds=5)
+        await ex.open()
+        try:
+            cmd = nmap(str(open_port))
+            await ex.start(cmd)
+            ending = await endings.of(cmd.scan_id, within=90)
+        finally:
+            await ex.shutdown()
+        secret = fake.objects["secrets"][("scans", manifest.secret_name(cmd.scan_id))]
+    creds = base64.b64decode(secret["data"]["nats.creds"]).decode()
+    claims = natsauth.decode_claims(natsauth.creds_jwt(creds))
+    assert claims["name"] == f"scan-{cmd.scan_id}"
+    # It published its console, heartbeat, raw output and result (else it exits non-zero)...
+    assert ending.returncode == 0
+    async with connected(secured.url, secured.creds / "admin.creds", "_INBOX") as (nc, _):
+        store = await nc.jetstream().object_store("artifacts")
+        obj = await store.get(f"scans/{cmd.scan_id}/nmap.xml")
+        assert obj.data is not None and b"<nmaprun" in obj.data
+    # ...and was refused nothing on the way.
+    violations = [line for line in secured.log().splitlines() if "Violation" in line]
+    assert not [line for line in violations if cmd.scan_id in line]

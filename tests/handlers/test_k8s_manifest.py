@@ -54,6 +54,16 @@ CASES = [
         msgspec.structs.replace(BASE, k8s_nats_creds_secret="jetscan-nats-job"),
     ),
     (
+        "with its own NATS user",
+        start(),
+        msgspec.structs.replace(
+            BASE,
+            nats_url="tls://nats.jetscan.svc:4222",
+            nats_job_signer="/var/run/jetscan/nats/job-signer.json",
+            k8s_nats_creds_secret="jetscan-nats-job",
+        ),
+    ),
+    (
         "configured image",
         start(),
         msgspec.structs.replace(
@@ -173,6 +183,66 @@ def test_nats_credentials_come_from_a_secret_volume() -> None:
         "readOnly": True,
     } in container(job)["volumeMounts"]
     assert env(job)[NATS_CREDS] == "/var/run/secrets/jetscan/nats/nats.creds"
+
+
+SIGNED = msgspec.structs.replace(BASE, nats_job_signer="/run/job-signer.json")
+
+
+@pytest.mark.parametrize(("tls", "sources"), [(False, 1), (True, 2)])
+def test_with_a_signing_key_each_job_mounts_its_own_secret(tls: bool, sources: int) -> None:
+    settings = SIGNED
+    if tls:
+        settings = msgspec.structs.replace(
+            SIGNED, nats_url="tls://nats.jetscan.svc:4222", k8s_nats_creds_secret="jetscan-nats"
+        )
+    cmd = start()
+    job = manifest.build_job(cmd, settings)
+    [volume] = [v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "nats-creds"]
+    projected = volume["projected"]["sources"]
+    assert len(projected) == sources
+    # Its credentials from its own Secret; only the CA (not secret) from the shared one.
+    assert projected[0] == {
+        "secret": {
+            "name": manifest.secret_name(cmd.scan_id),
+            "items": [{"key": "nats.creds", "path": "nats.creds"}],
+        }
+    }
+    if tls:
+        assert projected[1] == {
+            "secret": {"name": "jetscan-nats", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+        }
+        assert env(job)["SSL_CERT_FILE"] == "/var/run/secrets/jetscan/nats/ca.crt"
+    assert env(job)[NATS_CREDS] == "/var/run/secrets/jetscan/nats/nats.creds"
+    validate(job)
+
+
+def test_a_jobs_secret_is_owned_by_the_job_and_holds_only_its_creds() -> None:
+    cmd = start(scan_id="Scan_With.Odd:Chars")
+    secret = manifest.build_secret(cmd, SIGNED, "uid-1", "-----creds-----")
+    validate(secret)
+    meta = secret["metadata"]
+    assert meta["name"] == manifest.job_name(cmd.scan_id) + "-nats"
+    assert len(meta["name"]) <= 253
+    assert meta["namespace"] == "scans"
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": manifest.job_name(cmd.scan_id),
+            "uid": "uid-1",
+            "controller": False,
+            "blockOwnerDeletion": False,
+        }
+    ]
+    assert secret["immutable"] is True
+    assert secret["data"] == {"nats.creds": "LS0tLS1jcmVkcy0tLS0t"}
+
+
+def test_a_jobs_creds_live_as_long_as_kubernetes_lets_the_job_run() -> None:
+    cmd = start()
+    assert manifest.creds_lifetime(BASE, cmd) == (
+        manifest.active_deadline(BASE, cmd.deadline_seconds) + manifest.GRACE_SECONDS
+    )
 
 
 def sha(text: str) -> str:

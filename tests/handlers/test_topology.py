@@ -26,6 +26,8 @@ PUBLISHED = [
     subjects.scan_output("s1"),
     subjects.scan_results("nmap"),
     subjects.scan_result("nmap", "s1"),
+    subjects.audit("grpc", "StartScan"),
+    subjects.audit("cli", "token-revoke"),
 ]
 
 

@@ -21,8 +21,11 @@ async def test_the_setup_step_makes_private_keys_once_and_users_every_time(tmp_p
     code, out, err = await run_jetscan(_env(tmp_path), "nats-credentials", str(out_dir))
     assert code == 0, err
     written = set(out.split())
-    for role in (*ROLES, "admin", "scan-jobs"):
+    for role in (*ROLES, "admin"):
         assert str(out_dir / "creds" / f"{role}.creds") in written
+    # No user shared by every scan job: each job's is signed for it alone.
+    assert str(out_dir / "creds" / "job-signer.json") in written
+    assert not (out_dir / "creds" / "scan-jobs.creds").exists()
     for path in out_dir.rglob("*"):
         assert path.stat().st_mode & 0o777 == (0o700 if path.is_dir() else 0o600), path
     account = (out_dir / "keys" / "account.nk").read_text()

@@ -116,6 +116,16 @@ async def test_a_parked_result_is_listed_with_its_reason_and_applied_once_replay
             )
             assert code == 0, err
             assert f"replayed {entry['seq']}: scan.results.nmap" in out
+            # The replay is a mutation: recorded, by the CLI, naming the parked sequence.
+            code, out, err = await run_jetscan(
+                env_for(stack), "audit", "--since", "5m", "--who", "cli-admin", "--json"
+            )
+            assert code == 0, err
+            assert any(
+                '"action":"parked-replay"' in line
+                and f'"target":"{entry["seq"]} scan.results.' in line
+                for line in out.splitlines()
+            ), out
 
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 30
