@@ -30,7 +30,6 @@ _NEW_COLUMNS = (
     "tool",
     "target",
     "domain",
-    "fingerprint",
     "severity",
     "body",
     "digest",
@@ -144,10 +143,9 @@ async def _record(
     ranks = [f.severity.rank for f in by_fp.values()]
     fresh_at = [i for i, fid in enumerate(ids) if fid not in before]
     keys: list[int] = await conn.fetchval(_NEW_KEYS, len(fresh_at)) if fresh_at else []
-    fps = list(by_fp)
     tail = (at, at, scan_id, at)
     fresh = [
-        (ids[i], key, tool, target, domain, fps[i], ranks[i], raws[i].decode(), digests[i], *tail)
+        (ids[i], key, tool, target, domain, ranks[i], raws[i].decode(), digests[i], *tail)
         for i, key in zip(fresh_at, keys, strict=True)
     ]
     new = Change.NEW.value  # on_seen(None, at), without the call per new finding

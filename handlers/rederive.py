@@ -236,7 +236,6 @@ async def _write(
         rows.append(
             (
                 ids[fp],
-                fp,
                 body.severity.rank,
                 raw.decode(),
                 hashlib.blake2b(raw, digest_size=16).hexdigest(),
@@ -261,14 +260,14 @@ async def _write(
         target,
         list(ids.values()),
     )
-    columns: list[Sequence[object]] = list(zip(*rows, strict=True)) if rows else [()] * 12
+    columns: list[Sequence[object]] = list(zip(*rows, strict=True)) if rows else [()] * 11
     await conn.execute(
-        "INSERT INTO findings (id, tool, target, domain, fingerprint, severity, body, digest,"
+        "INSERT INTO findings (id, tool, target, domain, severity, body, digest,"
         " state, decided_at, first_seen, last_seen, last_scan_id, fixed_at, reopened)"
-        " SELECT i, $1, $2, $3, fp, sev, b::jsonb, d, st, da, fs, ls, lsi, fa, r FROM unnest("
-        " $4::text[], $5::text[], $6::smallint[], $7::text[], $8::text[], $9::text[],"
-        " $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[],"
-        " $14::timestamptz[], $15::int[]) AS u(i, fp, sev, b, d, st, da, fs, ls, lsi, fa, r)"
+        " SELECT i, $1, $2, $3, sev, b::jsonb, d, st, da, fs, ls, lsi, fa, r FROM unnest("
+        " $4::text[], $5::smallint[], $6::text[], $7::text[], $8::text[],"
+        " $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[],"
+        " $13::timestamptz[], $14::int[]) AS u(i, sev, b, d, st, da, fs, ls, lsi, fa, r)"
         " ON CONFLICT (id) DO UPDATE SET severity = EXCLUDED.severity, body = EXCLUDED.body,"
         " digest = EXCLUDED.digest, state = EXCLUDED.state, decided_at = EXCLUDED.decided_at,"
         " first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen,"

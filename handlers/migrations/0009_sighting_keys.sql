@@ -15,6 +15,10 @@ ALTER TABLE findings ADD COLUMN key bigint
 ALTER TABLE findings ALTER COLUMN key SET NOT NULL;
 ALTER TABLE findings ADD CONSTRAINT findings_key UNIQUE (key);
 
+-- The fingerprint is in the body, and nothing selects by the column (a finding's identity is
+-- its id, a digest of tool, target and fingerprint): 65 bytes less to write per finding.
+ALTER TABLE findings DROP COLUMN fingerprint;
+
 CREATE TABLE scan_sightings (
     scan_key    bigint   NOT NULL,
     finding_key bigint   NOT NULL,

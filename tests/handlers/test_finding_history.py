@@ -447,10 +447,10 @@ async def test_rederive_rebuilds_what_ingest_built_and_keeps_triage(
             found[b].id,
         )
         await conn.execute(
-            "INSERT INTO findings (id, tool, target, fingerprint, severity, body, first_seen,"
-            " last_seen, last_scan_id, decided_at) SELECT 'stale', tool, target, 'old-fp',"
-            " severity, body, first_seen, last_seen, last_scan_id, decided_at"
-            " FROM findings WHERE id = $1",
+            "INSERT INTO findings (id, tool, target, severity, body, first_seen, last_seen,"
+            " last_scan_id, decided_at) SELECT 'stale', tool, target, severity,"
+            " jsonb_set(body, '{fingerprint}', '\"old-fp\"'), first_seen, last_seen,"
+            " last_scan_id, decided_at FROM findings WHERE id = $1",
             found[b].id,
         )
         await conn.execute(
