@@ -30,8 +30,9 @@ $(STAMP): $(UV) pyproject.toml uv.lock
 
 # Debian packages: nmap runs the nmap scans; the Noto fonts let typst draw every script and
 # emoji in PDF reports (handlers/reports/pdf.py names their folders); poppler-utils
-# (pdftotext) reads PDFs back in tests. Installed when missing (as root or with sudo).
-DEBIAN_PACKAGES := nmap poppler-utils fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
+# (pdftotext) reads PDFs back in tests; chromium is the browser the portal's Playwright tests
+# drive (/usr/bin/chromium). Installed when missing (as root or with sudo).
+DEBIAN_PACKAGES := nmap poppler-utils fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji chromium
 
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \

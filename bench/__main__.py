@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "schedules": "bench.schedules",
     "start": "bench.start",
     "stream": "bench.stream",
+    "ui": "bench.ui",
 }
 
 

@@ -158,7 +158,8 @@ class GetScan(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ListScans(msgspec.Struct, frozen=True, kw_only=True):
-    """`query.scan.list`: newest first; `page_token` is opaque to clients."""
+    """`query.scan.list`: newest first; `page_token` is opaque to clients. `since` and
+    `until` bound `created_at` (`since <= created_at < until`)."""
 
     domain: str = ""
     tool: str = ""
@@ -166,6 +167,9 @@ class ListScans(msgspec.Struct, frozen=True, kw_only=True):
     schedule_id: str = ""
     page_size: int = 50
     page_token: str = ""
+    target: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 class ScanPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -194,6 +198,8 @@ class ListFindings(msgspec.Struct, frozen=True, kw_only=True):
     changed_in_scan: str = ""
     change: Change | None = None
     include_false_positives: bool = False
+    # Exactly this severity (the one that counts); `min_severity` is a floor.
+    severity: Severity | None = None
 
 
 class StoredFinding(msgspec.Struct, frozen=True, kw_only=True):

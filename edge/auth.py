@@ -138,15 +138,22 @@ class TokenCache:
             event.set()
 
     def lookup(self, token: str) -> TokenRecord | None:
-        record = self._records.get(token_key(token))
+        return self.lookup_key(token_key(token))
+
+    def lookup_key(self, key: str) -> TokenRecord | None:
+        """The live record of the token whose hash is `key` (a portal session knows only that)."""
+        record = self._records.get(key)
         if record is None or record.expired(datetime.now(UTC)):
             return None
         return record
 
     async def invalidated(self, token: str) -> None:
         """Return once `token` is revoked, changed or expired (at once if it is now)."""
-        key = token_key(token)
-        record = self.lookup(token)
+        await self.invalidated_key(token_key(token))
+
+    async def invalidated_key(self, key: str) -> None:
+        """`invalidated` of the token whose hash is `key`."""
+        record = self.lookup_key(key)
         if record is None:
             return
         event = asyncio.Event()

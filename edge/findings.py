@@ -21,9 +21,9 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from contracts import scans, subjects, tracking, wire
 from contracts.findings import Severity
 from contracts.gen.jetscan import v1
-from edge import auth, convert
+from edge import auth, convert, validate
 from edge.bus import Bus
-from edge.validate import require_id
+from edge.validate import optional_id, require_id
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -31,10 +31,6 @@ V = TypeVar("V")
 # How long TriageFinding waits for ingest to apply its command.
 APPLY_WAIT = 10.0
 _POLL = 0.05
-
-
-def _optional_id(field: str, value: str) -> str:
-    return require_id(field, value) if value else ""
 
 
 def _enum(field: str, value: K, table: Mapping[K, V]) -> V | None:
@@ -55,21 +51,28 @@ def list_request(message: v1.ListFindingsRequest) -> scans.ListFindings:
     state = _enum("state", message.state, convert.STATE_FROM_PB)
     triage = _enum("triage", message.triage, convert.TRIAGE_FROM_PB)
     change = _enum("change", message.change, convert.CHANGE_FROM_PB)
+    exact = None
+    if message.severity != v1.Severity.UNSPECIFIED:
+        exact = convert.severity_from_pb(message.severity)
+        if exact is None:
+            raise GRPCError(Status.INVALID_ARGUMENT, "severity: unknown value")
+    domain, tool = validate.list_filters(message.domain, message.tool)
     if change is not None and not message.changed_in_scan:
         raise GRPCError(Status.INVALID_ARGUMENT, "change: needs changed_in_scan")
     return scans.ListFindings(
-        scan_id=_optional_id("scan_id", message.scan_id),
+        scan_id=optional_id("scan_id", message.scan_id),
         min_severity=minimum,
         page_size=message.page_size,
         page_token=message.page_token,
-        target=message.target,
-        domain=message.domain,
-        tool=message.tool,
+        target=validate.target_filter("target", message.target),
+        domain=domain,
+        tool=tool,
         state=state,
         triage=triage,
-        changed_in_scan=_optional_id("changed_in_scan", message.changed_in_scan),
+        changed_in_scan=optional_id("changed_in_scan", message.changed_in_scan),
         change=change,
         include_false_positives=message.include_false_positives,
+        severity=exact,
     )
 
 

@@ -1,8 +1,9 @@
 """`GET /reports/{id}/{file}`: a ready report's file (or its snapshot), from the object store.
 
-Authenticated like the API: `Authorization: Bearer <token>` of any role. The edge learns
-whether the report is ready from the queries service and reads the bytes over NATS, so it
-still holds no database credentials.
+Authenticated like the API: `Authorization: Bearer <token>` of any role, or a portal
+session's cookie (the browser's download link; a GET changes nothing, so no form token).
+The edge learns whether the report is ready from the queries service and reads the bytes
+over NATS, so it still holds no database credentials.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from contracts import reports, subjects
 from contracts.auth import Role
 from edge.auth import TokenCache, bearer
 from edge.bus import Bus
+from edge.portal.sessions import SessionStore, SessionUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +30,34 @@ _TYPES = dict(reports.FILES.values()) | {reports.SNAPSHOT_FILE: "application/jso
 
 
 class ReportFiles:
-    def __init__(self, bus: Bus, tokens: TokenCache) -> None:
+    def __init__(self, bus: Bus, tokens: TokenCache, sessions: SessionStore | None = None) -> None:
         self.bus = bus
         self.tokens = tokens
+        self.sessions = sessions
+
+    async def _role(self, request: Request) -> Role | None:
+        token = bearer(request.headers.get("authorization"))
+        if token:
+            record = self.tokens.lookup(token)
+            return None if record is None else record.role
+        if self.sessions is None:
+            return None
+        try:
+            session = await self.sessions.find(request)
+        except SessionUnavailable:
+            return None
+        return None if session is None else session.principal.role
 
     async def download(self, request: Request) -> Response:
-        token = bearer(request.headers.get("authorization"))
-        record = self.tokens.lookup(token) if token else None
-        if record is None:
+        role = await self._role(request)
+        if role is None:
             return PlainTextResponse(
-                "missing, unknown or revoked token", 401, headers={"WWW-Authenticate": "Bearer"}
+                "missing, unknown or revoked token (or no session)",
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
             )
-        if not record.role.allows(Role.VIEWER):
-            return PlainTextResponse(f"role {record.role.value} may not read reports", 403)
+        if not role.allows(Role.VIEWER):
+            return PlainTextResponse(f"role {role.value} may not read reports", 403)
         report_id, file = request.path_params["id"], request.path_params["file"]
         try:
             subjects.token(report_id)

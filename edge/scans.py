@@ -13,7 +13,7 @@ from contracts.gen.jetscan import v1
 from contracts.output import OutputLine
 from edge import auth, convert, findings, live, validate
 from edge.bus import Bus
-from edge.validate import require_id
+from edge.validate import optional_id, require_id
 from scanners.requests import Capabilities
 from scanners.scope import Scope
 
@@ -49,15 +49,19 @@ class ScanService(v1.ScanServiceBase):
             if status is None:
                 raise GRPCError(Status.INVALID_ARGUMENT, "status: unknown value")
         domain, tool = validate.list_filters(message.domain, message.tool)
+        since, until = validate.time_range(message.since, message.until)
         page = await self.bus.query(
             subjects.query("scan", "list"),
             scans.ListScans(
                 domain=domain,
                 tool=tool,
                 status=status,
-                schedule_id=message.schedule_id,
+                schedule_id=optional_id("schedule_id", message.schedule_id),
                 page_size=message.page_size,
                 page_token=message.page_token,
+                target=validate.target_filter("target", message.target),
+                since=since,
+                until=until,
             ),
             scans.ScanPage,
         )

@@ -19,6 +19,8 @@ from edge.auth import TokenCache
 from edge.bus import Bus
 from edge.health import Readiness
 from edge.metrics import GrpcMetrics
+from edge.portal.context import Portal
+from edge.portal.sessions import SessionStore
 from edge.ratelimit import RateLimits
 from edge.reflection import with_reflection
 from edge.reporting import ReportService
@@ -40,6 +42,24 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
+def _hooks(server: Server, tokens: TokenCache, limits: RateLimits, auditor: Auditor) -> None:
+    grpc_metrics = GrpcMetrics()  # first: a call auth refuses is counted too
+    listen(server, RecvRequest, grpc_metrics.on_request)
+    listen(server, SendTrailingMetadata, grpc_metrics.on_trailers)
+    listen(server, RecvRequest, tokens.on_request)
+    listen(server, RecvRequest, limits.on_request)
+    listen(server, SendTrailingMetadata, limits.on_trailers)
+    listen(server, RecvRequest, auditor.on_request)
+    listen(server, RecvMessage, auditor.on_message)
+    listen(server, SendTrailingMetadata, auditor.on_trailers)
+
+
+def secure_cookies(settings: Settings) -> bool:
+    """Session cookies are `Secure` when the edge serves HTTPS itself or is told that
+    browsers reach it over HTTPS (`JETSCAN_PUBLIC_URL=https://...`, behind a proxy)."""
+    return bool(settings.tls_cert) or settings.public_url.lower().startswith("https:")
+
+
 async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: float = 2.0) -> None:
     scope = Scope.parse(settings.scope)
     messages.install()
@@ -52,35 +72,40 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
     http_task: asyncio.Task[None] | None = None
     try:
         await tokens.start(bus.js)
+        scan_service = ScanService(bus, scope, Capabilities.of(settings))
+        report_service = ReportService(bus, settings.public_url or f"http://{settings.http_addr}")
+        schedule_service = ScheduleService(bus, scope, Capabilities.of(settings))
         api = {
-            "jetscan.v1.ScanService": ScanService(bus, scope, Capabilities.of(settings)),
-            "jetscan.v1.ReportService": ReportService(
-                bus, settings.public_url or f"http://{settings.http_addr}"
-            ),
-            "jetscan.v1.ScheduleService": ScheduleService(bus, scope, Capabilities.of(settings)),
+            "jetscan.v1.ScanService": scan_service,
+            "jetscan.v1.ReportService": report_service,
+            "jetscan.v1.ScheduleService": schedule_service,
         }
         services = with_reflection([*api.values(), Health(readiness.checks(api))])
         grpc_server = Server(services)
-        grpc_metrics = GrpcMetrics()  # first: a call auth refuses is counted too
-        listen(grpc_server, RecvRequest, grpc_metrics.on_request)
-        listen(grpc_server, SendTrailingMetadata, grpc_metrics.on_trailers)
-        listen(grpc_server, RecvRequest, tokens.on_request)
         limits = RateLimits(
             {"StartScan": settings.start_rate, "GenerateReport": settings.report_rate}
         )
-        listen(grpc_server, RecvRequest, limits.on_request)
-        listen(grpc_server, SendTrailingMetadata, limits.on_trailers)
-        auditor = Auditor(bus.js)
-        listen(grpc_server, RecvRequest, auditor.on_request)
-        listen(grpc_server, RecvMessage, auditor.on_message)
-        listen(grpc_server, SendTrailingMetadata, auditor.on_trailers)
+        _hooks(grpc_server, tokens, limits, Auditor(bus.js))
+        sessions = SessionStore(tokens, secure=secure_cookies(settings))
+        await sessions.start(bus.js)
+        portal = Portal(
+            bus,
+            sessions,
+            readiness,
+            scan_service,
+            schedule_service,
+            report_service,
+            limits,
+            str(settings.grpc_addr),
+            settings.public_url,
+        )
         await readiness.check_once()
         health_task = asyncio.create_task(readiness.run(), name="edge-health")
         tls = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert else None
         await grpc_server.start(settings.grpc_addr.host, settings.grpc_addr.port, ssl=tls)
         http = _HttpServer(
             uvicorn.Config(
-                create_app(readiness, str(settings.grpc_addr), bus, tokens),
+                create_app(portal, tokens),
                 host=settings.http_addr.host,
                 port=settings.http_addr.port,
                 log_config=None,

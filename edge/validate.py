@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from grpclib import GRPCError
@@ -18,7 +19,7 @@ from scanners import TOOLS, requests
 from scanners.errors import ConfigError, OutOfScope, RequestError, TargetError, Unsupported
 from scanners.requests import Capabilities, ValidScan
 from scanners.scope import Scope
-from scanners.targets import domain_key
+from scanners.targets import TargetKind, domain_key, parse_target
 
 # Printable ASCII without spaces: request ids travel in a NATS header.
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
@@ -35,6 +36,11 @@ def require_id(field: str, value: str) -> str:
         raise GRPCError(
             Status.INVALID_ARGUMENT, f"{field}: must be 1-128 of A-Z a-z 0-9 _ -"
         ) from None
+
+
+def optional_id(field: str, value: str) -> str:
+    """`require_id` for an id filter that may be left out ("")."""
+    return require_id(field, value) if value else ""
 
 
 def invalid(field: str, reason: str) -> GRPCError:
@@ -79,6 +85,29 @@ def list_filters(domain: str, tool: str) -> tuple[str, str]:
         known = ", ".join(sorted(TOOLS))
         raise invalid("tool", f"unknown tool {tool!r}; expected one of {known}")
     return domain_key(domain), tool
+
+
+def target_filter(field: str, text: str) -> str:
+    """A `target` filter as StartScan stores targets (`Example.COM.` -> `example.com`, a CIDR
+    with host bits set -> its network), "" as "" (no filter); INVALID_ARGUMENT naming `field`
+    for text no scan could have as its target."""
+    if not text:
+        return ""
+    try:
+        return parse_target(
+            text, allowed_kinds=set(TargetKind), ipv4_min_prefix=0, ipv6_min_prefix=0
+        ).value
+    except TargetError as exc:
+        raise invalid(field, exc.reason) from None
+
+
+def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime | None, ...]:
+    """`since` and `until` of a list request as aware datetimes (a Timestamp is UTC), or
+    INVALID_ARGUMENT naming `until` when the range is empty."""
+    since, until = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
+    if since is not None and until is not None and since >= until:
+        raise invalid("until", "must be after since")
+    return since, until
 
 
 def same_request(earlier: ScanView, cmd: StartScan) -> ScanView:

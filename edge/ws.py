@@ -10,9 +10,11 @@ Close codes:
 - 1013 the client fell behind (or a service the console needs is down): reconnect with
   `?after_seq=N` to resume after the last line received
 - 4400 bad request: an invalid scan id or `after_seq`
-- 4401 no token, or an unknown, revoked or expired one; also when the token is revoked or
-  expires while the console is open (within the token watch's latency)
-- 4403 the token's role may not watch scans
+- 4401 no token (header, `?token=` or a portal session cookie), or an unknown, revoked or
+  expired one; also when the token is revoked or expires while the console is open (within
+  the token watch's latency), or its portal session is signed out (within `SESSION_POLL`)
+- 4403 the token's role may not watch scans, or the handshake's `Origin` is another site
+  (cross-site WebSocket hijacking)
 - 4404 no such scan (and, from `edge.web`, any other WebSocket path)
 """
 
@@ -30,12 +32,14 @@ from grpclib.const import Status
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from contracts import subjects
-from contracts.auth import Role
+from contracts.auth import Role, token_key
 from contracts.output import OutputLine, Stream
 from contracts.scans import ScanView
 from edge.auth import TokenCache, bearer
 from edge.bus import Bus
 from edge.live import MAX_SEQ, Feed, Frame
+from edge.portal.security import own_origin, same_origin
+from edge.portal.sessions import SessionStore, SessionUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -95,34 +99,73 @@ class ConsoleSocket:
         *,
         stall_timeout: float = STALL_TIMEOUT,
         max_buffered: int | None = None,
+        sessions: SessionStore | None = None,
+        public_url: str = "",
     ) -> None:
         self.bus = bus
         self.tokens = tokens
+        self.sessions = sessions
+        self.public_url = public_url
         self.stall_timeout = stall_timeout
         self.feed_options: dict[str, Any] = (
             {} if max_buffered is None else {"max_buffered": max_buffered}
         )
 
-    def _refusal(self, ws: WebSocket) -> tuple[int, str] | None:
+    async def _credential(self, ws: WebSocket) -> tuple[str, bool, tuple[int, str] | None]:
+        """The hash of the token this socket acts for, or why it may not open.
+
+        A browser sends `Origin` on every handshake: one from another site is refused before
+        its cookies count (cross-site WebSocket hijacking). The token comes from the
+        `Authorization` header or `?token=`, else from the portal's session cookie (then the
+        second value is True: the socket also ends with the session)."""
+        origin = ws.headers.get("origin")
+        if origin is not None:
+            scheme = "https" if ws.url.scheme == "wss" else "http"
+            own = own_origin(ws.headers, scheme, self.public_url)
+            if same_origin({"origin": origin}, own) is not None:
+                return "", False, (FORBIDDEN, "cross-origin WebSocket refused")
         token = _token(ws)
-        record = self.tokens.lookup(token) if token else None
+        key = token_key(token) if token else ""
+        by_session = False
+        if not key and self.sessions is not None:
+            try:
+                session = await self.sessions.find(ws)
+            except SessionUnavailable:
+                return "", False, (TRY_AGAIN, "the sessions bucket did not answer")
+            key = session.principal.key if session is not None else ""
+            by_session = bool(key)
+        record = self.tokens.lookup_key(key) if key else None
         if record is None:
-            return UNAUTHENTICATED, "missing, unknown or revoked token"
+            return "", False, (UNAUTHENTICATED, "missing, unknown or revoked token")
         if not record.role.allows(Role.VIEWER):
-            return FORBIDDEN, f"role {record.role.value} may not watch scans"
-        return None
+            return "", False, (FORBIDDEN, f"role {record.role.value} may not watch scans")
+        return key, by_session, None
 
     async def handle(self, ws: WebSocket) -> None:
         # Close codes can only be sent on an accepted socket.
         await ws.accept()
-        refusal = self._refusal(ws)
+        key, by_session, refusal = await self._credential(ws)
         if refusal is None:
-            refusal = await self._serve(ws)
+            refusal = await self._serve(ws, key, by_session)
         code, reason = refusal
         with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
             await asyncio.wait_for(ws.close(code, reason[:120]), GOODBYE_TIMEOUT)
 
-    async def _serve(self, ws: WebSocket) -> tuple[int, str]:
+    async def _ended(self, ws: WebSocket, key: str, by_session: bool) -> None:
+        """Return when the socket's credential ends: its token revoked or expired, or, for
+        a portal session, the session signed out or deleted."""
+        if not by_session or self.sessions is None:
+            await self.tokens.invalidated_key(key)
+            return
+        revoked = asyncio.ensure_future(self.tokens.invalidated_key(key))
+        signed_out = asyncio.ensure_future(self.sessions.ended(ws))
+        try:
+            await asyncio.wait({revoked, signed_out}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            revoked.cancel()
+            signed_out.cancel()
+
+    async def _serve(self, ws: WebSocket, key: str, by_session: bool = False) -> tuple[int, str]:
         try:
             scan_id = subjects.token(ws.path_params["id"])
             after = int(ws.query_params.get("after_seq", "0"))
@@ -133,14 +176,14 @@ class ConsoleSocket:
         feed = Feed(self.bus, scan_id, after, **self.feed_options)
         closed = asyncio.create_task(_until_closed(ws))
         sending = asyncio.create_task(self._send(ws, feed, after))
-        revoked = asyncio.create_task(self.tokens.invalidated(_token(ws)))
+        revoked = asyncio.create_task(self._ended(ws, key, by_session))
         tasks = {closed, sending, revoked}
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if sending in done:
                 return sending.result()
             if revoked in done:
-                return UNAUTHENTICATED, "token revoked or expired"
+                return UNAUTHENTICATED, "signed out, or token revoked or expired"
             return NORMAL, "client went away"
         except GRPCError as exc:
             return _CLOSE.get(exc.status, INTERNAL), exc.message or exc.status.name

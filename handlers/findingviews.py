@@ -88,9 +88,14 @@ async def list_findings(
         where.append(f"f.state = {arg(q.state.value)}")
     if q.triage is not None:
         where.append(f"{TRIAGE} = {arg(q.triage.value)}")
+        if q.triage is not Triage.NONE:
+            # Implied by the line above; spelled out so the planner reads findings_triaged.
+            where.append("f.triage <> 'none'")
     elif not q.include_false_positives:
         where.append("f.triage <> 'false_positive'")
     where.append(f"{sev} >= {arg(q.min_severity.rank)}")
+    if q.severity is not None:
+        where.append(f"{sev} = {arg(q.severity.rank)}")
     if after:
         where.append(f"({sev}, f.id) < ({arg(after[0])}, {arg(after[1])})")
     change = ", sf.change AS change" if scan else ""

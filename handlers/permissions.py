@@ -25,6 +25,7 @@ from handlers.topology import Topology
 ADMIN = "admin"
 TOKENS = "tokens"
 TOKENS_USED = "tokens-used"
+SESSIONS = "sessions"
 LAUNCHES = "launches"
 HEARTBEATS = "heartbeats"
 ARTIFACTS = "artifacts"
@@ -116,6 +117,11 @@ def role(name: str, topo: Topology) -> Permissions:
             *_kv_read(TOKENS),
             f"{_API}.STREAM.INFO.KV_{TOKENS_USED}",
             *_kv_write(TOKENS_USED),
+            # Portal sign-ins: read on every page, written at sign-in, deleted at sign-out;
+            # the overview shows running scans' last heartbeats.
+            *_kv_read(SESSIONS),
+            *_kv_write(SESSIONS),
+            *_kv_read(HEARTBEATS),
             # The token cache watches the bucket: an ordered consumer with flow control.
             f"{_API}.CONSUMER.CREATE.KV_{TOKENS}",
             f"{_API}.CONSUMER.INFO.KV_{TOKENS}.*",

@@ -104,8 +104,12 @@ async def list_scans(
     limit: int,
     after: tuple[datetime, str] | None,
     schedule_id: str = "",
+    target: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[ScanView]:
-    """Newest first; `after` is the (created_at, id) of the last row already returned."""
+    """Newest first; `after` is the (created_at, id) of the last row already returned;
+    `since <= created_at < until` when given."""
     where: list[str] = ["TRUE"]
     args: list[object] = []
     for column, value in (
@@ -113,10 +117,17 @@ async def list_scans(
         ("tool", tool),
         ("status", status),
         ("schedule_id", schedule_id),
+        ("target", target),
     ):
         if value:
             args.append(value)
             where.append(f"s.{column} = ${len(args)}")
+    if since is not None:
+        args.append(since)
+        where.append(f"s.created_at >= ${len(args)}")
+    if until is not None:
+        args.append(until)
+        where.append(f"s.created_at < ${len(args)}")
     if after:
         args.extend(after)
         where.append(f"(s.created_at, s.id) < (${len(args) - 1}, ${len(args)})")

@@ -8,6 +8,7 @@ import logging
 from contracts import subjects
 from contracts.settings import Settings
 from handlers import bus, database
+from handlers.queries.overview import OverviewQueries
 from handlers.queries.reportqueries import ReportQueries
 from handlers.queries.router import Queries
 from handlers.queries.schedules import ScheduleQueries
@@ -22,10 +23,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         q = Queries(pool, nc.jetstream())
         r = ReportQueries(pool, nc.jetstream())
         sq = ScheduleQueries(pool, nc.jetstream())
+        ov = OverviewQueries(pool)
         service = await bus.register(
             nc,
             "queries",
-            "Answers reads of scans, findings, output, reports, schedules and the audit log.",
+            "Answers reads of scans, findings, output, reports, schedules, the audit log and"
+            " the portal's overview.",
             {
                 "scan-get": (subjects.query("scan", "get"), q.get_scan),
                 "scan-list": (subjects.query("scan", "list"), q.list_scans),
@@ -37,6 +40,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 "schedule-get": (subjects.query("schedule", "get"), sq.get_schedule),
                 "schedule-list": (subjects.query("schedule", "list"), sq.list_schedules),
                 "schedule-runs": (subjects.query("schedule", "runs"), sq.list_schedule_runs),
+                "overview-get": (subjects.query("overview", "get"), ov.get),
                 "audit-list": (subjects.query("audit", "list"), q.list_audit),
             },
         )

@@ -123,7 +123,11 @@ class Queries:
         async def work() -> scans.ScanPage:
             q = _decode(req.data, scans.ListScans)
             status = q.status.value if q.status else ""
-            fhash = paging.filter_hash("scans", q.domain, q.tool, status, q.schedule_id)
+            if q.since and q.until and q.since >= q.until:
+                raise QueryError(400, "until: must be after since")
+            fhash = paging.filter_hash(
+                "scans", q.domain, q.tool, status, q.schedule_id, q.target, q.since, q.until
+            )
             try:
                 size, after = paging.window(q.page_size, q.page_token, fhash, datetime, str)
             except ValueError as exc:
@@ -134,6 +138,9 @@ class Queries:
                 tool=q.tool,
                 status=status,
                 schedule_id=q.schedule_id,
+                target=q.target,
+                since=q.since,
+                until=q.until,
                 limit=size + 1,
                 after=after,
             )
