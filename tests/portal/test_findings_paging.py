@@ -40,7 +40,8 @@ async def test_pages_keep_the_filter_and_never_repeat_a_row(
     try:
         scan_key = await conn.fetchval(
             "INSERT INTO scans (id, target, domain, tool, status, deadline_seconds, created_at)"
-            " VALUES ($1, $2, 'paging.example', 'nmap', 'succeeded', 600, $3) RETURNING key",
+            # Its own domain: tests listing scans of paging.example count theirs only.
+            " VALUES ($1, $2, $2, 'nmap', 'succeeded', 600, $3) RETURNING key",
             scan_id,
             target,
             at,
