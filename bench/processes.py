@@ -57,6 +57,7 @@ class EmbeddedStack:
         self._home = home
         self._otlp_endpoint = otlp_endpoint
         self._roles: list[asyncio.subprocess.Process] = []
+        self._names: list[str] = []
         self.settings: Settings | None = None
 
     async def __aenter__(self) -> Settings:
@@ -83,7 +84,18 @@ class EmbeddedStack:
         assert self.settings is not None
         proc = await run_role(name, self.settings, log_level=log_level)
         self._roles.append(proc)
+        self._names.append(name)
         return proc
+
+    def pids(self) -> dict[str, int]:
+        """The stack's processes by name: its roles, `nats-server` and `postgres` (the
+        server's first process; its backends are under it)."""
+        from bench.cpu import postmaster
+
+        nats = self._nats.pid
+        assert nats is not None
+        found = {"nats-server": nats, "postgres": postmaster(self._home / "postgres")}
+        return found | {name: p.pid for name, p in zip(self._names, self._roles, strict=True)}
 
     async def __aexit__(self, *exc: object) -> None:
         for proc in self._roles:

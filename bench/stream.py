@@ -1,11 +1,18 @@
 """Console lines from a worker to WebSocket viewers, next to raw nats-py publish → subscribe.
 
-One run starts nats-server and PostgreSQL (embedded, `sync_interval: always`), the edge and
-the queries role as `jetscan run ROLE` processes, and for each measurement a worker process
-that prints lines through the worker's own `Console` (JetStream `publish_async`). This process
-is the viewer: websockets clients on `/ws/scans/<id>`. Ingest is left out unless
-`--with-ingest`: it is not on the path from worker to viewer, and on a small machine its
-PostgreSQL writes would only take CPU from it.
+One run starts nats-server and PostgreSQL (embedded, `sync_interval: always`), the edge,
+queries and ingest roles as `jetscan run ROLE` processes, and for each measurement a worker
+process that prints lines through the worker's own `Console` (JetStream `publish_async`).
+This process is the viewer: websockets clients on `/ws/scans/<id>`. Ingest runs because the
+real pipeline always keeps the console in PostgreSQL: it is not on the path from worker to
+viewer, but its (and PostgreSQL's) CPU is taken from it; `ingest_lag_s` is how long after a
+run's last line reached the viewer ingest had stored it. `--ingest off` leaves it out.
+
+Throughput and latency are measured `--rounds` times; the median round is reported, with
+every round's figure in `rounds` (the spread: the machine may be shared, see
+`load_average_before_after`). `cpu_us_per_line` is the CPU each process spent per line over
+the throughput rounds (`/proc`), which a busy machine distorts far less than lines/s: two
+free cores carry 2e6 / total lines per second at most.
 
 The baseline is the same lines, the same process layout, on plain NATS: the worker process
 publishes each line with `nc.publish`, this process subscribes with nats-py.
@@ -27,66 +34,45 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import msgspec
 import nats
+from websockets.exceptions import ConnectionClosed
 
-from bench.processes import REPO, EmbeddedStack
+from bench import cpu
+from bench.processes import EmbeddedStack
+from bench.viewers import Viewer, message_decoder, produce, raw_viewers, worker, ws_viewer
 from contracts.settings import Settings
 
 TARGETS = {"lines_per_s": 50_000, "p99_ms_at_2000": 50.0, "fan_out_ratio": 0.5}
-_FILLER = "x" * 60
-
-
-class _Line(msgspec.Struct):
-    type: str
-    seq: int = 0
-    text: str = ""
-
-
-class _Msg(msgspec.Struct):
-    """An OUTPUT message as a replaying reader sees it: a line, a batch of lines, the end."""
-
-    type: str
-    seq: int = 0
-    text: str = ""
-    lines: list[_Line] = []
-
-
-class _Raw(msgspec.Struct):
-    seq: int
-    text: str
-
-
-_frame = msgspec.json.Decoder(_Line)
-_message = msgspec.json.Decoder(_Msg)
-_raw = msgspec.json.Decoder(_Raw)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench stream", description=__doc__)
-    parser.add_argument("--lines", type=int, default=20_000)
+    parser.add_argument("--lines", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--viewers", type=int, default=100)
     parser.add_argument("--fan-lines", type=int, default=2000)
-    parser.add_argument("--with-ingest", action="store_true")
+    parser.add_argument("--ingest", choices=["on", "off"], default="on")
+    # The default since ingest became part of the headline; kept for old command lines.
+    parser.add_argument("--with-ingest", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tracing", choices=["off", "on", "both"], default="both")
     parser.add_argument("--produce", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.produce:
         url, side, scan_id, count, rate = args.produce
-        return asyncio.run(_produce(url, side, scan_id, int(count), int(rate)))
+        return asyncio.run(produce(url, side, scan_id, int(count), int(rate)))
     root = Path(tempfile.gettempdir()).resolve()
     # pgserver's unprivileged user cannot enter /root (see bench/start.py).
     base = "/tmp" if root.is_relative_to("/root") else str(root)  # noqa: S108
@@ -131,142 +117,22 @@ async def _both(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     return off
 
 
-# --- the worker (a child process) --------------------------------------------------------
-
-
-async def _produce(url: str, side: str, scan_id: str, count: int, rate: int) -> int:
-    from contracts import wire
-    from contracts.output import OutputLine, Stream
-    from workers.console import MAX_IN_FLIGHT, Console
-
-    nc = await nats.connect(url)
-    console = Console(nc.jetstream(publish_async_max_pending=MAX_IN_FLIGHT), scan_id)
-    sender = asyncio.create_task(console.run()) if side == "jetscan" else None
-    subject = f"bench.raw.{scan_id}"
-    start = time.time()
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    for i in range(1, count + 1):
-        text = f"{time.time_ns()} {i:08d} {_FILLER}"
-        if sender is not None:
-            console.line(Stream.STDOUT, text.encode())
-        else:
-            line = OutputLine(
-                scan_id=scan_id, seq=i, time=datetime.now(UTC), stream=Stream.STDOUT, text=text
-            )
-            await nc.publish(subject, wire.encode(line))
-        if rate:
-            ahead = t0 + i / rate - loop.time()
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-        elif i % 256 == 0:
-            await asyncio.sleep(0)  # let the sender publish: `line` only queues
-    if sender is not None:
-        console.close(0)
-        await sender
-    else:
-        await nc.flush()
-    end = time.time()
-    await nc.drain()
-    sys.stdout.write(json.dumps({"start": start, "end": end, "dropped": console.dropped}) + "\n")
-    return 0
-
-
-async def _worker(url: str, side: str, scan_id: str, count: int, rate: int) -> dict[str, float]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.stream",
-        "--produce",
-        url,
-        side,
-        scan_id,
-        str(count),
-        str(rate),
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await proc.communicate()
-    report: dict[str, float] = json.loads(out)
-    if report["dropped"]:
-        raise RuntimeError(f"the worker dropped {report['dropped']} lines")
-    return report
-
-
-# --- the viewers (this process) ----------------------------------------------------------
-
-
-class _Viewer:
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.got = 0
-        self.last_at = 0.0
-        self.latencies: list[float] = []
-        self.ready = asyncio.Event()
-        self.done = asyncio.Event()
-        self.in_order = True
-
-    def take(self, seq: int, text: str, timed: bool) -> None:
-        now = time.time_ns()
-        self.got += 1
-        self.in_order &= seq == self.got
-        if timed:
-            self.latencies.append((now - int(text.split(" ", 1)[0])) / 1e6)
-        if self.got >= self.count:
-            self.last_at = now / 1e9
-            self.done.set()
-
-
-async def _ws_viewer(url: str, token: str, viewer: _Viewer, timed: bool) -> None:
-    from websockets.asyncio.client import connect
-
-    headers = {"Authorization": f"Bearer {token}"}
-    async with connect(url, additional_headers=headers, max_size=None, compression=None) as ws:
-        first = _frame.decode(await ws.recv())  # the status frame: the feed is subscribed
-        assert first.type == "status"
-        viewer.ready.set()
-        async for raw in ws:
-            frame = _frame.decode(raw)
-            if frame.type == "line":
-                viewer.take(frame.seq, frame.text, timed)
-                if viewer.done.is_set():
-                    return
-
-
-async def _raw_viewers(url: str, scan_id: str, viewers: list[_Viewer], timed: bool) -> Any:
-    """A connection per viewer, as WebSocket viewers have: one connection for all would be
-    a slow consumer to the server, which drops core NATS messages."""
-    connections = []
-    for viewer in viewers:
-        nc = await nats.connect(url)
-        connections.append(nc)
-
-        async def on_msg(msg: Any, viewer: _Viewer = viewer) -> None:
-            line = _raw.decode(msg.data)
-            viewer.take(line.seq, line.text, timed)
-
-        await nc.subscribe(f"bench.raw.{scan_id}", cb=on_msg)
-        await nc.flush()
-        viewer.ready.set()
-    return connections
-
-
 async def _measure(
     side: str, env: _Env, count: int, rate: int, viewers: int, timed: bool
 ) -> dict[str, Any]:
     scan_id = await env.scan()
     sys.stderr.write(f"bench stream: {side}, {viewers} viewer(s), {count} lines\n")
-    watchers = [_Viewer(count) for _ in range(viewers)]
+    watchers = [Viewer(count) for _ in range(viewers)]
     tasks: list[asyncio.Task[None]] = []
     raw_nc: list[Any] = []
     if side == "jetscan":
         url = f"ws://{env.http}/ws/scans/{scan_id}"
-        tasks = [asyncio.create_task(_ws_viewer(url, env.token, w, timed)) for w in watchers]
+        tasks = [asyncio.create_task(ws_viewer(url, env.token, w, timed)) for w in watchers]
     else:
-        raw_nc = await _raw_viewers(env.nats_url, scan_id, watchers, timed)
+        raw_nc = await raw_viewers(env.nats_url, scan_id, watchers, timed)
     try:
         await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in watchers)), 120)
-        report = await _worker(env.nats_url, side, scan_id, count, rate)
+        report = await worker(env.nats_url, side, scan_id, count, rate)
         await asyncio.wait_for(asyncio.gather(*(w.done.wait() for w in watchers)), 600)
     finally:
         for task in tasks:
@@ -288,17 +154,22 @@ async def _measure(
         ordered = sorted(x for w in watchers for x in w.latencies)
         out["p50_ms"] = round(ordered[len(ordered) // 2], 2)
         out["p99_ms"] = round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2)
+    if side == "jetscan" and env.ingest:
+        # How far behind the viewers ingest's durable copy was: from the last line shown
+        # to the last line stored.
+        stored_at = await env.stored(scan_id, count)
+        out["ingest_lag_s"] = round(max(stored_at - max(w.last_at for w in watchers), 0.0), 3)
     return out
 
 
 async def _replay(side: str, env: _Env, scan_id: str, count: int, viewers: int) -> dict[str, Any]:
     """Viewers joining after the fact: the stream already holds every line."""
     sys.stderr.write(f"bench stream: {side} replay, {viewers} viewer(s), {count} lines\n")
-    watchers = [_Viewer(count) for _ in range(viewers)]
+    watchers = [Viewer(count) for _ in range(viewers)]
     start = time.time()
     if side == "jetscan":
         url = f"ws://{env.http}/ws/scans/{scan_id}"
-        tasks = [asyncio.create_task(_ws_viewer(url, env.token, w, False)) for w in watchers]
+        tasks = [asyncio.create_task(ws_viewer(url, env.token, w, False)) for w in watchers]
         await asyncio.wait_for(asyncio.gather(*tasks), 600)
     else:
         from nats.js.api import DeliverPolicy
@@ -308,8 +179,8 @@ async def _replay(side: str, env: _Env, scan_id: str, count: int, viewers: int) 
             js = nc.jetstream()
             for viewer in watchers:
 
-                async def on_msg(msg: Any, viewer: _Viewer = viewer) -> None:
-                    message = _message.decode(msg.data)
+                async def on_msg(msg: Any, viewer: Viewer = viewer) -> None:
+                    message = message_decoder.decode(msg.data)
                     if message.type == "line":
                         viewer.take(message.seq, message.text, False)
                     for line in message.lines:
@@ -339,8 +210,9 @@ async def _replay(side: str, env: _Env, scan_id: str, count: int, viewers: int) 
 
 
 class _Env:
-    def __init__(self, settings: Settings, token: str) -> None:
+    def __init__(self, settings: Settings, token: str, ingest: bool) -> None:
         self.settings = settings
+        self.ingest = ingest
         self.nats_url = settings.nats_url
         self.http = settings.http_addr
         self.token = token
@@ -360,26 +232,57 @@ class _Env:
             await conn.close()
         return scan_id
 
+    async def stored(self, scan_id: str, count: int, timeout: float = 300.0) -> float:
+        """When (wall clock) ingest had stored all `count` lines of `scan_id`."""
+        conn = await asyncpg.connect(self.settings.database_url)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                n = await conn.fetchval(
+                    "SELECT count(*) FROM scan_output WHERE scan_id = $1", scan_id
+                )
+                if n >= count:
+                    return time.time()
+                await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
+        raise TimeoutError(f"ingest stored fewer than {count} lines of {scan_id} in {timeout} s")
+
 
 async def _bench(args: argparse.Namespace, home: Path, otlp: str) -> dict[str, Any]:
     from workers.stack import wait_listening
 
+    ingest = args.ingest == "on" or args.with_ingest
     home.mkdir(parents=True)
     stack = EmbeddedStack(home, otlp_endpoint=otlp)
     async with stack as settings:
-        names = ["edge", "queries", *(["ingest"] if args.with_ingest else [])]
+        names = ["edge", "queries", *(["ingest"] if ingest else [])]
         for name in names:
             await stack.role(name, log_level="WARNING")
         await wait_listening(settings.http_addr, timeout=60)
-        env = _Env(settings, settings.admin_token_path.read_text().strip())
+        env = _Env(settings, settings.admin_token_path.read_text().strip(), ingest)
+        # Until queries answers, a viewer is refused (1013): one short run to settle.
+        await _settled(env)
+        load = os.getloadavg()
         results: dict[str, Any] = {}
+        processes = stack.pids() | {"bench_and_worker": os.getpid()}
         for side in ("raw_nats", "jetscan"):
+            before = cpu.sample(processes)
+            rounds = [
+                await _measure(side, env, args.lines, 0, 1, timed=False) for _ in range(args.rounds)
+            ]
+            used = {k: v - before[k] for k, v in cpu.sample(processes).items()}
+            lines = args.lines * args.rounds
+            paced = [
+                await _measure(side, env, int(args.rate * args.seconds), args.rate, 1, timed=True)
+                for _ in range(args.rounds)
+            ]
             results[side] = {
-                "throughput": await _measure(side, env, args.lines, 0, 1, timed=False),
-                "latency": await _measure(
-                    side, env, int(args.rate * args.seconds), args.rate, 1, timed=True
-                ),
+                "throughput": _median(rounds, "lines_per_s"),
+                "latency": _median(paced, "p99_ms"),
                 "fan_out": await _measure(side, env, args.fan_lines, 0, args.viewers, False),
+                "cpu_us_per_line": {k: round(v * 1e6 / lines, 1) for k, v in used.items() if v}
+                | {"total": round(sum(used.values()) * 1e6 / lines, 1)},
             }
             one = results[side]["throughput"]["lines_per_s"]
             results[side]["fan_out"]["ratio_to_one_viewer"] = round(
@@ -394,19 +297,51 @@ async def _bench(args: argparse.Namespace, home: Path, otlp: str) -> dict[str, A
             many = await _replay(side, env, held, args.fan_lines, args.viewers)
             many["ratio_to_one_viewer"] = round(many["lines_per_s"] / one["lines_per_s"], 2)
             replay[name] = {"one_viewer": one, "fan_out": many}
+        jetscan = results["jetscan"]
         return {
             "bench": "stream",
             "cpus": os.cpu_count(),
-            "ingest_running": args.with_ingest,
+            "load_average_before_after": [round(load[0], 2), round(os.getloadavg()[0], 2)],
+            "ingest_running": ingest,
             "targets": TARGETS,
+            "headline": {
+                "lines_per_s": jetscan["throughput"]["lines_per_s"],
+                "lines_per_s_rounds": jetscan["throughput"]["rounds"],
+                "p99_ms_at_2000": jetscan["latency"]["p99_ms"],
+                "p99_ms_rounds": jetscan["latency"]["rounds"],
+                "ingest_lag_s_max": max(
+                    [r.get("ingest_lag_s", 0.0) for r in (*rounds, *paced)], default=0.0
+                ),
+                "cpu_us_per_line": jetscan["cpu_us_per_line"]["total"],
+            },
             "results": results,
             "replay": replay,
             "jetscan_vs_raw_lines_per_s": round(
-                results["jetscan"]["throughput"]["lines_per_s"]
+                jetscan["throughput"]["lines_per_s"]
                 / results["raw_nats"]["throughput"]["lines_per_s"],
                 3,
             ),
         }
+
+
+def _median(rounds: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The round with the median `key`, and every round's `key` (the spread) as `rounds`."""
+    ordered = sorted(rounds, key=lambda r: r[key])
+    return ordered[len(ordered) // 2] | {"rounds": [r[key] for r in rounds]}
+
+
+async def _settled(env: _Env) -> None:
+    from websockets.asyncio.client import connect
+
+    scan_id = await env.scan()
+    headers = {"Authorization": f"Bearer {env.token}"}
+    for _ in range(60):
+        async with connect(f"ws://{env.http}/ws/scans/{scan_id}", additional_headers=headers) as ws:
+            with contextlib.suppress(ConnectionClosed):
+                if message_decoder.decode(await ws.recv()).type == "status":
+                    return
+        await asyncio.sleep(0.5)
+    raise RuntimeError("the edge never served a console")
 
 
 if __name__ == "__main__":

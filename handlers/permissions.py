@@ -151,6 +151,8 @@ def role(name: str, topo: Topology) -> Permissions:
         pub += [
             subjects.SCAN_EVENTS,
             f"{_API}.STREAM.MSG.GET.COMMANDS",
+            # Whether a silent scan's end is on the bus before failing it as lost.
+            f"{_API}.STREAM.MSG.GET.EVENTS",
             *_kv_read(HEARTBEATS),
             # The parked-messages gauge (handlers.backlog).
             f"{_API}.STREAM.INFO.PARKED",

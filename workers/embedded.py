@@ -109,6 +109,10 @@ class NatsServer:
         self.url = ""
         self._proc: asyncio.subprocess.Process | None = None
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     async def start(self, timeout: float = 10.0) -> str:
         self.home.mkdir(parents=True, exist_ok=True)
         ports_dir = self.home / "ports"

@@ -148,6 +148,23 @@ def build(
             await settle(msg, results, work)
 
 
+async def _ended_on_bus(js: JetStreamContext, scan_id: str) -> bool:
+    """Whether EVENTS holds a terminal event of `scan_id` that the database does not show yet.
+
+    A job that ended while its end could not be projected (PostgreSQL down, ingest behind or
+    restarting) is silent because it is done, not lost: failing it would override its real
+    end, which is on its way (found by the fault tests: a 20 s PostgreSQL stop turned
+    succeeded scans into lost ones).
+    """
+    for status in (s for s in ScanStatus if s.terminal):
+        try:
+            await js.get_last_msg("EVENTS", subjects.scan_event(scan_id, status))
+        except NotFoundError:
+            continue
+        return True
+    return False
+
+
 async def watch_liveness(
     pool: asyncpg.Pool,
     nc: Client,
@@ -174,7 +191,7 @@ async def watch_liveness(
                     now,
                     heartbeat_timeout=timedelta(seconds=heartbeat_timeout),
                     launch_timeout=timedelta(seconds=launch_timeout),
-                ):
+                ) and not await _ended_on_bus(js, scan_id):
                     log.warning("scan %s lost (last heartbeat %s)", scan_id, last)
                     event = ScanEvent(
                         scan_id=scan_id, status=ScanStatus.FAILED, at=now, reason=SILENT

@@ -163,3 +163,39 @@ async def test_a_success_with_no_result_coming_is_not_held_by_await_parts(
         assert await store.apply_event(conn, success, await_parts=True) == ScanStatus.SUCCEEDED
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("in_transaction", [False, True])
+async def test_console_lines_written_twice_are_kept_once(
+    database_url: str, in_transaction: bool
+) -> None:
+    import uuid
+    from datetime import UTC
+
+    from contracts.output import OutputLine, Stream
+
+    scan_id = f"out-{uuid.uuid4().hex[:8]}"
+    at = datetime.now(UTC)
+
+    def lines(first: int, last: int) -> list[OutputLine]:
+        return [
+            OutputLine(scan_id=scan_id, seq=n, time=at, stream=Stream.STDOUT, text=f"line {n}")
+            for n in range(first, last + 1)
+        ]
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await store.insert_output(conn, lines(1, 3))
+        # A redelivered batch overlapping what is stored: the COPY fails on the duplicate,
+        # and the fallback keeps the new lines without repeating the old.
+        if in_transaction:
+            async with conn.transaction():
+                await store.insert_output(conn, lines(2, 5))
+        else:
+            await store.insert_output(conn, lines(2, 5))
+        rows = await conn.fetch(
+            "SELECT seq, text FROM scan_output WHERE scan_id = $1 ORDER BY seq", scan_id
+        )
+    finally:
+        await conn.close()
+    assert [(r["seq"], r["text"]) for r in rows] == [(n, f"line {n}") for n in range(1, 6)]

@@ -69,6 +69,22 @@ async def test_a_changed_limit_is_updated_and_reported(fresh_nats: Client) -> No
     assert await topology.apply(js, changed) == []
 
 
+async def test_a_bucket_made_without_direct_gets_is_given_them(fresh_nats: Client) -> None:
+    # Buckets made before jetscan asked for direct gets: nats-py then reads them with
+    # STREAM.MSG.GET, which no role's NATS user may publish (see handlers.permissions).
+    from nats.js.api import KeyValueConfig
+
+    js = fresh_nats.jetstream()
+    await js.create_key_value(KeyValueConfig(bucket="heartbeats", history=1, ttl=600))
+    assert not (await js.stream_info("KV_heartbeats")).config.allow_direct
+    changes = [str(c) for c in await topology.apply(js, TOPO)]
+    assert any(c.startswith("updated kv heartbeats: ") and "allow_direct" in c for c in changes)
+    assert (await js.stream_info("KV_heartbeats")).config.allow_direct
+    for kv in TOPO.key_value:
+        assert (await js.stream_info(f"KV_{kv.bucket}")).config.allow_direct, kv.bucket
+    assert await topology.apply(js, TOPO) == []
+
+
 def test_streams_do_not_overlap() -> None:
     pats = [(s.name, p) for s in TOPO.streams for p in s.subjects]
     for i, (a_name, a) in enumerate(pats):

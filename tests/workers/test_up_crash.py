@@ -1,5 +1,6 @@
 """`jetscan up` killed with SIGKILL, alone or with its servers (a power loss), then started
-again on the same home: it serves, and its next clean stop leaves no process behind."""
+again on the same home: it serves, the scans it had in flight all end (see tests/faults for
+the checks), and its next clean stop leaves no process behind."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from grpclib.client import Channel
 
+from contracts.gen.jetscan import v1
+from tests.faults.harness import Burst, new_burst, open_ports, settle, start_all
 from tests.workers.test_up import base_env, home, processes_under, reflection, serving_within, start
 
 pytestmark = pytest.mark.slow
@@ -71,3 +75,70 @@ async def test_after_a_power_loss_with_a_reused_pid_up_starts_postgres_again(hom
     finally:
         stranger.kill()
         await stranger.wait()
+
+
+def database_url(home: Path) -> str:
+    """The embedded PostgreSQL's URL, from its postmaster.pid (socket folder: 5th line)."""
+    socket_dir = (home / "postgres" / "postmaster.pid").read_text().splitlines()[4]
+    return f"postgresql://postgres:@/postgres?host={socket_dir}"
+
+
+async def kill_all_under(home: Path) -> None:
+    for entry in processes_under(home):
+        os.kill(int(entry.split(":", 1)[0]), signal.SIGKILL)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while processes_under(home):
+        assert loop.time() < deadline, processes_under(home)
+        await asyncio.sleep(0.05)
+
+
+async def until_one_runs(grpc: tuple[str, int], token: str, burst: Burst) -> None:
+    channel = Channel(*grpc)
+    try:
+        stub = v1.ScanServiceStub(channel, metadata={"authorization": f"Bearer {token}"})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while loop.time() < deadline:
+            for scan_id in burst.scan_ids.values():
+                scan = await stub.get_scan(v1.GetScanRequest(id=scan_id), timeout=15)
+                if scan.status == v1.ScanStatus.RUNNING:
+                    return
+            await asyncio.sleep(0.1)
+    finally:
+        channel.close()
+    raise AssertionError("no scan of the burst was running within 60 s")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("power_loss", [False, True], ids=["up-killed", "power-loss"])
+async def test_a_burst_in_flight_ends_after_up_is_killed_and_started_again(
+    home: Path, power_loss: bool
+) -> None:
+    # The liveness bound the burst is held to (the defaults allow a 2-minute image pull).
+    timeouts = {"JETSCAN_HEARTBEAT_TIMEOUT": "10", "JETSCAN_LAUNCH_TIMEOUT": "20"}
+    async with open_ports(6) as ports:
+        burst = new_burst(ports)
+        run = await start(base_env(home) | timeouts, stderr=home.parent / "up-1.log")
+        try:
+            await serving_within(run.grpc, 30)
+            token = (home / "admin.token").read_text().strip()
+            await start_all(run.grpc, token, burst)
+            await until_one_runs(run.grpc, token, burst)
+        finally:
+            run.proc.kill()
+            await run.proc.wait()
+        if power_loss:
+            await kill_all_under(home)
+        run = await start(base_env(home) | timeouts, stderr=home.parent / "up-2.log")
+        try:
+            await serving_within(run.grpc, 60)
+            again = Burst(burst.requests)
+            await start_all(run.grpc, token, again)
+            # The jobs died with `up` (they are its children): those scans fail as lost.
+            outcome = await settle(database_url(home), burst, jobs_survive=False)
+        finally:
+            assert await run.stop() == 0
+    assert again.scan_ids == burst.scan_ids, f"a repeated StartScan started another scan: {outcome}"
+    assert outcome.rows == len(ports) and not outcome.problems, str(outcome)
+    assert processes_under(home) == [], f"left running after a clean stop; {outcome}"
