@@ -147,7 +147,7 @@ def _parser(name: str) -> Callable[[Path], dict[str, int]]:
     from scanners import TOOLS
     from scanners.nmap.findings import host_findings
     from scanners.nmap.parse import iter_run, parse_stream
-    from workers.job import RESULT_PART_BYTES
+    from workers.jobresult import RESULT_PART_BYTES
     from workers.spool import spool
 
     def jetscan_streaming(path: Path) -> dict[str, int]:

@@ -117,6 +117,7 @@ async def load(url: str, n_scans: int, n_findings: int, targets: int, lines: int
                 await findings.record_seen(
                     conn,
                     scan_id=c.scan_id,
+                    scan_key=await conn.fetchval("SELECT key FROM scans WHERE id = $1", c.scan_id),
                     tool=c.tool,
                     target=c.target,
                     domain=c.domain,

@@ -54,3 +54,5 @@ class DnsRecon(_Data, frozen=True, tag="dns", tag_field="kind"):
     subdomains: tuple[Subdomain, ...] = ()
     errors: tuple[str, ...] = ()
     partial: bool = False
+    # What ran, as "name version": the recon runner and its in-process resolver.
+    versions: tuple[str, ...] = ()

@@ -49,6 +49,9 @@ class ScanResult(msgspec.Struct, frozen=True, kw_only=True):
     # What the scan looked at (`scanners/<tool>/coverage.py`), on the last part only; None
     # when unknown (a result from before coverage existed): such a scan fixes nothing.
     coverage: Coverage | None = None
+    # The scanner's version as its own output names it (`ToolSpec.version`); "" when it does
+    # not, or the result is from before versions were recorded.
+    scanner_version: str = ""
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):

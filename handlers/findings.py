@@ -26,21 +26,19 @@ _encoder = msgspec.json.Encoder()
 
 _NEW_COLUMNS = (
     "id",
+    "key",
     "tool",
     "target",
     "domain",
-    "fingerprint",
     "severity",
     "body",
     "digest",
     "first_seen",
     "last_seen",
     "last_scan_id",
-    "state",
     "decided_at",
-    "reopened",
-)
-_SEEN_COLUMNS = ("scan_id", "finding_id", "severity", "change")
+)  # state 'open' and reopened 0 by default
+_SEEN_COLUMNS = ("scan_key", "finding_key", "severity", "change")
 
 
 def finding_id(tool: str, target: str, fingerprint: str) -> str:
@@ -70,15 +68,31 @@ _SEEN_KNOWN = (
     "   + CASE WHEN $2 > f.decided_at AND f.state = 'fixed' THEN 1 ELSE 0 END,"
     " decided_at = GREATEST(f.decided_at, $2)"
     " WHERE f.id = ANY($1::text[])"
-    " RETURNING f.id, f.prev_state AS state, f.prev_decided_at AS decided_at, f.digest,"
+    " RETURNING f.id, f.key, f.prev_state AS state, f.prev_decided_at AS decided_at, f.digest,"
     " f.last_seen = $2 AS newest"
 )
+# Keys for `$1` new findings, in one round trip.
+_NEW_KEYS = "SELECT array_agg(nextval('findings_key_seq')) FROM generate_series(1, $1)"
+
+
+async def first_scan(conn: asyncpg.Connection, tool: str, target: str, scan_id: str) -> bool:
+    """Whether no other scan of the tool and target has stored any of its result, so that
+    every finding of them is this scan's (call under `lock`). A scan stored before results
+    came in parts (migration 0002) has `result_at` but no `result_part`."""
+    return not await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM scans WHERE target = $1 AND tool = $2 AND id <> $3"
+        " AND (result_part > 0 OR result_at IS NOT NULL))",
+        target,
+        tool,
+        scan_id,
+    )
 
 
 async def record_seen(
     conn: asyncpg.Connection,
     *,
     scan_id: str,
+    scan_key: int,
     tool: str,
     target: str,
     domain: str,
@@ -95,37 +109,67 @@ async def record_seen(
     if not findings:
         return 0
     await lock(conn, tool, target)
+    args = (conn, scan_id, scan_key, tool, target, domain, at, findings)
+    # A target's first scan (every finding new, unless an earlier part of it reported the
+    # same one) skips probing for known ones.
+    if await first_scan(conn, tool, target, scan_id):
+        try:
+            async with conn.transaction():
+                return await _record(*args, probe=False)
+        except asyncpg.UniqueViolationError:
+            pass
+    return await _record(*args, probe=True)
+
+
+async def _record(
+    conn: asyncpg.Connection,
+    scan_id: str,
+    scan_key: int,
+    tool: str,
+    target: str,
+    domain: str,
+    at: datetime,
+    findings: Sequence[Finding],
+    *,
+    probe: bool,
+) -> int:
     by_fp = {f.fingerprint: f for f in findings}
     ids = [finding_id(tool, target, fp) for fp in by_fp]
-    # A target's first scan (every finding new) skips probing for known ones.
-    known = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM findings WHERE target = $1 AND tool = $2)", target, tool
-    )
-    rows = await conn.fetch(_SEEN_KNOWN, ids, at, scan_id) if known else []
+    rows = await conn.fetch(_SEEN_KNOWN, ids, at, scan_id) if probe else []
     before = {r["id"]: r for r in rows}
-    fresh: list[tuple[object, ...]] = []
-    rewritten: list[tuple[str, int, str, str]] = []
-    seen_rows: list[tuple[object, ...]] = []
     encode = _encoder.encode
-    for fid, (fp, f) in zip(ids, by_fp.items(), strict=True):
-        raw = encode(f)
-        body, digest = raw.decode(), hashlib.blake2b(raw, digest_size=16).hexdigest()
-        rank = f.severity.rank
-        old = before.get(fid)
-        if old is None:
-            change = Change.NEW  # on_seen(None, at), without the call per new finding
-            fresh.append(
-                (fid, tool, target, domain, fp, rank, body, digest, at, at, scan_id, "open", at, 0)
-            )
-        else:
-            change = on_seen(Prior(State(old["state"]), old["decided_at"]), at).change
-            if old["newest"] and digest != old["digest"]:
-                rewritten.append((fid, rank, body, digest))
-        seen_rows.append((scan_id, fid, rank, change.value))
-    # In key order, the index inserts of a large part touch each index page once or so.
-    seen_rows.sort()
+    raws = [encode(f) for f in by_fp.values()]
+    digests = [hashlib.blake2b(raw, digest_size=16).hexdigest() for raw in raws]
+    ranks = [f.severity.rank for f in by_fp.values()]
+    fresh_at = [i for i, fid in enumerate(ids) if fid not in before]
+    keys: list[int] = await conn.fetchval(_NEW_KEYS, len(fresh_at)) if fresh_at else []
+    tail = (at, at, scan_id, at)
+    fresh = [
+        (ids[i], key, tool, target, domain, ranks[i], raws[i].decode(), digests[i], *tail)
+        for i, key in zip(fresh_at, keys, strict=True)
+    ]
+    new = Change.NEW.value  # on_seen(None, at), without the call per new finding
+    seen_rows = [(scan_key, key, ranks[i], new) for i, key in zip(fresh_at, keys, strict=True)]
+    rewritten: list[tuple[str, int, str, str]] = []
+    if before:
+        # `on_seen` depends on the prior only through its state and whether this scan is
+        # newer than its decision: named once per such pair, not per finding.
+        named: dict[tuple[str, bool], str] = {}
+        for i, fid in enumerate(ids):
+            old = before.get(fid)
+            if old is None:
+                continue
+            state, decided_at = old["state"], old["decided_at"]
+            pair = (state, at > decided_at)
+            change = named.get(pair)
+            if change is None:
+                change = named[pair] = on_seen(Prior(State(state), decided_at), at).change.value
+            if old["newest"] and digests[i] != old["digest"]:
+                rewritten.append((fid, ranks[i], raws[i].decode(), digests[i]))
+            seen_rows.append((scan_key, old["key"], ranks[i], change))
+        # In key order, the index inserts of a large part touch each index page once or so.
+        seen_rows.sort()
     if fresh:
-        fresh.sort()
         await conn.copy_records_to_table("findings", records=fresh, columns=_NEW_COLUMNS)
     if rewritten:
         await conn.execute(
@@ -142,8 +186,8 @@ async def record_seen(
     except asyncpg.UniqueViolationError:
         # A finding this scan reported in another part too: the first report's change stays.
         await conn.execute(
-            "INSERT INTO scan_findings (scan_id, finding_id, severity, change)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[])"
+            "INSERT INTO scan_findings (scan_key, finding_key, severity, change)"
+            " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::text[])"
             " ON CONFLICT DO NOTHING",
             *(list(column) for column in zip(*seen_rows, strict=True)),
         )
@@ -155,7 +199,7 @@ async def apply_fixes(conn: asyncpg.Connection, scan_id: str) -> int | None:
     scan is not (yet) one that may fix anything). Call with the scan's row locked."""
     scan = await conn.fetchrow(
         "SELECT tool, target, status, result_at, partial, coverage::text AS coverage,"
-        " observed_at, fixes_applied, result_parts,"
+        " observed_at, fixes_applied, result_parts, key,"
         " (SELECT count(*) FROM scan_result_parts p WHERE p.scan_id = s.id) AS stored_parts"
         " FROM scans s WHERE id = $1",
         scan_id,
@@ -174,15 +218,21 @@ async def apply_fixes(conn: asyncpg.Connection, scan_id: str) -> int | None:
     coverage = _coverage.decode(scan["coverage"])
     at: datetime = scan["observed_at"]
     await lock(conn, scan["tool"], scan["target"])
-    candidates = await conn.fetch(
-        # What this scan saw was decided at its time or later (record_seen), so `decided_at
-        # < at` alone leaves it out. (An anti-join with scan_findings did the same, until the
-        # planner, with a million sightings, turned it into 38 s for one scan.)
-        "SELECT f.id, f.body::text AS body, f.decided_at FROM findings f"
-        " WHERE f.tool = $1 AND f.target = $2 AND f.state = 'open' AND f.decided_at < $3",
-        scan["tool"],
-        scan["target"],
-        at,
+    # Nothing was open before a target's first scan.
+    first = await first_scan(conn, scan["tool"], scan["target"], scan_id)
+    candidates = (
+        []
+        if first
+        else await conn.fetch(
+            # What this scan saw was decided at its time or later (record_seen), so `decided_at
+            # < at` alone leaves it out. (An anti-join with scan_findings did the same, until the
+            # planner, with a million sightings, turned it into 38 s for one scan.)
+            "SELECT f.id, f.body::text AS body, f.decided_at FROM findings f"
+            " WHERE f.tool = $1 AND f.target = $2 AND f.state = 'open' AND f.decided_at < $3",
+            scan["tool"],
+            scan["target"],
+            at,
+        )
     )
     fixed = [
         r["id"]
@@ -198,10 +248,10 @@ async def apply_fixes(conn: asyncpg.Connection, scan_id: str) -> int | None:
             at,
         )
         await conn.execute(
-            "INSERT INTO scan_findings (scan_id, finding_id, severity, change)"
-            " SELECT $1, id, severity, 'fixed' FROM findings WHERE id = ANY($2::text[])"
+            "INSERT INTO scan_findings (scan_key, finding_key, severity, change)"
+            " SELECT $1, key, severity, 'fixed' FROM findings WHERE id = ANY($2::text[])"
             " ON CONFLICT DO NOTHING",
-            scan_id,
+            scan["key"],
             fixed,
         )
     await conn.execute("UPDATE scans SET fixes_applied = true WHERE id = $1", scan_id)

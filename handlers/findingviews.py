@@ -67,7 +67,8 @@ async def list_findings(
     where = ["TRUE"]
     join = ""
     if scan:
-        join = f" JOIN scan_findings sf ON sf.finding_id = f.id AND sf.scan_id = {arg(scan)}"
+        key = f"(SELECT key FROM scans WHERE id = {arg(scan)})"  # noqa: S608
+        join = f" JOIN scan_findings sf ON sf.finding_key = f.key AND sf.scan_key = {key}"
         sev = "coalesce(f.severity_override, sf.severity)"
         if not q.changed_in_scan:
             where.append("sf.change <> 'fixed'")
@@ -125,9 +126,11 @@ async def get_finding(pool: asyncpg.Pool, finding_id: str) -> StoredFinding | No
         seen = await conn.fetch(
             # Through the scans of the finding's tool and target (scans_target, then the key
             # of scan_findings): scan_findings has no index by finding.
-            "SELECT sf.scan_id, sf.change, s.status, coalesce(s.observed_at, s.created_at) AS at"
-            " FROM scans s JOIN scan_findings sf ON sf.scan_id = s.id AND sf.finding_id = $1"
-            " WHERE s.target = $2 AND s.tool = $3 ORDER BY at, sf.scan_id",
+            "SELECT s.id AS scan_id, sf.change, s.status,"
+            " coalesce(s.observed_at, s.created_at) AS at FROM scans s"
+            " JOIN scan_findings sf ON sf.scan_key = s.key"
+            " AND sf.finding_key = (SELECT key FROM findings WHERE id = $1)"
+            " WHERE s.target = $2 AND s.tool = $3 ORDER BY at, s.id",
             finding_id,
             row["target"],
             row["tool"],

@@ -53,6 +53,7 @@ class _Parsed:
     findings: dict[str, Finding]
     coverage: Coverage | None
     partial: bool
+    version: str
 
 
 async def chosen_scans(
@@ -104,6 +105,7 @@ async def _parse(js: JetStreamContext, scan: asyncpg.Record, config: Any) -> _Pa
         findings={f.fingerprint: f for f in output.findings},
         coverage=spec.coverage(decoded, target, output.data),
         partial=output.partial,
+        version=spec.version(output.data),
     )
 
 
@@ -167,9 +169,9 @@ async def _facts(
     kept = [s["id"] for s in scans if s["id"] not in parsed]
     seen: dict[str, dict[str, Finding]] = {s["id"]: {} for s in scans}
     for row in await conn.fetch(
-        "SELECT sf.scan_id, f.body::text AS body FROM scan_findings sf"
-        " JOIN findings f ON f.id = sf.finding_id"
-        " WHERE sf.scan_id = ANY($1::text[]) AND sf.change <> 'fixed'",
+        "SELECT s.id AS scan_id, f.body::text AS body FROM scans s"
+        " JOIN scan_findings sf ON sf.scan_key = s.key JOIN findings f ON f.key = sf.finding_key"
+        " WHERE s.id = ANY($1::text[]) AND sf.change <> 'fixed'",
         kept,
     ):
         finding = _finding.decode(row["body"])
@@ -234,7 +236,6 @@ async def _write(
         rows.append(
             (
                 ids[fp],
-                fp,
                 body.severity.rank,
                 raw.decode(),
                 hashlib.blake2b(raw, digest_size=16).hexdigest(),
@@ -248,7 +249,10 @@ async def _write(
             )
         )
     scan_ids = [s["id"] for s in scans]
-    await conn.execute("DELETE FROM scan_findings WHERE scan_id = ANY($1::text[])", scan_ids)
+    await conn.execute(
+        "DELETE FROM scan_findings WHERE scan_key IN (SELECT key FROM scans WHERE id = ANY($1))",
+        scan_ids,
+    )
     await conn.execute(
         "DELETE FROM findings WHERE tool = $1 AND target = $2 AND triage = 'none'"
         " AND NOT (id = ANY($3::text[]))",
@@ -256,14 +260,14 @@ async def _write(
         target,
         list(ids.values()),
     )
-    columns: list[Sequence[object]] = list(zip(*rows, strict=True)) if rows else [()] * 12
+    columns: list[Sequence[object]] = list(zip(*rows, strict=True)) if rows else [()] * 11
     await conn.execute(
-        "INSERT INTO findings (id, tool, target, domain, fingerprint, severity, body, digest,"
+        "INSERT INTO findings (id, tool, target, domain, severity, body, digest,"
         " state, decided_at, first_seen, last_seen, last_scan_id, fixed_at, reopened)"
-        " SELECT i, $1, $2, $3, fp, sev, b::jsonb, d, st, da, fs, ls, lsi, fa, r FROM unnest("
-        " $4::text[], $5::text[], $6::smallint[], $7::text[], $8::text[], $9::text[],"
-        " $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[],"
-        " $14::timestamptz[], $15::int[]) AS u(i, fp, sev, b, d, st, da, fs, ls, lsi, fa, r)"
+        " SELECT i, $1, $2, $3, sev, b::jsonb, d, st, da, fs, ls, lsi, fa, r FROM unnest("
+        " $4::text[], $5::smallint[], $6::text[], $7::text[], $8::text[],"
+        " $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[],"
+        " $13::timestamptz[], $14::int[]) AS u(i, sev, b, d, st, da, fs, ls, lsi, fa, r)"
         " ON CONFLICT (id) DO UPDATE SET severity = EXCLUDED.severity, body = EXCLUDED.body,"
         " digest = EXCLUDED.digest, state = EXCLUDED.state, decided_at = EXCLUDED.decided_at,"
         " first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen,"
@@ -281,16 +285,21 @@ async def _write(
         for fp, change in changed.items()
     ]
     if links:
-        await conn.copy_records_to_table(
-            "scan_findings",
-            records=links,
-            columns=("scan_id", "finding_id", "severity", "change"),
+        await conn.execute(
+            "INSERT INTO scan_findings (scan_key, finding_key, severity, change)"
+            " SELECT s.key, f.key, u.severity, u.change FROM unnest($1::text[], $2::text[],"
+            " $3::smallint[], $4::text[]) AS u(scan_id, finding_id, severity, change)"
+            " JOIN scans s ON s.id = u.scan_id JOIN findings f ON f.id = u.finding_id",
+            *(list(c) for c in zip(*links, strict=True)),
         )
     for scan_id, got in parsed.items():
+        # The raw output names the scanner's version, also for a scan from before results did.
         await conn.execute(
-            "UPDATE scans SET coverage = $2::jsonb WHERE id = $1",
+            "UPDATE scans SET coverage = $2::jsonb,"
+            " scanner_version = CASE WHEN $3 = '' THEN scanner_version ELSE $3 END WHERE id = $1",
             scan_id,
             None if got.coverage is None else _encoder.encode(got.coverage).decode(),
+            got.version,
         )
     # A scan that may fix has had its fixes now; one that may not yet (its success or a
     # part still to come) gets them from ingest as usual.

@@ -40,9 +40,9 @@ _FROM_SCANS = (
     " count(*) FILTER (WHERE sf.change = 'unchanged') AS n_unchanged,"
     " count(*) FILTER (WHERE sf.change = 'reopened') AS n_reopened,"
     " count(*) FILTER (WHERE sf.change = 'fixed') AS n_fixed"
-    " FROM scan_findings sf JOIN findings f ON f.id = sf.finding_id,"
+    " FROM scan_findings sf JOIN findings f ON f.key = sf.finding_key,"
     " LATERAL (SELECT coalesce(f.severity_override, sf.severity) AS sev) e"
-    " WHERE sf.scan_id = s.id AND f.triage <> 'false_positive') c ON TRUE"
+    " WHERE sf.scan_key = s.key AND f.triage <> 'false_positive') c ON TRUE"
 )
 
 
@@ -279,8 +279,9 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
             " data_artifact = $5, result_part = GREATEST(result_part, $7),"
             " result_at = CASE WHEN $6 THEN now() ELSE result_at END, updated_at = now(),"
             " observed_at = $8, result_error = $9, result_parts = $11,"
-            " coverage = CASE WHEN $10::text IS NULL THEN coverage ELSE $10::jsonb END"
-            " WHERE id = $1 RETURNING target, domain",
+            " coverage = CASE WHEN $10::text IS NULL THEN coverage ELSE $10::jsonb END,"
+            " scanner_version = CASE WHEN $12 = '' THEN scanner_version ELSE $12 END"
+            " WHERE id = $1 RETURNING target, domain, key",
             result.scan_id,
             result.artifact,
             result.partial,
@@ -292,6 +293,7 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
             result.error,
             None if result.coverage is None else msgspec.json.encode(result.coverage).decode(),
             result.parts,
+            result.scanner_version,
         )
         if scan is None:
             raise UnknownScan(result.scan_id)
@@ -308,6 +310,7 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
         n = await findings.record_seen(
             conn,
             scan_id=result.scan_id,
+            scan_key=scan["key"],
             tool=result.tool,
             target=scan["target"],
             domain=scan["domain"],

@@ -69,6 +69,8 @@ class ToolSpec(Generic[ConfigT]):
     pieces_field: str = ""
     coverage: Callable[[ConfigT, Target, Any], Coverage] = lambda config, target, data: Coverage()
     unreached: Callable[[Any], str] = lambda data: ""
+    # The scanner's version as the tool data names it, "" when it does not.
+    version: Callable[[Any], str] = lambda data: ""
 
 
 TOOLS: dict[str, ToolSpec[Any]] = {
@@ -89,6 +91,7 @@ TOOLS: dict[str, ToolSpec[Any]] = {
         target_kinds=nmap_command.TARGET_KINDS,
         coverage=nmap_coverage.coverage,
         unreached=nmap_coverage.unreached,
+        version=lambda data: data.version,
     ),
     "zap": ToolSpec(
         name="zap",
@@ -107,6 +110,7 @@ TOOLS: dict[str, ToolSpec[Any]] = {
         coverage=zap_coverage.coverage,
         unreached=zap_coverage.unreached,
         prepare=zap_command.prepare,
+        version=lambda data: data.version,
     ),
     "dns": ToolSpec(
         name="dns",
@@ -124,6 +128,7 @@ TOOLS: dict[str, ToolSpec[Any]] = {
         target_kinds=dns_command.TARGET_KINDS,
         coverage=dns_coverage.coverage,
         unreached=dns_coverage.unreached,
+        version=lambda data: ", ".join(data.versions),
     ),
     "sslyze": ToolSpec(
         name="sslyze",
@@ -142,6 +147,7 @@ TOOLS: dict[str, ToolSpec[Any]] = {
         target_kinds=sslyze_command.TARGET_KINDS,
         coverage=sslyze_coverage.coverage,
         unreached=sslyze_coverage.unreached,
+        version=lambda data: data.version,
     ),
 }
 

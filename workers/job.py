@@ -39,107 +39,40 @@ import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import msgspec
 import nats
 import nats.errors
 from nats.aio.client import Client
-from nats.js import JetStreamContext, api
+from nats.js import JetStreamContext
 
 from contracts import subjects, tracing, wire
-from contracts.coverage import Coverage
 from contracts.output import Stream
-from contracts.results import Heartbeat, ScanResult, ToolData
+from contracts.results import Heartbeat
 from contracts.scans import ScanEvent, ScanStatus, event_id
-from handlers.permissions import DATA_ARTIFACT, artifact_name, artifact_nuid
-from scanners import ToolSpec
 from scanners.context import JobContext
 from scanners.dns.config import nameserver
-from scanners.errors import ParseError
 from workers import jobenv, logs, screening, telemetry
-from workers.artifacts import put as put_artifact
 from workers.console import MAX_IN_FLIGHT, Console
 from workers.jobenv import JobEnv, JobEnvError
+from workers.jobresult import (
+    EXIT_BAD_ENV,
+    EXIT_NATS,
+    EXIT_NOT_STARTED,
+    Scanned,
+    finish,
+    publish,
+)
 from workers.orphans import die_with_parent
-from workers.spool import Spooled, spool
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_BAD_ENV = 2
-EXIT_SCANNER_FAILED = 3
-EXIT_BAD_OUTPUT = 4
-EXIT_NATS = 5
-EXIT_UNREACHED = 6
-EXIT_DEADLINE = 124
-EXIT_NOT_STARTED = 127
 HEARTBEATS = "heartbeats"
-ARTIFACTS = "artifacts"
-_PUBLISH_ATTEMPTS = 5
-# Well under RESULTS' max_msg_size (8 MiB) and the server's max_payload.
-RESULT_PART_BYTES = 4 << 20
 _DRAIN_TIMEOUT = 60.0
-
-
-class Verdict(msgspec.Struct, frozen=True):
-    """What a finished scan amounts to: the job's exit code, the result's error and partial."""
-
-    exit_code: int
-    error: str
-    partial: bool
-
-
-class Scanned(msgspec.Struct, frozen=True, kw_only=True):
-    """How the scanner process ended: `exit_code` is 128+N for death by signal N."""
-
-    exit_code: int
-    start_error: str = ""
-    deadline_hit: bool = False
-    stopped: bool = False
 
 
 def exit_status(returncode: int) -> int:
     """A process's exit code as a shell reports it: death by signal N is 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
-
-
-def judge(
-    spec: ToolSpec[Any],
-    scanned: Scanned,
-    parsed_partial: bool,
-    problem: str,
-    unreached: str = "",
-) -> Verdict:
-    """The job's exit code and the result's error and partial flag (see the module docstring).
-
-    `problem` is why the output did not parse (empty when it did); `parsed_partial` whether
-    the parser found it cut short; `unreached` why the scan reached nothing."""
-    errors = []
-    code = EXIT_OK
-    if scanned.deadline_hit:
-        errors.append(f"{spec.name} was stopped at the scan's deadline")
-        code = EXIT_DEADLINE
-    elif scanned.start_error:
-        errors.append(scanned.start_error)
-        code = EXIT_SCANNER_FAILED
-    elif scanned.exit_code not in spec.accepted_exit_codes:
-        errors.append(f"{spec.name} exited with code {scanned.exit_code}")
-        code = EXIT_SCANNER_FAILED
-    if problem:
-        errors.append(problem)
-        code = code or EXIT_BAD_OUTPUT
-    if unreached:
-        errors.append(unreached)
-        code = code or EXIT_UNREACHED
-    partial = bool(errors) or parsed_partial
-    return Verdict(code, "; ".join(errors), partial)
-
-
-def empty_data(tool: str) -> ToolData:
-    # Annotated: convert() is typed Any for a union type.
-    data: ToolData = msgspec.convert({"kind": tool}, ToolData)
-    return data
 
 
 def main() -> int:
@@ -191,7 +124,7 @@ async def run(
             )
             running = subjects.scan_event(env.scan_id, ScanStatus.RUNNING)
             msg_id = event_id(env.scan_id, ScanStatus.RUNNING, env.attempt)
-            if not await _publish(js, running, wire.encode(event), msg_id):
+            if not await publish(js, running, wire.encode(event), msg_id):
                 return EXIT_NATS
             beating = await _start_heartbeat(js, env.scan_id, heartbeat_every)
             try:
@@ -204,7 +137,7 @@ async def run(
                     scanned = await _scan(nc, env, workdir, scanner_env, stop, grace)
                     if scanned.stopped:
                         return 128 + signals[0]
-                    return await _finish(js, env, workdir, scanned)
+                    return await finish(js, env, workdir, scanned)
             finally:
                 beating.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -374,105 +307,6 @@ async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
 def _kill_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-
-
-async def _finish(
-    js: JetStreamContext,
-    env: JobEnv,
-    workdir: Path,
-    scanned: Scanned,
-    part_bytes: int = RESULT_PART_BYTES,
-) -> int:
-    spec = env.spec
-    path = workdir / spec.output_file
-    spooled: Spooled | None = None
-    problem = artifact = ""
-    if path.is_file():
-        name = artifact_name(env.scan_id, spec.output_file)
-        artifact = await _store_artifact(js, name, artifact_nuid(env.scan_id, 0), path)
-        into = Path(tempfile.mkdtemp(prefix="result-", dir=workdir))
-        try:
-            spooled = await asyncio.to_thread(_spool_file, spec, path, into, part_bytes)
-        except ParseError as exc:
-            problem = f"output does not parse: {exc}"
-    else:
-        problem = f"{spec.name} wrote no {spec.output_file}"
-    empty = empty_data(env.tool)
-    data, data_artifact = empty, ""
-    coverage: Coverage | None = None
-    unreached = ""
-    if spooled is not None and spooled.data_size > part_bytes:
-        # Tool data bigger than a message: every part names it in the object store. (So
-        # much data means the scan reached something; its coverage stays unknown, so it
-        # fixes nothing.)
-        name = artifact_name(env.scan_id, DATA_ARTIFACT)
-        data_artifact = await _store_artifact(
-            js, name, artifact_nuid(env.scan_id, 1), spooled.data_path
-        )
-    elif spooled is not None:
-        data = spooled.data()
-        unreached = spec.unreached(data)
-        coverage = spec.coverage(env.config, env.target, data)
-    verdict = judge(spec, scanned, spooled is not None and spooled.partial, problem, unreached)
-    parts = spooled.parts if spooled is not None else 1
-    finished_at = _now()
-    for part in range(1, parts + 1):
-        result = ScanResult(
-            scan_id=env.scan_id,
-            tool=env.tool,
-            target=env.target.value,
-            finished_at=finished_at,
-            exit_code=scanned.exit_code,
-            partial=verdict.partial,
-            findings=spooled.findings(part) if spooled is not None else (),
-            # Only the last part carries the tool data.
-            data=data if part == parts else empty,
-            artifact=artifact,
-            error=verdict.error,
-            part=part,
-            parts=parts,
-            data_artifact=data_artifact,
-            coverage=coverage if part == parts else None,
-        )
-        msg_id = subjects.msg_id("result", env.scan_id, f"{part}-of-{parts}")
-        subject = subjects.scan_result(env.tool, env.scan_id)
-        with tracing.span("result", scan=env.scan_id):
-            sent = await _publish(js, subject, wire.encode(result), msg_id)
-        if not sent:
-            return EXIT_NATS
-    log.info("scan %s: result published, exit %d %s", env.scan_id, verdict.exit_code, verdict.error)
-    return verdict.exit_code
-
-
-def _spool_file(spec: ToolSpec[Any], path: Path, into: Path, part_bytes: int) -> Spooled:
-    with path.open("rb") as fp:
-        return spool(spec, fp, into, part_bytes)
-
-
-async def _store_artifact(js: JetStreamContext, name: str, nuid: str, path: Path) -> str:
-    """Put `path` in the object store as `name`, read a chunk at a time; "" if it failed."""
-    try:
-        await put_artifact(js, ARTIFACTS, name, nuid, path)
-    except (OSError, nats.errors.Error) as exc:
-        log.error("artifact %s not stored: %r", name, exc)
-        return ""
-    return name
-
-
-async def _publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str) -> bool:
-    """Publish and wait for the ack, resending under the same id; False if it never lands."""
-    for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
-        try:
-            await js.publish(subject, payload, headers=tracing.inject({api.Header.MSG_ID: msg_id}))
-        except (TimeoutError, nats.errors.Error) as exc:
-            log.warning("publish to %s failed (attempt %d): %r", subject, attempt, exc)
-            if isinstance(exc, nats.errors.ConnectionClosedError) or attempt == _PUBLISH_ATTEMPTS:
-                break
-            await asyncio.sleep(min(2.0**attempt / 4, 5.0))
-        else:
-            return True
-    log.error("could not publish to %s", subject)
-    return False
 
 
 async def _start_heartbeat(js: JetStreamContext, scan_id: str, every: float) -> asyncio.Task[None]:

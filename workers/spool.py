@@ -46,6 +46,9 @@ class Spooled:
     data_path: Path
     slices: list[tuple[int, int]] = field(default_factory=list)
     data_size: int = 0
+    # The scanner's version (`ToolSpec.version`), read here: the data may be too big to
+    # load again.
+    version: str = ""
 
     @property
     def parts(self) -> int:
@@ -127,4 +130,5 @@ def spool(spec: ToolSpec[Any], output: IO[bytes], into: Path, part_bytes: int) -
             data.write(b"]," + wire.encode(head)[1:])
         spooled.data_size = data.tell()
     spooled.partial = rest.partial
+    spooled.version = spec.version(rest.data)
     return spooled

@@ -21,6 +21,7 @@ import typst
 
 from contracts.findings import Severity
 from contracts.reports import Affected, Frozen, Rule, Snapshot
+from contracts.tracking import FindingState
 
 TEMPLATE = Path(__file__).with_name("report.typ")
 # Debian's fonts-noto-core, fonts-noto-cjk and fonts-noto-color-emoji (Makefile: system-deps).
@@ -91,8 +92,7 @@ def _place(rule: Rule, a: Affected, evidence: bool) -> dict[str, Any]:
         "title": shown(a.title) if a.title != rule.title else "",
         "detail": shown(a.description) if a.description != rule.description else "",
         "severity": a.severity.value,
-        "state": a.state.value,
-        "change": a.change.value,
+        "status": status(a),
         "triage": "" if a.triage.value == "none" else a.triage.value.replace("_", " "),
         "first_seen": _when(a.first_seen),
         "last_seen": _when(a.last_seen),
@@ -114,8 +114,16 @@ def _rule(rule: Rule) -> dict[str, Any]:
     }
 
 
+def status(a: Affected) -> str:
+    """A place's state and what the report's scans changed about it, in a few words:
+    "open, new", "open, unchanged", "open, reopened", or "fixed"."""
+    if a.state is FindingState.FIXED:
+        return "fixed"
+    return f"open, {a.change.value}"
+
+
 def _compact(rule: Rule, a: Affected) -> list[str]:
-    return [shown(a.title), f"{shown(a.uri)} · {a.state}, {a.change}"]
+    return [shown(a.title), f"{shown(a.uri)} · {status(a)}"]
 
 
 def _sections(snap: Snapshot) -> list[dict[str, Any]]:
@@ -139,6 +147,8 @@ def _sections(snap: Snapshot) -> list[dict[str, Any]]:
             {
                 "severity": severity.value,
                 "findings": sum(len(r.affected) for r in rules),
+                # Fixed places are listed (what changed) but not counted as open ones.
+                "fixed": sum(a.state is FindingState.FIXED for r in rules for a in r.affected),
                 "rules": detailed,
                 "compact": compact,
             }
@@ -153,6 +163,24 @@ def _subject(snap: Snapshot) -> str:
     if s.kind == "schedule":
         return f"the latest scan of schedule {s.schedule_id}"
     return f"{s.kind} {s.domain or s.target}, findings as they stand"
+
+
+def top_risks(snap: Snapshot) -> list[dict[str, Any]]:
+    """The rules most worth fixing, as the summary's counts see them: open places only (a
+    fixed one is no risk), at the most severe open place's severity, informational left out."""
+    top = []
+    for rule in snap.rules:
+        places = [a for a in rule.affected if a.state is FindingState.OPEN]
+        if not places:
+            continue
+        severity = max((a.severity for a in places), key=lambda s: s.rank)
+        if severity is not Severity.INFO:
+            top.append((severity, len(places), rule))
+    top.sort(key=lambda t: (-t[0].rank, -t[1], t[2].id))
+    return [
+        {"severity": severity.value, "title": shown(rule.title), "places": n}
+        for severity, n, rule in top[:TOP_RISKS]
+    ]
 
 
 def view(frozen: Frozen) -> dict[str, Any]:
@@ -190,11 +218,7 @@ def view(frozen: Frozen) -> dict[str, Any]:
             for c in snap.changes[:CHANGE_ROWS]
         ],
         "more_changes": max(0, len(snap.changes) - CHANGE_ROWS),
-        "top": [
-            {"severity": r.severity.value, "title": shown(r.title), "places": len(r.affected)}
-            for r in snap.rules[:TOP_RISKS]
-            if r.severity is not Severity.INFO
-        ],
+        "top": top_risks(snap),
         "scans": [
             {
                 "id": s.id,
@@ -207,7 +231,9 @@ def view(frozen: Frozen) -> dict[str, Any]:
                 "partial": s.partial,
                 "error": shown(s.error),
                 "version": shown(s.scanner_version) or "not recorded",
-                "options": shown(json.dumps(s.config, sort_keys=True, ensure_ascii=False)),
+                "options": shown(json.dumps(s.config, sort_keys=True, ensure_ascii=False))
+                if s.config
+                else "",
             }
             for s in snap.scans
         ],

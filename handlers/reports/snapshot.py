@@ -66,7 +66,7 @@ _COLUMNS = (
 )
 _SCAN_COLUMNS = (
     "id, tool, target, domain, status, config::text AS config, created_at, started_at,"
-    " finished_at, exit_code, partial, error, result_error, schedule_id"
+    " finished_at, exit_code, partial, error, result_error, schedule_id, scanner_version"
 )
 
 
@@ -136,10 +136,10 @@ async def take(conn: asyncpg.Connection, cmd: GenerateReport, at: datetime) -> S
         rows: list[Row] = []
         if cmd.scan_ids or cmd.schedule_id:
             found = await conn.fetch(
-                f"SELECT {_COLUMNS}, sf.severity AS scanned, sf.change, sf.scan_id"  # noqa: S608
-                " FROM scan_findings sf JOIN findings f ON f.id = sf.finding_id"
-                " JOIN scans s ON s.id = sf.scan_id"
-                " WHERE sf.scan_id = ANY($1)"
+                f"SELECT {_COLUMNS}, sf.severity AS scanned, sf.change, s.id AS scan_id"  # noqa: S608
+                " FROM scans s JOIN scan_findings sf ON sf.scan_key = s.key"
+                " JOIN findings f ON f.key = sf.finding_key"
+                " WHERE s.id = ANY($1)"
                 " ORDER BY coalesce(s.observed_at, s.created_at), s.id",
                 scan_ids,
             )
@@ -188,7 +188,8 @@ def _summary(r: asyncpg.Record, head: list[str]) -> ScanSummary:
         exit_code=r["exit_code"],
         partial=bool(r["partial"]) or r["status"] != "succeeded",
         error=error,
-        scanner_version=scanner_version(r["tool"], head),
+        # Recorded from the result; a scan from before that, from its console.
+        scanner_version=r["scanner_version"] or scanner_version(r["tool"], head),
         schedule_id=r["schedule_id"],
     )
 
@@ -203,7 +204,8 @@ def rule_of(f: Finding) -> tuple[str, str]:
     if f.tool == "dns" and f.host and f.host in title:
         # "Subdomain a.example.com": the check is what comes before the name.
         title = title.split(f.host, 1)[0].strip() or title
-    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "finding"
+    # Letters and digits of any script: titles that differ only in CJK, say, are two rules.
+    slug = re.sub(r"[\W_]+", "-", title.lower()).strip("-") or "finding"
     return f"{f.tool}/{slug}", title
 
 

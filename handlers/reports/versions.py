@@ -1,5 +1,5 @@
-"""Scanner versions, where a tool's console names it: PostgreSQL keeps no result data, but it
-keeps each scan's first console lines."""
+"""Scanner versions of scans from before results recorded them (`scans.scanner_version`),
+where the tool's console names it: PostgreSQL keeps each scan's first console lines."""
 
 from __future__ import annotations
 

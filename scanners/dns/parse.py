@@ -122,6 +122,7 @@ def parse_stream(fp: IO[bytes]) -> ToolOutput:
         domain=first.domain,
         resolver=first.resolver,
         resolvers=first.resolvers,
+        versions=first.versions,
         subdomains=names.subdomains(),
         errors=tuple(errors),
         partial=partial,

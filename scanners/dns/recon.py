@@ -32,8 +32,10 @@ import dns.message
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
+import dns.version
 import msgspec
 
+from contracts import VERSION
 from scanners.dns import transcript
 from scanners.dns.command import (
     SUBFINDER_OUTPUT,
@@ -116,6 +118,7 @@ def run(plan: Plan, out: TranscriptWriter) -> None:
             scope=plan.scope_text,
             resolver=plan.resolver,
             resolvers=plan.servers,
+            versions=versions(plan.resolver),
         )
     )
     if not plan.scope.domains:
@@ -135,6 +138,16 @@ def run(plan: Plan, out: TranscriptWriter) -> None:
         asyncio.run(_resolve_with_dnspython(plan, names, out))
     out.write(transcript.End())
     log.info("done%s", " with errors" if out.failed else "")
+
+
+def versions(resolver: str) -> tuple[str, ...]:
+    """What this run is, as "name version": the runner itself and, when it resolves
+    in-process, dnspython. subfinder and dnsx print their versions only in the banner that
+    `-silent` turns off, so theirs are not known here."""
+    out = [f"jetscan-dns-recon {VERSION}"]
+    if resolver == "dnspython":
+        out.append(f"dnspython {dns.version.version}")
+    return tuple(out)
 
 
 def _arguments() -> argparse.ArgumentParser:

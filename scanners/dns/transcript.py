@@ -20,6 +20,8 @@ class Start(msgspec.Struct, frozen=True, kw_only=True, tag="start", tag_field="t
     scope: str = ""
     resolver: str = ""
     resolvers: tuple[str, ...] = ()
+    # "name version" of what the runner is and runs in-process (see recon.versions).
+    versions: tuple[str, ...] = ()
 
 
 class SubfinderLine(msgspec.Struct, frozen=True, tag="subfinder", tag_field="type"):

@@ -146,12 +146,11 @@ async def _insert_findings(url: str, target: str) -> dict[Severity, str]:
             )
             override = Severity.CRITICAL.rank if sev is Severity.MEDIUM else None
             await conn.execute(
-                "INSERT INTO findings (id, tool, target, domain, fingerprint, severity, body,"
+                "INSERT INTO findings (id, tool, target, domain, severity, body,"
                 " first_seen, last_seen, last_scan_id, decided_at, severity_override)"
-                " VALUES ($1, 'nmap', $2, 'sev.example', $3, $4, $5::jsonb, $6, $6, $7, $6, $8)",
+                " VALUES ($1, 'nmap', $2, 'sev.example', $3, $4::jsonb, $5, $5, $6, $5, $7)",
                 fid,
                 target,
-                f.fingerprint,
                 sev.rank,
                 msgspec.json.encode(f).decode(),
                 BASE,
@@ -159,8 +158,9 @@ async def _insert_findings(url: str, target: str) -> dict[Severity, str]:
                 override,
             )
             await conn.execute(
-                "INSERT INTO scan_findings (scan_id, finding_id, severity, change)"
-                " VALUES ($1, $2, $3, 'new')",
+                "INSERT INTO scan_findings (scan_key, finding_key, severity, change)"
+                " SELECT s.key, f.key, $3, 'new' FROM scans s, findings f"
+                " WHERE s.id = $1 AND f.id = $2",
                 scan_id,
                 fid,
                 sev.rank,

@@ -301,8 +301,9 @@ async def _check_findings(
     succeeded = [r["id"] for r in rows if r["status"] == "succeeded"]
     while True:
         found = await conn.fetch(
-            "SELECT sf.scan_id, f.fingerprint, f.body->>'port' AS port FROM scan_findings sf"
-            " JOIN findings f ON f.id = sf.finding_id WHERE sf.scan_id = ANY($1)",
+            "SELECT s.id AS scan_id, f.body->>'fingerprint' AS fingerprint,"
+            " f.body->>'port' AS port FROM scan_findings sf JOIN scans s ON s.key = sf.scan_key"
+            " JOIN findings f ON f.key = sf.finding_key WHERE s.id = ANY($1)",
             succeeded,
         )
         wrong = {

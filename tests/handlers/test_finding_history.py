@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -402,6 +403,10 @@ async def test_the_findings_cli(scans: v1.ScanServiceStub, ports: Ports, stack: 
     assert out.count("admin") == 2  # two triage entries, by the admin token
 
 
+def installed_nmap() -> str:
+    return subprocess.run(["nmap", "--version"], capture_output=True, text=True, check=True).stdout
+
+
 async def test_rederive_rebuilds_what_ingest_built_and_keeps_triage(
     scans: v1.ScanServiceStub, ports: Ports, stack: Stack
 ) -> None:
@@ -416,9 +421,9 @@ async def test_rederive_rebuilds_what_ingest_built_and_keeps_triage(
     ours = [first.id, second.id]
     query = (
         "SELECT f.id, f.state, f.decided_at, f.first_seen, f.last_seen, f.last_scan_id,"
-        " f.fixed_at, f.reopened, f.triage, f.body->>'title' AS title, sf.scan_id, sf.change"
-        " FROM findings f JOIN scan_findings sf ON sf.finding_id = f.id"
-        " WHERE sf.scan_id = ANY($1::text[]) ORDER BY f.id, sf.scan_id"
+        " f.fixed_at, f.reopened, f.triage, f.body->>'title' AS title, s.id AS scan_id,"
+        " sf.change FROM findings f JOIN scan_findings sf ON sf.finding_key = f.key"
+        " JOIN scans s ON s.key = sf.scan_key WHERE s.id = ANY($1::text[]) ORDER BY f.id, s.id"
     )
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -430,6 +435,11 @@ async def test_rederive_rebuilds_what_ingest_built_and_keeps_triage(
     try:
         built = [dict(r) for r in await conn.fetch(query, ours)]
         assert len(built) == 4
+        # As a scan from before results named their scanner's version would have it.
+        versions = "SELECT DISTINCT scanner_version FROM scans WHERE id = ANY($1::text[])"
+        [recorded] = [r[0] for r in await conn.fetch(versions, ours)]
+        assert recorded and f"Nmap version {recorded} " in installed_nmap()  # from its XML
+        await conn.execute("UPDATE scans SET scanner_version = '' WHERE id = ANY($1)", ours)
         # What an older parser might have left: a wrong title on b, and a finding with a
         # fingerprint today's parser no longer makes.
         await conn.execute(
@@ -437,15 +447,16 @@ async def test_rederive_rebuilds_what_ingest_built_and_keeps_triage(
             found[b].id,
         )
         await conn.execute(
-            "INSERT INTO findings (id, tool, target, fingerprint, severity, body, first_seen,"
-            " last_seen, last_scan_id, decided_at) SELECT 'stale', tool, target, 'old-fp',"
-            " severity, body, first_seen, last_seen, last_scan_id, decided_at"
-            " FROM findings WHERE id = $1",
+            "INSERT INTO findings (id, tool, target, severity, body, first_seen, last_seen,"
+            " last_scan_id, decided_at) SELECT 'stale', tool, target, severity,"
+            " jsonb_set(body, '{fingerprint}', '\"old-fp\"'), first_seen, last_seen,"
+            " last_scan_id, decided_at FROM findings WHERE id = $1",
             found[b].id,
         )
         await conn.execute(
-            "INSERT INTO scan_findings (scan_id, finding_id, severity, change)"
-            " VALUES ($1, 'stale', 0, 'new')",
+            "INSERT INTO scan_findings (scan_key, finding_key, severity, change)"
+            " SELECT s.key, f.key, 0, 'new' FROM scans s, findings f"
+            " WHERE s.id = $1 AND f.id = 'stale'",
             first.id,
         )
         for _ in range(2):  # twice: the second round changes nothing
@@ -454,6 +465,7 @@ async def test_rederive_rebuilds_what_ingest_built_and_keeps_triage(
                 assert code == 0, err
                 assert out.startswith("re-parsed 1 scans of 1 targets"), out
             assert [dict(r) for r in await conn.fetch(query, ours)] == built
+            assert [r[0] for r in await conn.fetch(versions, ours)] == [recorded]
         assert await conn.fetchval("SELECT count(*) FROM findings WHERE id = 'stale'") == 0
         code, _, err = await run_jetscan(env, "findings", "rederive", "--scan", "no-such-scan")
         assert code == 1 and "no scan" in err

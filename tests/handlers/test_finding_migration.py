@@ -73,3 +73,58 @@ async def test_old_findings_are_split_per_target(old_db: asyncpg.Connection) -> 
         ("s2", finding_id("nmap", "b.test", "fp"), "new"),
         ("s3", finding_id("nmap", "a.test", "fp"), "unchanged"),
     ]
+
+
+async def test_links_move_to_integer_keys(old_db: asyncpg.Connection) -> None:
+    """Migration 0009: scan_findings by (scan_id, finding_id) becomes (scan_key, finding_key),
+    every link kept; a link to a scan or finding that no longer exists is dropped."""
+    for number, _, sql in database.migration_files():
+        if 3 <= number < 9:
+            await old_db.execute(sql)
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    for i, scan_id in enumerate(("s1", "s2")):
+        await old_db.execute(
+            "INSERT INTO scans (id, target, domain, tool, status, deadline_seconds, created_at)"
+            " VALUES ($1, 'a.test', 'a.test', 'nmap', 'succeeded', 60, $2)",
+            scan_id,
+            t0 + timedelta(days=i),
+        )
+    for fp in ("fp1", "fp2"):
+        await old_db.execute(
+            "INSERT INTO findings (id, tool, target, fingerprint, severity, body, first_seen,"
+            " last_seen, last_scan_id, decided_at) VALUES ($1, 'nmap', 'a.test', $2, 1, '{}',"
+            " $3, $3, 's1', $3)",
+            finding_id("nmap", "a.test", fp),
+            fp,
+            t0,
+        )
+    links = [
+        ("s1", finding_id("nmap", "a.test", "fp1"), 3, "new"),
+        ("s1", finding_id("nmap", "a.test", "fp2"), 1, "new"),
+        ("s2", finding_id("nmap", "a.test", "fp1"), 3, "unchanged"),
+        ("s2", finding_id("nmap", "a.test", "fp2"), 1, "fixed"),
+        ("gone", finding_id("nmap", "a.test", "fp1"), 3, "new"),
+        ("s2", "gone", 3, "new"),
+    ]
+    await old_db.executemany(
+        "INSERT INTO scan_findings (scan_id, finding_id, severity, change) VALUES ($1, $2, $3, $4)",
+        links,
+    )
+    [(_, _, sql)] = [m for m in database.migration_files() if m[0] == 9]
+    async with old_db.transaction():
+        await old_db.execute(sql)
+    moved = await old_db.fetch(
+        "SELECT s.id AS scan_id, f.id AS finding_id, l.severity, l.change FROM scan_findings l"
+        " JOIN scans s ON s.key = l.scan_key JOIN findings f ON f.key = l.finding_key"
+        " ORDER BY 1, 2"
+    )
+    assert [tuple(r) for r in moved] == sorted(links[:4])
+    assert await old_db.fetchval("SELECT count(*) FROM scan_findings") == 4
+    # New rows get keys of their own, after the existing ones.
+    await old_db.execute(
+        "INSERT INTO scans (id, target, domain, tool, status, deadline_seconds, created_at)"
+        " VALUES ('s3', 'a.test', 'a.test', 'nmap', 'queued', 60, $1)",
+        t0,
+    )
+    keys = await old_db.fetch("SELECT key FROM scans ORDER BY key")
+    assert len({r["key"] for r in keys}) == 3

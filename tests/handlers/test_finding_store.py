@@ -100,7 +100,8 @@ class Target:
     async def changes(self, scan_id: str) -> dict[int, str]:
         rows = await self.conn.fetch(
             "SELECT (f.body->>'port')::int AS port, sf.change FROM scan_findings sf"
-            " JOIN findings f ON f.id = sf.finding_id WHERE sf.scan_id = $1",
+            " JOIN findings f ON f.key = sf.finding_key"
+            " JOIN scans s ON s.key = sf.scan_key WHERE s.id = $1",
             scan_id,
         )
         return {r["port"]: r["change"] for r in rows}
@@ -177,3 +178,60 @@ async def test_a_replayed_result_changes_nothing(conn: asyncpg.Connection) -> No
     after = await conn.fetch("SELECT * FROM findings WHERE target = $1 ORDER BY id", t.name)
     assert [dict(r) for r in after] == [dict(r) for r in before]
     assert await t.changes(s2) == {22: "fixed", 80: "new"}
+
+
+async def test_a_first_scan_reporting_a_finding_in_two_parts_stores_it_once(
+    conn: asyncpg.Connection,
+) -> None:
+    """A target's first scan skips probing for known findings, until a part repeats one an
+    earlier part of the same scan stored."""
+    t = Target(conn)
+    scan_id = uuid.uuid4().hex
+    await store.insert_scans(
+        conn,
+        [
+            StartScan(
+                scan_id=scan_id,
+                target=t.name,
+                domain=t.name,
+                tool="nmap",
+                config={},
+                deadline_seconds=60,
+                requested_by="t",
+                requested_at=T0,
+            )
+        ],
+    )
+    parts = [(22, 80), (80, 443)]
+    for part, found in enumerate(parts, 1):
+        result = ScanResult(
+            scan_id=scan_id,
+            tool="nmap",
+            target=t.name,
+            finished_at=T0,
+            exit_code=0,
+            partial=False,
+            findings=tuple(port(t.name, n) for n in found),
+            data=NmapRun(),
+            part=part,
+            parts=len(parts),
+            coverage=Coverage(hosts=(t.name,), ports=(PortRange("tcp", 1, 1024),))
+            if part == len(parts)
+            else None,
+        )
+        await store.store_result(conn, result)
+    await store.apply_event(conn, ScanEvent(scan_id=scan_id, status=ScanStatus.SUCCEEDED, at=T0))
+    assert await t.changes(scan_id) == {22: "new", 80: "new", 443: "new"}
+    assert await t.states() == {22: ("open", 0), 80: ("open", 0), 443: ("open", 0)}
+
+
+async def test_a_scan_stored_before_results_came_in_parts_is_not_taken_for_none(
+    conn: asyncpg.Connection,
+) -> None:
+    """A scan from before migration 0002 has a result (`result_at`) but no `result_part`: the
+    next scan is not a first scan, and fixes what it covered and did not see."""
+    t = Target(conn)
+    old = await t.scan(1, {22, 80})
+    await conn.execute("UPDATE scans SET result_part = 0 WHERE id = $1", old)
+    s2 = await t.scan(2, {80})
+    assert await t.changes(s2) == {22: "fixed", 80: "unchanged"}

@@ -238,11 +238,13 @@ async def _scan_findings(stack: Stack, scan_id: str) -> tuple[int, list[tuple[st
     conn = await asyncpg.connect(stack.settings.database_url)
     try:
         linked = await conn.fetchval(
-            "SELECT count(*) FROM scan_findings WHERE scan_id = $1", scan_id
+            "SELECT count(*) FROM scan_findings JOIN scans ON key = scan_key WHERE id = $1",
+            scan_id,
         )
         rows = await conn.fetch(
             "SELECT f.id, f.last_scan_id FROM findings f JOIN scan_findings l"
-            " ON l.finding_id = f.id WHERE l.scan_id = $1 ORDER BY f.id",
+            " ON l.finding_key = f.key JOIN scans s ON s.key = l.scan_key WHERE s.id = $1"
+            " ORDER BY f.id",
             scan_id,
         )
         return int(linked), [(r["id"], r["last_scan_id"]) for r in rows]
@@ -328,7 +330,7 @@ async def test_a_result_in_parts_is_ingested_whole(stack: Stack) -> None:
         # What PostgreSQL holds of the result, read back: every finding of every part, whole.
         bodies = await conn.fetch(
             "SELECT f.body::text AS body FROM findings f JOIN scan_findings l"
-            " ON l.finding_id = f.id WHERE l.scan_id = $1",
+            " ON l.finding_key = f.key JOIN scans s ON s.key = l.scan_key WHERE s.id = $1",
             scan_id,
         )
     finally:

@@ -272,6 +272,44 @@ def test_pdf_shortens_beyond_the_limit_per_severity(tmp_path: Path) -> None:
     assert f"Critical ({per})" in text
 
 
+def test_top_risks_are_the_open_findings_the_counts_count(tmp_path: Path) -> None:
+    """A fixed finding is in the report (what changed) but not among its risks: the summary's
+    top risks list open places only, as its counts do."""
+    rows = [
+        row(1, severity=Severity.CRITICAL, title="Fixed since", change=Change.FIXED),
+        row(2, severity=Severity.HIGH, title="Half fixed", change=Change.FIXED),
+        row(3, severity=Severity.HIGH, title="Half fixed", change=Change.UNCHANGED),
+        row(4, severity=Severity.MEDIUM, title="Still open", change=Change.NEW),
+        row(5, severity=Severity.MEDIUM, title="Still open", change=Change.UNCHANGED),
+        row(6, title="Open port"),
+    ]
+    frozen = freeze(assemble(command(), AT, [scan("scan-1")], rows))[1]
+    top = pdf.view(frozen)["top"]
+    assert [(t["severity"], t["title"], t["places"]) for t in top] == [
+        ("high", "Half fixed", 1),
+        ("medium", "Still open", 2),
+    ]
+    counts = frozen.snapshot.counts
+    assert (counts.critical, counts.high, counts.medium) == (0, 1, 2)
+    assert sum(t["places"] for t in top) == counts.high + counts.medium
+    text = pdf_text(render(ReportFormat.PDF, frozen), tmp_path)
+    summary = text[text.index("Top risks") : text.index("By target")]
+    assert "Half fixed" in summary and "Still open" in summary
+    assert "Fixed since" not in summary
+    assert "Fixed since" in text  # still listed among the findings, as fixed
+    assert "Critical (0 open, 1 fixed)" in text and "High (1 open, 1 fixed)" in text
+    assert "Medium (2)" in text
+
+
+def test_titles_differing_only_in_other_scripts_are_different_rules() -> None:
+    rows = [row(1, title="Service banner 中文"), row(2, title="Service banner 日本語")]
+    snap = assemble(command(), AT, [scan("scan-1")], rows)
+    assert sorted(r.id for r in snap.rules) == [
+        "nmap/service-banner-中文",
+        "nmap/service-banner-日本語",
+    ]
+
+
 @pytest.mark.parametrize(
     ("tool", "head", "version"),
     [

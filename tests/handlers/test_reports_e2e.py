@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import importlib.metadata
 import io
 import json
 import os
@@ -217,11 +218,13 @@ async def test_scans_to_every_format_downloaded_and_verified(
     document = json.loads((await fetch(stack, made[v1.ReportFormat.JSON].download_url)).content)
     assert document["snapshot_sha256"] == made[v1.ReportFormat.JSON].snapshot_sha256
     assert {s["id"] for s in document["snapshot"]["scans"]} == set(ids)
-    # nmap's console names its version ("Starting Nmap 7.93 ..."); sslyze's does not.
+    # Each scan's result names its scanner's version: nmap's XML, sslyze's JSON.
     nmap_version = installed_nmap()
     versions = {s["tool"]: s["scanner_version"] for s in document["snapshot"]["scans"]}
-    assert versions["sslyze"] == ""
+    assert versions["sslyze"] == importlib.metadata.version("sslyze")
     assert versions["nmap"] and f"Nmap version {versions['nmap']} " in nmap_version
+    for version in versions.values():
+        assert flat(f"Scanner version: {version}.") in squeezed
 
     # A target's findings as they stand now: the sslyze target's, all new since its scan.
     by_target = await reports.generate_report(

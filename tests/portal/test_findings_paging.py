@@ -38,10 +38,19 @@ async def test_pages_keep_the_filter_and_never_repeat_a_row(
     ]
     conn = await asyncpg.connect(stack.settings.database_url)
     try:
+        scan_key = await conn.fetchval(
+            "INSERT INTO scans (id, target, domain, tool, status, deadline_seconds, created_at)"
+            # Its own domain: tests listing scans of paging.example count theirs only.
+            " VALUES ($1, $2, $2, 'nmap', 'succeeded', 600, $3) RETURNING key",
+            scan_id,
+            target,
+            at,
+        )
         async with conn.transaction():
             await finding_store.record_seen(
                 conn,
                 scan_id=scan_id,
+                scan_key=scan_key,
                 tool="nmap",
                 target=target,
                 domain="paging.example",

@@ -29,9 +29,9 @@ from handlers import topology
 from scanners import TOOLS
 from tests.conftest import finish_job, free_port, start_job
 from tests.workers import messages, nmapxml
-from workers import job, jobenv
+from workers import job, jobenv, jobresult
 from workers.embedded import NatsServer
-from workers.job import Scanned, Verdict
+from workers.jobresult import Scanned, Verdict
 
 NMAP = TOOLS["nmap"]
 
@@ -44,13 +44,13 @@ def test_exit_status_reports_signals_as_the_shell_does(returncode: int, status: 
 
 
 def test_the_artifact_is_named_after_scan_and_file() -> None:
-    assert job.artifact_name("abc", "nmap.xml") == "scans/abc/nmap.xml"
+    assert jobresult.artifact_name("abc", "nmap.xml") == "scans/abc/nmap.xml"
     with pytest.raises(ValueError, match="subject token"):
-        job.artifact_name("../x", "nmap.xml")
+        jobresult.artifact_name("../x", "nmap.xml")
 
 
 def test_empty_data_is_the_tools_data_with_every_default() -> None:
-    assert job.empty_data("nmap") == NmapRun()
+    assert jobresult.empty_data("nmap") == NmapRun()
 
 
 # How the output parsed: (cut short, why it did not parse).
@@ -88,7 +88,7 @@ BAD = (False, "bad xml")
 def test_judge_decides_exit_code_error_and_partial(
     scanned: Scanned, parsed: tuple[bool, str], verdict: Verdict
 ) -> None:
-    assert job.judge(NMAP, scanned, *parsed) == verdict
+    assert jobresult.judge(NMAP, scanned, *parsed) == verdict
 
 
 def job_env(nats_url: str, config: dict[str, Any], **extra: str) -> tuple[str, dict[str, str]]:
@@ -113,7 +113,7 @@ async def test_a_scan_streams_its_console_and_publishes_one_result(
     scan_id, env = job_env(applied, {"ports": str(open_port), "reverse_dns": False})
     proc = await start_job(env)
     code, stderr = await finish_job(proc)
-    assert code == job.EXIT_OK, stderr
+    assert code == jobresult.EXIT_OK, stderr
     js = nc.jetstream()
 
     running = await js.get_last_msg("EVENTS", subjects.scan_event(scan_id, "running"))
@@ -168,7 +168,7 @@ async def test_a_bad_env_exits_2_with_one_line_and_publishes_nothing(
         env[variable] = value
     code, stderr = await finish_job(await start_job(env))
 
-    assert code == job.EXIT_BAD_ENV
+    assert code == jobresult.EXIT_BAD_ENV
     assert len(stderr.splitlines()) == 1
     assert stderr.startswith(f"jetscan job: {variable}: ")
     js = nc.jetstream()
@@ -236,7 +236,7 @@ async def test_at_the_deadline_the_scanner_is_stopped_and_a_partial_result_publi
     scan_id, env = job_env(applied, SLOW, JETSCAN_DEADLINE_SECONDS="1")
     code, stderr = await finish_job(await start_job(env))
 
-    assert code == job.EXIT_DEADLINE, stderr
+    assert code == jobresult.EXIT_DEADLINE, stderr
     output = await messages.output(js, scan_id)
     assert isinstance(output[-1], EndOfOutput)
     [result] = await messages.results(js, "nmap", scan_id)
@@ -252,7 +252,7 @@ async def test_a_scanner_that_cannot_start_exits_3_with_an_error_result(
     scan_id, env = job_env(applied, {"ports": "22"}, PATH="/nonexistent")
     code, stderr = await finish_job(await start_job(env))
 
-    assert code == job.EXIT_SCANNER_FAILED, stderr
+    assert code == jobresult.EXIT_SCANNER_FAILED, stderr
     [line, end] = await messages.output(js, scan_id)
     assert isinstance(line, OutputLine)
     assert line.text == "[jetscan] could not start nmap: No such file or directory"
@@ -271,7 +271,7 @@ async def test_a_configured_program_path_is_the_one_run(applied: str, nc: Client
     )
     code, stderr = await finish_job(await start_job(env))
 
-    assert code == job.EXIT_SCANNER_FAILED, stderr
+    assert code == jobresult.EXIT_SCANNER_FAILED, stderr
     [line, _] = await messages.output(js, scan_id)
     assert isinstance(line, OutputLine)
     assert line.text == (
@@ -281,7 +281,7 @@ async def test_a_configured_program_path_is_the_one_run(applied: str, nc: Client
 
 async def test_an_unreachable_bus_exits_5_before_running_anything() -> None:
     env = jobenv.parse(job_env(f"nats://127.0.0.1:{free_port()}", {"ports": "22"})[1])
-    assert await job.run(env, {}, connect_attempts=1) == job.EXIT_NATS
+    assert await job.run(env, {}, connect_attempts=1) == jobresult.EXIT_NATS
 
 
 @pytest.fixture
@@ -307,11 +307,11 @@ async def test_a_result_too_big_for_one_message_goes_out_in_parts_with_its_data_
     (tmp_path / NMAP.output_file).write_bytes(xml)
     js = own_js
 
-    code = await job._finish(
+    code = await jobresult.finish(
         js, jobenv.parse(environ), tmp_path, Scanned(exit_code=0), part_bytes=4096
     )
 
-    assert code == job.EXIT_OK
+    assert code == jobresult.EXIT_OK
     parts = await messages.results(js, "nmap", scan_id)
     assert len(parts) > 20
     assert all(len(wire.encode(p)) <= 4096 for p in parts)
@@ -326,6 +326,9 @@ async def test_a_result_too_big_for_one_message_goes_out_in_parts_with_its_data_
     assert msgspec.json.decode(stored.data, type=NmapRun) == whole.data
     assert len({(p.partial, p.error, p.exit_code, p.finished_at) for p in parts}) == 1
     assert (parts[0].partial, parts[0].error, parts[0].exit_code) == (False, "", 0)
+    # The scanner's version, as its output names it, on every part though no part has the data.
+    assert whole.data.version
+    assert {p.scanner_version for p in parts} == {whole.data.version}
 
 
 async def test_a_small_result_is_one_message_with_its_data(
@@ -335,9 +338,9 @@ async def test_a_small_result_is_one_message_with_its_data(
     (tmp_path / NMAP.output_file).write_bytes(nmapxml.scan_of(3))
     js = own_js
 
-    code = await job._finish(js, jobenv.parse(environ), tmp_path, Scanned(exit_code=0))
+    code = await jobresult.finish(js, jobenv.parse(environ), tmp_path, Scanned(exit_code=0))
 
-    assert code == job.EXIT_OK
+    assert code == jobresult.EXIT_OK
     [result] = await messages.results(js, "nmap", scan_id)
     assert (result.part, result.parts, result.data_artifact) == (1, 1, "")
     assert [f.host for f in result.findings] == ["10.0.0.0", "10.0.0.1", "10.0.0.2"]
@@ -353,9 +356,9 @@ async def test_output_that_does_not_parse_is_one_partial_result_with_the_reason(
     (tmp_path / NMAP.output_file).write_bytes(b"<html>not nmap</html>")
     js = own_js
 
-    code = await job._finish(js, jobenv.parse(environ), tmp_path, Scanned(exit_code=0))
+    code = await jobresult.finish(js, jobenv.parse(environ), tmp_path, Scanned(exit_code=0))
 
-    assert code == job.EXIT_BAD_OUTPUT
+    assert code == jobresult.EXIT_BAD_OUTPUT
     [result] = await messages.results(js, "nmap", scan_id)
     assert (result.partial, result.findings, result.data) == (True, (), NmapRun())
     assert result.error.startswith("output does not parse: ")
@@ -391,7 +394,7 @@ async def test_a_scanner_printing_without_end_is_cut_at_the_console_cap(
             await asyncio.wait_for(asyncio.shield(proc.wait()), 0.05)
     code, stderr = await finish_job(proc)
 
-    assert code == job.EXIT_DEADLINE, stderr
+    assert code == jobresult.EXIT_DEADLINE, stderr
     output = await messages.output(js, scan_id)
     assert [m.seq for m in output] == list(range(1, len(output) + 1))
     lines = [m for m in output if isinstance(m, OutputLine)]

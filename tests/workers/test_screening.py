@@ -19,7 +19,7 @@ from scanners.scope import Scope, refused_address
 from tests.conftest import finish_job, start_job
 from tests.scanners.dns.zone import ZoneServer
 from tests.workers import messages
-from workers import job
+from workers import jobresult
 
 SCOPE = "localhost,127.0.0.1/32"
 
@@ -143,7 +143,7 @@ async def test_a_name_in_scope_leading_outside_it_is_refused_before_any_packet(
     config = {k: _fill(v, fill) for k, v in config.items()}
     scan_id, env = _env(applied, tool, target, config, zone)
     code, stderr = await finish_job(await start_job(env))
-    assert code == job.EXIT_SCANNER_FAILED, stderr
+    assert code == jobresult.EXIT_SCANNER_FAILED, stderr
     [result] = await messages.results(nc.jetstream(), tool, scan_id)
     assert "web.localhost resolves to 127.0.0.2 is loopback, which the scope does not name" in (
         result.error
@@ -169,7 +169,7 @@ async def test_a_name_leading_inside_the_scope_runs(
     config = {"ports": str(open_port), "reverse_dns": False}
     scan_id, env = _env(applied, "nmap", "localhost", config, zone)
     code, stderr = await finish_job(await start_job(env))
-    assert code == job.EXIT_OK, stderr
+    assert code == jobresult.EXIT_OK, stderr
     [result] = await messages.results(nc.jetstream(), "nmap", scan_id)
     assert result.error == ""
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dns.version
 import pytest
 
+from contracts import VERSION
 from contracts.dns import DnsRecon
 from scanners import TOOLS, decode_config
 from scanners.context import JobContext
@@ -98,7 +100,15 @@ def test_dnspython_resolves_the_in_scope_names_only(
     recon = run(tmp_path, {"resolvers": [zone.address]}, {"subfinder": subfinder})
     assert recon.code == 0, recon.console
     assert recon.entries[0] == transcript.Start(
-        domain="localhost", scope=SCOPE, resolver="dnspython", resolvers=(zone.address,)
+        domain="localhost",
+        scope=SCOPE,
+        resolver="dnspython",
+        resolvers=(zone.address,),
+        versions=(f"jetscan-dns-recon {VERSION}", f"dnspython {dns.version.version}"),
+    )
+    # What the scan's result names as the scanner's version.
+    assert TOOLS["dns"].version(recon.data) == (
+        f"jetscan-dns-recon {VERSION}, dnspython {dns.version.version}"
     )
     assert transcript.Resolve(tuple(IN_SCOPE)) in recon.entries
     assert not recon.output.partial

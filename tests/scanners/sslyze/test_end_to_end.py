@@ -73,7 +73,9 @@ async def test_a_rescan_finds_the_untrusted_certificate_again_without_new_rows(
         assert {(f.id, f.fingerprint) for f in again} == {(f.id, f.fingerprint) for f in found}
         assert await conn.fetchval(count_rows, str(tls_port)) == rows_before
         links = await conn.fetch(
-            "SELECT scan_id FROM scan_findings WHERE finding_id = $1", untrusted.id
+            "SELECT s.id AS scan_id FROM scan_findings l JOIN scans s ON s.key = l.scan_key"
+            " JOIN findings f ON f.key = l.finding_key WHERE f.id = $1",
+            untrusted.id,
         )
         assert {r["scan_id"] for r in links} == {first.id, second.id}
         last_scan, first_seen, last_seen = await conn.fetchrow(

@@ -24,7 +24,7 @@ from tests.corpus import corpus_file
 from tests.scanners.zap.afplan import LIMITS, check_plan, plan_minutes
 from tests.scanners.zap.standin import write_standin
 from tests.workers import messages
-from workers import job
+from workers import jobresult
 
 REPORT = "zap/bcgov-pt-2.14.0__report_json.json"
 
@@ -59,7 +59,7 @@ async def test_the_job_writes_the_plan_runs_zap_and_publishes_the_report(
     config = {"spider_minutes": 2, "active_scan_minutes": 3}
     scan_id, env = zap_job_env(applied, standin, "http://127.0.0.1:8080/app/", config, deadline=600)
     code, stderr = await run_job(env)
-    assert code == job.EXIT_OK, stderr
+    assert code == jobresult.EXIT_OK, stderr
 
     [plan_file] = (tmp_path / "plans").iterdir()
     plan = yaml.safe_load(plan_file.read_text())
@@ -87,6 +87,8 @@ async def test_the_job_writes_the_plan_runs_zap_and_publishes_the_report(
     assert result.findings == expected.findings
     assert isinstance(result.data, ZapReport)
     assert result.data == expected.data
+    # The report's own "@version" names the scanner's.
+    assert expected.data.version and result.scanner_version == expected.data.version
     assert result.artifact == f"scans/{scan_id}/zap-report.json"
     stored = await (await js.object_store("artifacts")).get(result.artifact)
     assert stored.data == report.read_bytes()
@@ -98,7 +100,7 @@ async def test_a_zap_config_the_job_cannot_use_exits_2_naming_the_option(
     standin = write_standin(tmp_path, tmp_path / "unused.json")
     _, env = zap_job_env(applied, standin, "http://127.0.0.1:8080/", {"spider_minutes": 0})
     code, stderr = await run_job(env)
-    assert code == job.EXIT_BAD_ENV
+    assert code == jobresult.EXIT_BAD_ENV
     assert stderr.startswith("jetscan job: JETSCAN_CONFIG: spider_minutes: Expected `int` >= 1")
     assert not (tmp_path / "plans").exists()
 
@@ -110,5 +112,5 @@ async def test_a_target_that_is_not_an_http_url_exits_2(
     standin = write_standin(tmp_path, tmp_path / "unused.json")
     _, env = zap_job_env(applied, standin, target, {})
     code, stderr = await run_job(env)
-    assert code == job.EXIT_BAD_ENV
+    assert code == jobresult.EXIT_BAD_ENV
     assert stderr.startswith("jetscan job: JETSCAN_TARGET: ")

@@ -95,7 +95,7 @@ async def test_a_rescan_moves_last_seen_instead_of_adding_findings(
     try:
         rows = await conn.fetchval(
             # A finding is one fingerprint on one target: other tests scan other targets.
-            "SELECT count(*) FROM findings WHERE tool = 'zap' AND fingerprint = ANY($1)"
+            "SELECT count(*) FROM findings WHERE tool = 'zap' AND body->>'fingerprint' = ANY($1)"
             " AND target = $2",
             list(after),
             request.target,
