@@ -52,11 +52,11 @@ def _view(row: asyncpg.Record, scan_id: str = "", change: str | None = None) -> 
 
 
 async def list_findings(
-    pool: asyncpg.Pool, q: ListFindings, limit: int, after: tuple[int, str] | None
-) -> list[tuple[int, StoredFinding]]:
-    """One page of `q` as (sort rank, finding), most severe first (the severity that counts:
-    overridden, else as the listed scan saw it, else as last seen); `after` is the last
-    (rank, id) returned."""
+    pool: asyncpg.Pool, q: ListFindings, limit: int, after: tuple[int, int] | None
+) -> list[tuple[int, int, StoredFinding]]:
+    """One page of `q` as (sort rank, key, finding), most severe first (the severity that
+    counts: overridden, else as the listed scan saw it, else as last seen), newest first
+    within a severity; `after` is the last (rank, key) returned."""
     args: list[object] = []
 
     def arg(value: object) -> str:
@@ -97,14 +97,14 @@ async def list_findings(
     if q.severity is not None:
         where.append(f"{sev} = {arg(q.severity.rank)}")
     if after:
-        where.append(f"({sev}, f.id) < ({arg(after[0])}, {arg(after[1])})")
+        where.append(f"({sev}, f.key) < ({arg(after[0])}, {arg(after[1])})")
     change = ", sf.change AS change" if scan else ""
     rows = await pool.fetch(
-        f"SELECT {_COLUMNS}, {sev} AS sev{change} FROM findings f{join}"  # noqa: S608
-        f" WHERE {' AND '.join(where)} ORDER BY sev DESC, f.id DESC LIMIT {arg(limit)}",
+        f"SELECT {_COLUMNS}, f.key AS key, {sev} AS sev{change} FROM findings f{join}"  # noqa: S608
+        f" WHERE {' AND '.join(where)} ORDER BY sev DESC, f.key DESC LIMIT {arg(limit)}",
         *args,
     )
-    return [(r["sev"], _view(r, scan, r["change"] if scan else None)) for r in rows]
+    return [(r["sev"], r["key"], _view(r, scan, r["change"] if scan else None)) for r in rows]
 
 
 async def get_finding(pool: asyncpg.Pool, finding_id: str) -> StoredFinding | None:

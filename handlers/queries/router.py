@@ -109,7 +109,7 @@ class Queries:
             del filters["page_size"], filters["page_token"]
             fhash = paging.filter_hash("findings", *sorted(filters.items()))
             try:
-                size, after = paging.window(q.page_size, q.page_token, fhash, int, str)
+                size, after = paging.window(q.page_size, q.page_token, fhash, int, int)
             except ValueError as exc:
                 raise QueryError(400, str(exc)) from exc
             for scan_id in {q.scan_id, q.changed_in_scan} - {""}:
@@ -120,9 +120,9 @@ class Queries:
                 await findingviews.list_findings(self.pool, q, size + 1, after),
                 size,
                 fhash,
-                lambda r: (r[0], r[1].id),
+                lambda r: (r[0], r[1]),
             )
-            return scans.FindingPage(findings=[f for _, f in rows], next_page_token=token)
+            return scans.FindingPage(findings=[f for _, _, f in rows], next_page_token=token)
 
         await _answer(req, work)
 
