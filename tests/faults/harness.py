@@ -224,11 +224,12 @@ class Outcome:
         )
 
 
-async def settle(database_url: str, burst: Burst, *, jobs_survive: bool) -> Outcome:
+async def settle(database_url: str, burst: Burst, *, all_succeed: bool) -> Outcome:
     """Wait for every scan of `burst` to end (within its deadline plus the liveness bound)
     and for ingest to hold its whole console, then count; `problems` lists what is wrong.
 
-    `jobs_survive`: the fault spared the scan jobs, so every scan must succeed.
+    `all_succeed`: every scan must succeed (the fault spared the jobs, or jetscan ran the
+    ones it lost again).
     """
     loop = asyncio.get_running_loop()
     bound = DEADLINE + HEARTBEAT_TIMEOUT + LAUNCH_TIMEOUT + 30  # 30: this machine's slack
@@ -258,7 +259,7 @@ async def settle(database_url: str, burst: Burst, *, jobs_survive: bool) -> Outc
         for r in rows:
             if burst.scan_ids.get(r["request_id"], r["id"]) != r["id"]:
                 out.problems.append(f"scan {r['id']} is not the one StartScan answered")
-        if jobs_survive and out.statuses["succeeded"] != len(rids):
+        if all_succeed and out.statuses["succeeded"] != len(rids):
             errors = sorted({r["error"][:80] for r in rows if r["status"] != "succeeded"})
             out.problems.append(f"not every scan succeeded: {errors}")
         port_of = {
