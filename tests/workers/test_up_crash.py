@@ -93,21 +93,30 @@ async def kill_all_under(home: Path) -> None:
         await asyncio.sleep(0.05)
 
 
-async def until_one_runs(grpc: tuple[str, int], token: str, burst: Burst) -> None:
+async def until_in_flight(grpc: tuple[str, int], token: str, burst: Burst) -> None:
+    """Return once the burst is under way and not over: a scan launching or running, or one
+    ended while another still waits its turn. `jetscan up` runs one job per target at once
+    (JETSCAN_MAX_PER_TARGET 1) and a one-port scan takes a fraction of a second, so a poll can
+    miss every RUNNING while the burst is still in flight."""
+    active = {v1.ScanStatus.LAUNCHING, v1.ScanStatus.RUNNING}
+    ended = {v1.ScanStatus.SUCCEEDED, v1.ScanStatus.FAILED}
     channel = Channel(*grpc)
+    seen: list[v1.ScanStatus] = []
     try:
         stub = v1.ScanServiceStub(channel, metadata={"authorization": f"Bearer {token}"})
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
         while loop.time() < deadline:
-            for scan_id in burst.scan_ids.values():
-                scan = await stub.get_scan(v1.GetScanRequest(id=scan_id), timeout=15)
-                if scan.status == v1.ScanStatus.RUNNING:
-                    return
-            await asyncio.sleep(0.1)
+            seen = [
+                (await stub.get_scan(v1.GetScanRequest(id=scan_id), timeout=15)).status
+                for scan_id in burst.scan_ids.values()
+            ]
+            if active & set(seen) or (ended & set(seen) and v1.ScanStatus.QUEUED in seen):
+                return
+            await asyncio.sleep(0.05)
     finally:
         channel.close()
-    raise AssertionError("no scan of the burst was running within 60 s")
+    raise AssertionError(f"the burst was never in flight within 60 s: {seen}")
 
 
 @pytest.mark.timeout(300)
@@ -124,7 +133,7 @@ async def test_a_burst_in_flight_ends_after_up_is_killed_and_started_again(
             await serving_within(run.grpc, 30)
             token = (home / "admin.token").read_text().strip()
             await start_all(run.grpc, token, burst)
-            await until_one_runs(run.grpc, token, burst)
+            await until_in_flight(run.grpc, token, burst)
         finally:
             run.proc.kill()
             await run.proc.wait()
