@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,14 +114,24 @@ def series(name: str, **labels: str) -> Series:
 
 
 async def until_moved(
-    addr: tuple[str, int], before: dict[Series, float], wanted: list[Series], within: float = 20
+    addr: tuple[str, int],
+    before: dict[Series, float],
+    wanted: list[Series],
+    within: float = 20,
+    events: Sequence[list[Series]] = (),
 ) -> dict[Series, float]:
-    """Scrape until every series in `wanted` moved from `before`, or `within` passes."""
+    """Scrape until every series in `wanted` moved from `before`, and the sum of each group
+    in `events` did, or `within` passes."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
+
+    def moved(after: dict[Series, float], group: list[Series]) -> bool:
+        return sum(after.get(s, 0) - before.get(s, 0) for s in group) > 0
+
     while True:
         after = await scrape(addr)
-        if all(after.get(s, 0) > before.get(s, 0) for s in wanted) or loop.time() > deadline:
+        done = all(moved(after, [s]) for s in wanted) and all(moved(after, g) for g in events)
+        if done or loop.time() > deadline:
             return after
         await asyncio.sleep(0.2)
 
@@ -142,14 +152,18 @@ async def test_one_scan_moves_its_counters_by_exactly_one(up: Up, open_port: int
     async with up.scans() as scans:
         scan = await scans.start_scan(nmap_request(open_port))
         await wait_status(scans, scan.id, {v1.ScanStatus.SUCCEEDED})
-    after = await until_moved(up.metrics_addr, before, wanted)
+    # The scan's events: launching, running, succeeded; each handled once (launching is
+    # ignored when the job's running event got there first, and may be handled after the
+    # scan shows succeeded: waited for like the rest).
+    handled = {
+        status: [series("jetscan_events_total", status=status, outcome=o) for o in OUTCOMES]
+        for status in ("launching", "running", "succeeded")
+    }
+    after = await until_moved(up.metrics_addr, before, wanted, events=list(handled.values()))
     assert {s: after.get(s, 0) - before.get(s, 0) for s in wanted} == {s: 1 for s in wanted}
     assert after[series("jetscan_running_jobs")] == 0
-    # The scan's events: launching, running, succeeded; each handled once (launching is
-    # ignored when the job's running event got there first).
-    for status in ("launching", "running", "succeeded"):
-        handled = [series("jetscan_events_total", status=status, outcome=o) for o in OUTCOMES]
-        assert sum(after.get(s, 0) - before.get(s, 0) for s in handled) == 1, status
+    for status, outcomes in handled.items():
+        assert sum(after.get(s, 0) - before.get(s, 0) for s in outcomes) == 1, status
     assert after[series("jetscan_db_pool_max_connections")] > 0
     # The web address answers HTTP (counted) but never serves the metrics.
     web = int(up.run.env["JETSCAN_HTTP_ADDR"].rsplit(":", 1)[1])
