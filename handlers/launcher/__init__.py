@@ -110,6 +110,7 @@ class Launcher:
                 self.launch,
                 max_running=settings.max_running,
                 per_target=settings.max_per_target,
+                js=js,
             )
             if admission is not None
             else None
