@@ -85,6 +85,7 @@ class AdmissionQueue:
         self._launching: set[str] = set()
         self._pause_until = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     @property
     def waiting(self) -> dict[str, tuple[Waiting, int]]:
@@ -95,7 +96,10 @@ class AdmissionQueue:
         self._task = asyncio.create_task(self._dispatch(), name="admission-dispatch")
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None:
+            # Python 3.11's wait_for drops a cancel that lands as its wait ends (the wake event
+            # set at that moment): the dispatcher also stops at `_closing`.
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -215,10 +219,12 @@ class AdmissionQueue:
         loop = asyncio.get_running_loop()
         last_sweep = loop.time()
         last_purge = loop.time() - PURGE_EVERY
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
             self._wake.clear()
+            if self._closing:
+                return
             try:
                 if loop.time() - last_sweep > 10:
                     last_sweep = loop.time()
