@@ -282,8 +282,16 @@ class Launcher:
         scan_id = event.scan_id
         if event.status is ScanStatus.QUEUED and event.attempt > 1:
             # Its job was lost (here, or silent as liveness saw it): the next attempt waits.
-            if self.executor.running(scan_id):
-                await self.executor.stop(scan_id, Stop.SUPERSEDED)
+            # The lost attempt's job must not run on (a silent one may be alive, a Kubernetes
+            # Job started by another replica too); a later attempt's is left alone (a
+            # redelivered event).
+            await self.executor.stop(scan_id, Stop.SUPERSEDED, attempt=event.attempt - 1)
+            try:
+                await self.launches.get(guard_key(scan_id, event.attempt))
+            except KeyNotFoundError:
+                pass
+            else:
+                return "duplicate"  # that attempt was launched: the event is old news
             try:
                 raw = await self.js.get_last_msg("COMMANDS", subjects.scan_start(scan_id))
             except NotFoundError:

@@ -64,8 +64,8 @@ class Executor(Protocol):
         """Start the scan's job (its `attempt`, whose console continues after `console_after`);
         raise LaunchRefused or LaunchUnavailable."""
 
-    async def stop(self, scan_id: str, why: Stop) -> bool:
-        """Stop the scan's job; False when there is none."""
+    async def stop(self, scan_id: str, why: Stop, *, attempt: int = 0) -> bool:
+        """Stop the scan's job (only `attempt`'s, when given); False when there is none."""
 
     async def shutdown(self) -> None:
         """Stop watching; a local executor also stops its jobs, which cannot outlive it."""

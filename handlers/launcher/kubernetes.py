@@ -175,8 +175,8 @@ class KubernetesExecutor:
                 log.warning("deleting Job %s without its Secret failed (%r)", name, exc)
             raise
 
-    async def stop(self, scan_id: str, why: Stop) -> bool:
-        if scan_id not in self._attempts:
+    async def stop(self, scan_id: str, why: Stop, *, attempt: int = 0) -> bool:
+        if not attempt and scan_id not in self._attempts:
             # Not seen here yet (another replica started it): which attempt runs, the API says.
             try:
                 _, jobs = await self.api.list_jobs(manifest.pod_selector(scan_id))
@@ -186,8 +186,11 @@ class KubernetesExecutor:
                 raise
             for job in jobs:
                 self._note_attempt(job)
-        name = self._name(scan_id)
+        name = manifest.job_name(scan_id, attempt) if attempt else self._name(scan_id)
         known = self.jobs.get(name)
+        if why is Stop.SUPERSEDED and known is not None and kubestate.finished(known):
+            # Nothing runs: the Job stays for `kubectl describe` until its TTL.
+            return False
         reported = name in self._ended
         # Marked before deleting: its DELETED event must not look like someone else's doing.
         self._ended.add(name)
@@ -202,9 +205,9 @@ class KubernetesExecutor:
         self._created.discard(name)
         if deleted and not reported:
             deadline = kubestate.deadline_seconds(known) if known else 0
-            attempt = self._attempts.get(scan_id, 1)
+            which = attempt or self._attempts.get(scan_id, 1)
             await self.on_exit(
-                Ending(scan_id=scan_id, deadline_seconds=deadline, stopped=why, attempt=attempt)
+                Ending(scan_id=scan_id, deadline_seconds=deadline, stopped=why, attempt=which)
             )
         return deleted
 

@@ -179,10 +179,10 @@ class LocalExecutor:
             )
         )
 
-    async def stop(self, scan_id: str, why: Stop) -> bool:
+    async def stop(self, scan_id: str, why: Stop, *, attempt: int = 0) -> bool:
         """SIGTERM the job's process group now, SIGKILL it after the grace period."""
         job = self.jobs.get(scan_id)
-        if job is None:
+        if job is None or (attempt and job.attempt != attempt):
             return False
         job.stopped = job.stopped or why
         _signal_group(job.proc.pid, signal.SIGTERM)

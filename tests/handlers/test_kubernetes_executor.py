@@ -489,6 +489,10 @@ async def test_a_retry_is_a_new_job_and_reports_its_own_attempt(
     environ = {e["name"]: e["value"] for e in container["env"]}
     assert (environ["JETSCAN_ATTEMPT"], environ["JETSCAN_CONSOLE_AFTER"]) == ("2", "7")
     await until(lambda: ex.running(cmd.scan_id) and second in ex.jobs)
+    # The lost attempt is superseded again (its event redelivered): the running second
+    # attempt is left alone, and the first's failed Job stays for `kubectl describe`.
+    assert not await ex.stop(cmd.scan_id, Stop.SUPERSEDED, attempt=1)
+    assert ex.running(cmd.scan_id) and cluster.deletions == {}
     # A replica that never saw either Job stops the running one, not the failed first.
     other_endings = Endings()
     other = KubernetesExecutor(k8s_settings, other_endings, None)

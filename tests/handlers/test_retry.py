@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import nats
 import pytest
 
+from contracts import subjects
 from contracts.gen.jetscan import v1
 from tests.conftest import ROOT, TERMINAL, Stack, all_findings, scan_service, wait_status
 from tests.handlers.test_lifecycle import job_pids, nmap_request
@@ -123,3 +125,44 @@ async def test_a_scanner_that_fails_by_itself_is_not_run_again(
     assert done.status == v1.ScanStatus.FAILED
     assert "scanner failed" in done.error, done.error
     assert done.attempts == 1
+
+
+async def test_a_retry_event_seen_again_leaves_the_running_attempt_alone(
+    stack: Stack, scans: v1.ScanServiceStub, open_port: int, tmp_path: Path
+) -> None:
+    nmap = shutil.which("nmap")
+    assert nmap is not None
+    slow = standin(tmp_path, "nmap", f'echo "stand-in: about to scan"\nsleep 6\nexec {nmap} "$@"')
+    programs = {**stack.settings.programs, "nmap": slow}
+    async with stack.launcher_with(programs=programs):
+        started = await scans.start_scan(nmap_request(open_port))
+        await wait_status(scans, started.id, {v1.ScanStatus.RUNNING}, within=60)
+        for pid in job_pids(started.id):
+            os.kill(pid, signal.SIGKILL)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while True:
+            again = await scans.get_scan(v1.GetScanRequest(id=started.id))
+            second = job_pids(started.id)
+            if again.attempts == 2 and again.status == v1.ScanStatus.RUNNING and second:
+                break
+            assert again.status not in TERMINAL, f"ended {again.status}: {again.error}"
+            assert loop.time() < deadline, f"no second attempt: {again.status} {again.attempts}"
+            await asyncio.sleep(0.1)
+        # The launcher sees the retry's event once more (a redelivery after a crash before
+        # its ack): attempt 2 was launched already, so nothing is stopped or queued.
+        nc = await nats.connect(stack.settings.nats_url)
+        try:
+            js = nc.jetstream()
+            raw = await js.get_last_msg("EVENTS", subjects.scan_event(started.id, "queued"))
+            ack = await js.publish(raw.subject, raw.data or b"")
+            consumer = "launcher-scan-events"
+            while (await js.consumer_info("EVENTS", consumer)).ack_floor.stream_seq < ack.seq:
+                assert loop.time() < deadline + 30, "the launcher never took the event"
+                await asyncio.sleep(0.05)
+        finally:
+            await nc.drain()
+        assert set(job_pids(started.id)) == set(second), "the running attempt was stopped"
+        done = await wait_status(scans, started.id, TERMINAL, within=60)
+    assert done.status == v1.ScanStatus.SUCCEEDED, done.error
+    assert done.attempts == 2
