@@ -52,6 +52,9 @@ class ScanResult(msgspec.Struct, frozen=True, kw_only=True):
     # The scanner's version as its own output names it (`ToolSpec.version`); "" when it does
     # not, or the result is from before versions were recorded.
     scanner_version: str = ""
+    # The job's attempt (`JETSCAN_ATTEMPT`): a scan run again after jetscan lost its job
+    # publishes its result again; the latest attempt's result is the scan's.
+    attempt: int = 1
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):

@@ -200,7 +200,8 @@ async def apply_fixes(conn: asyncpg.Connection, scan_id: str) -> int | None:
     scan = await conn.fetchrow(
         "SELECT tool, target, status, result_at, partial, coverage::text AS coverage,"
         " observed_at, fixes_applied, result_parts, key,"
-        " (SELECT count(*) FROM scan_result_parts p WHERE p.scan_id = s.id) AS stored_parts"
+        " (SELECT count(*) FROM scan_result_parts p"
+        " WHERE p.scan_id = s.id AND p.attempt = s.result_attempt) AS stored_parts"
         " FROM scans s WHERE id = $1",
         scan_id,
     )

@@ -141,7 +141,8 @@ async def _rebuild(
     scans = await conn.fetch(
         "SELECT s.id, s.tool, s.target, s.artifact, s.config::text AS config, s.status,"
         " s.partial, s.coverage::text AS coverage, s.observed_at, s.result_parts,"
-        " (SELECT count(*) FROM scan_result_parts p WHERE p.scan_id = s.id) AS stored_parts"
+        " (SELECT count(*) FROM scan_result_parts p"
+        " WHERE p.scan_id = s.id AND p.attempt = s.result_attempt) AS stored_parts"
         " FROM scans s WHERE s.tool = $1 AND s.target = $2 AND s.observed_at IS NOT NULL",
         tool,
         target,

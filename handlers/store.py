@@ -273,14 +273,27 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
     decided by this scan already (see `handlers.ingest.changes`).
     """
     async with conn.transaction():
+        latest = await conn.fetchval(
+            "SELECT result_attempt FROM scans WHERE id = $1 FOR UPDATE", result.scan_id
+        )
+        if latest is None:
+            raise UnknownScan(result.scan_id)
+        if result.attempt < latest:
+            # A late part of an attempt jetscan lost: the retry's result is the scan's.
+            return 0
         scan = await conn.fetchrow(
-            # Parts arrive in order; the last one completes the result.
+            # Parts arrive in order; the last one completes the result. A later attempt's
+            # first part starts the result anew.
             "UPDATE scans SET artifact = $2, partial = $3, exit_code = $4,"
-            " data_artifact = $5, result_part = GREATEST(result_part, $7),"
-            " result_at = CASE WHEN $6 THEN now() ELSE result_at END, updated_at = now(),"
+            " data_artifact = $5,"
+            " result_part = CASE WHEN $13 > result_attempt THEN $7"
+            "   ELSE GREATEST(result_part, $7) END,"
+            " result_at = CASE WHEN $6 THEN now() WHEN $13 > result_attempt THEN NULL"
+            "   ELSE result_at END, updated_at = now(),"
             " observed_at = $8, result_error = $9, result_parts = $11,"
             " coverage = CASE WHEN $10::text IS NULL THEN coverage ELSE $10::jsonb END,"
-            " scanner_version = CASE WHEN $12 = '' THEN scanner_version ELSE $12 END"
+            " scanner_version = CASE WHEN $12 = '' THEN scanner_version ELSE $12 END,"
+            " result_attempt = $13"
             " WHERE id = $1 RETURNING target, domain, key",
             result.scan_id,
             result.artifact,
@@ -294,13 +307,14 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
             None if result.coverage is None else msgspec.json.encode(result.coverage).decode(),
             result.parts,
             result.scanner_version,
+            result.attempt,
         )
-        if scan is None:
-            raise UnknownScan(result.scan_id)
+        assert scan is not None  # locked above
         fresh = await conn.fetchval(
-            "INSERT INTO scan_result_parts (scan_id, part) VALUES ($1, $2)"
+            "INSERT INTO scan_result_parts (scan_id, attempt, part) VALUES ($1, $2, $3)"
             " ON CONFLICT DO NOTHING RETURNING part",
             result.scan_id,
+            result.attempt,
             result.part,
         )
         if fresh is None:

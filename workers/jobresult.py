@@ -160,8 +160,11 @@ async def finish(
             data_artifact=data_artifact,
             coverage=coverage if part == parts else None,
             scanner_version=spooled.version if spooled is not None else "",
+            attempt=env.attempt,
         )
-        msg_id = subjects.msg_id("result", env.scan_id, f"{part}-of-{parts}")
+        # Each attempt's parts are its own (a retry may split its result differently).
+        which = f"{part}-of-{parts}" if env.attempt <= 1 else f"{part}-of-{parts}.a{env.attempt}"
+        msg_id = subjects.msg_id("result", env.scan_id, which)
         subject = subjects.scan_result(env.tool, env.scan_id)
         with tracing.span("result", scan=env.scan_id):
             sent = await publish(js, subject, wire.encode(result), msg_id)

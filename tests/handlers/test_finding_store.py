@@ -235,3 +235,61 @@ async def test_a_scan_stored_before_results_came_in_parts_is_not_taken_for_none(
     await conn.execute("UPDATE scans SET result_part = 0 WHERE id = $1", old)
     s2 = await t.scan(2, {80})
     assert await t.changes(s2) == {22: "fixed", 80: "unchanged"}
+
+
+async def test_a_retried_scan_keeps_the_latest_attempts_result_whole(
+    conn: asyncpg.Connection,
+) -> None:
+    """Attempt 1 published one part of three and was lost; attempt 2 splits the same findings
+    in two parts. Its first part is not taken for a replay of attempt 1's (which would leave
+    80 unseen, and so fixed); a late part of attempt 1 changes nothing."""
+    t = Target(conn)
+    await t.scan(1, {22, 80, 443})
+    scan_id = uuid.uuid4().hex
+    at = T0 + timedelta(hours=2)
+    await store.insert_scans(
+        conn,
+        [
+            StartScan(
+                scan_id=scan_id,
+                target=t.name,
+                domain=t.name,
+                tool="nmap",
+                config={},
+                deadline_seconds=60,
+                requested_by="t",
+                requested_at=at,
+            )
+        ],
+    )
+
+    def part(attempt: int, n: int, of: int, found: tuple[int, ...]) -> ScanResult:
+        return ScanResult(
+            scan_id=scan_id,
+            tool="nmap",
+            target=t.name,
+            finished_at=at,
+            exit_code=0,
+            partial=False,
+            findings=tuple(port(t.name, p) for p in found),
+            data=NmapRun(),
+            part=n,
+            parts=of,
+            coverage=Coverage(hosts=(t.name,), ports=(PortRange("tcp", 1, 1024),))
+            if n == of
+            else None,
+            attempt=attempt,
+        )
+
+    await store.store_result(conn, part(1, 1, 3, (22,)))
+    assert await store.store_result(conn, part(2, 1, 2, (22, 80))) == 2
+    pending = await conn.fetchrow(
+        "SELECT result_at, result_attempt FROM scans WHERE id = $1", scan_id
+    )
+    assert (pending["result_at"], pending["result_attempt"]) == (None, 2)
+    assert await store.store_result(conn, part(2, 2, 2, (443,))) == 1
+    # Attempt 1's second part, held up somewhere, comes last.
+    assert await store.store_result(conn, part(1, 2, 3, (8080,))) == 0
+    await store.apply_event(conn, ScanEvent(scan_id=scan_id, status=ScanStatus.SUCCEEDED, at=at))
+    assert await t.changes(scan_id) == {22: "unchanged", 80: "unchanged", 443: "unchanged"}
+    assert await t.states() == {22: ("open", 0), 80: ("open", 0), 443: ("open", 0)}
