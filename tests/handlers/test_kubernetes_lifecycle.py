@@ -227,9 +227,10 @@ async def test_reconcile_on_start_fails_lost_scans_and_deletes_orphan_jobs(
 
 
 async def lose_running_attempt(
-    scans: v1.ScanServiceStub, fake: FakeCluster, scan_id: str, attempt: int
+    stack: Stack, scans: v1.ScanServiceStub, fake: FakeCluster, scan_id: str, attempt: int
 ) -> None:
-    """Wait for the scan's `attempt` to run, then take its pod's node away."""
+    """Wait for the scan's `attempt` to run its stand-in (its first line stored), then take
+    its pod's node away."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 60
     name = manifest.job_name(scan_id, attempt)
@@ -242,7 +243,9 @@ async def lose_running_attempt(
             and pod_name in fake.procs
             and fake.procs[pod_name].returncode is None
         ]
-        if scan.status == v1.ScanStatus.RUNNING and scan.attempts == attempt and running:
+        texts = [text for _, text in await console_seqs(stack, scan_id)]
+        said = texts.count("stand-in: about to scan") == attempt
+        if scan.status == v1.ScanStatus.RUNNING and scan.attempts == attempt and running and said:
             break
         assert scan.status not in TERMINAL, f"ended {scan.status}: {scan.error}"
         assert loop.time() < deadline, f"attempt {attempt} never ran: {scan.status}"
@@ -274,7 +277,7 @@ async def test_a_scan_whose_node_was_lost_runs_again_as_a_new_job(
     stack: Stack, scans: v1.ScanServiceStub, fake: FakeCluster, open_port: int
 ) -> None:
     started = await scans.start_scan(nmap_request(open_port))
-    await lose_running_attempt(scans, fake, started.id, 1)
+    await lose_running_attempt(stack, scans, fake, started.id, 1)
     done = await wait_status(scans, started.id, TERMINAL, within=90)
     assert done.status == v1.ScanStatus.SUCCEEDED, done.error
     assert done.attempts == 2
@@ -298,11 +301,11 @@ async def test_a_scan_whose_node_was_lost_runs_again_as_a_new_job(
 
 @pytest.mark.usefixtures("slow_then_scan")
 async def test_a_scan_that_loses_every_attempt_fails_as_lost(
-    scans: v1.ScanServiceStub, fake: FakeCluster, open_port: int
+    stack: Stack, scans: v1.ScanServiceStub, fake: FakeCluster, open_port: int
 ) -> None:
     started = await scans.start_scan(nmap_request(open_port))
-    await lose_running_attempt(scans, fake, started.id, 1)
-    await lose_running_attempt(scans, fake, started.id, 2)
+    await lose_running_attempt(stack, scans, fake, started.id, 1)
+    await lose_running_attempt(stack, scans, fake, started.id, 2)
     done = await wait_status(scans, started.id, TERMINAL, within=60)
     assert done.status == v1.ScanStatus.FAILED
     assert done.error == ("lost: DeletionByPodGC: PodGC: node no longer exists (attempt 2 of 2)"), (
