@@ -23,7 +23,17 @@ from contracts.results import Heartbeat, ScanResult
 from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan, event_id
 from contracts.settings import Settings
 from contracts.tracking import TriageFinding
-from handlers import auditstore, backlog, bus, database, findings, metrics, store, topology
+from handlers import (
+    auditstore,
+    backlog,
+    bus,
+    database,
+    findings,
+    metrics,
+    outputstore,
+    store,
+    topology,
+)
 from handlers.delivery import (
     Unprocessable,
     consume_batches,
@@ -211,7 +221,7 @@ async def consume_bursts(js: JetStreamContext, pool: asyncpg.Pool, topo: topolog
         lines = [line for item in items for line in lines_of(item)]
         if lines:
             async with pool.acquire() as conn:
-                await store.insert_output(conn, lines)
+                await outputstore.insert_output(conn, lines)
 
     async def insert_audit(records: list[AuditRecord]) -> None:
         async with pool.acquire() as conn:

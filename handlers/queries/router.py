@@ -14,7 +14,7 @@ from nats.js.errors import NotFoundError
 from nats.micro.request import Request
 
 from contracts import audit, output, scans, subjects, tracking, wire
-from handlers import auditstore, findingviews, store
+from handlers import auditstore, findingviews, outputstore, store
 from handlers.admission import Mirror
 from handlers.queries import paging
 
@@ -172,7 +172,7 @@ class Queries:
             if q.after_seq < 0 or q.limit < 0:
                 raise QueryError(400, "after_seq and limit must not be negative")
             limit = min(q.limit or MAX_OUTPUT_PAGE, MAX_OUTPUT_PAGE)
-            lines = await store.list_output(self.pool, q.scan_id, q.after_seq, limit)
+            lines = await outputstore.list_output(self.pool, q.scan_id, q.after_seq, limit)
             # Only an empty page pays for telling "no lines yet" from "no such scan".
             if (
                 not lines
