@@ -157,12 +157,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     __str__ = __repr__
 
     @property
-    def retry_attempts(self) -> int:
-        """Launches a scan may get: a Kubernetes Job is named for its scan, so only the local
-        executor runs a lost scan again."""
-        return self.max_attempts if self.executor == "local" else 1
-
-    @property
     def embedded_nats(self) -> bool:
         return not self.nats_url
 

@@ -16,7 +16,9 @@ The rules (pure):
 
 The state: `waiting.<scan_id>` keys (`Waiting`) and one `slots` key (`Slots`, with the
 current round). `Mirror` follows the bucket with a KV watch: the launcher dispatches from it,
-and the queries service answers `queue_position` from it.
+and the queries service answers `queue_position` from it. A key's delete marker stays in the
+bucket until the launcher purges it (`handlers.launcher.queue`), so the bucket holds what
+waits, not every scan there ever was.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from nats.js.kv import KeyValue
@@ -38,6 +41,9 @@ log = logging.getLogger(__name__)
 BUCKET = "admission"
 SLOTS = "slots"
 WAITING = "waiting."
+# Scans a mirror remembers as having left the queue (for `queue_position` while the scan's
+# own status catches up): the most recent ones only.
+LEFT_KEPT = 100_000
 
 
 class Waiting(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,7 +153,10 @@ class Mirror:
         self.kv = kv
         self.on_change = on_change
         self.waiting: dict[str, tuple[Waiting, int]] = {}
-        self.left: set[str] = set()
+        # An ordered set (dicts keep insertion order): the oldest go first past LEFT_KEPT.
+        self.left: dict[str, None] = {}
+        # The delete markers of `waiting.` keys: scan id -> (the marker's revision, its time).
+        self.markers: dict[str, tuple[int, datetime | None]] = {}
         self.slots = Slots()
         self._task: asyncio.Task[None] | None = None
 
@@ -205,7 +214,18 @@ class Mirror:
         scan_id = entry.key.removeprefix(WAITING)
         if deleted:
             if self.waiting.pop(scan_id, None) is not None or entry.operation:
-                self.left.add(scan_id)
+                self.left[scan_id] = None
+                if len(self.left) > LEFT_KEPT:
+                    del self.left[next(iter(self.left))]
+            if entry.revision is not None:
+                self.markers[scan_id] = (entry.revision, _created(entry))
         elif entry.revision is not None:
             self.waiting[scan_id] = (decode_waiting(entry.value or b""), entry.revision)
-            self.left.discard(scan_id)
+            self.left.pop(scan_id, None)
+            self.markers.pop(scan_id, None)
+
+
+def _created(entry: KeyValue.Entry) -> datetime | None:
+    # nats-py types it as an int; a watch gives the message's time (a datetime).
+    created: Any = entry.created
+    return created if isinstance(created, datetime) else None

@@ -165,6 +165,8 @@ def role(name: str, topo: Topology) -> Permissions:
             # Reading one key (the buckets are not made with direct get).
             f"{_API}.STREAM.MSG.GET.KV_{LAUNCHES}",
             f"{_API}.STREAM.MSG.GET.KV_{ADMISSION}",
+            # Old delete markers of the queue's keys are purged (handlers.launcher.queue).
+            f"{_API}.STREAM.PURGE.KV_{ADMISSION}",
             # A retry's start command, and where its console continues.
             f"{_API}.STREAM.MSG.GET.COMMANDS",
             f"{_API}.STREAM.MSG.GET.OUTPUT",

@@ -256,7 +256,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 heartbeat_timeout=settings.heartbeat_timeout,
                 launch_timeout=settings.launch_timeout,
                 interval=min(5.0, settings.heartbeat_timeout / 3),
-                max_attempts=settings.retry_attempts,
+                max_attempts=settings.max_attempts,
             )
         )
         await stop.wait()

@@ -102,7 +102,7 @@ class Launcher:
         self.js = js
         # Create-only keys: the durable guard against running one attempt of a scan twice.
         self.launches = launches
-        self.max_attempts = settings.retry_attempts
+        self.max_attempts = settings.max_attempts
         self.executor = make_executor(settings, self, catalog)
         self.queue = (
             AdmissionQueue(
@@ -110,21 +110,36 @@ class Launcher:
                 self.launch,
                 max_running=settings.max_running,
                 per_target=settings.max_per_target,
+                js=js,
             )
             if admission is not None
             else None
         )
-        # Jobs started here: their tool, start time and attempt, for metrics and retries.
-        self._started: dict[str, tuple[str, float, int]] = {}
+        # Jobs started here, by scan and attempt: their tool and start time, for metrics.
+        self._started: dict[tuple[str, int], tuple[str, float]] = {}
         self._unavailable: dict[str, int] = {}
 
-    def _ended(self, scan_id: str, status: ScanStatus) -> int:
-        started = self._started.pop(scan_id, None)
+    def _ended(self, ending: Ending, status: ScanStatus) -> int:
+        """The attempt `ending` belongs to; a job started here is counted out once."""
+        attempt = max(ending.attempt, 1)
+        started = self._started.pop((ending.scan_id, attempt), None)
         if started is None:
-            return 1
+            return attempt
         m.RUNNING_JOBS.dec()
         m.JOB_DURATION.labels(started[0], status.value).observe(time.monotonic() - started[1])
-        return started[2]
+        return attempt
+
+    async def _superseded(self, scan_id: str, attempt: int) -> bool:
+        """Whether a later attempt of the scan was launched: an end of this one is old news
+        (a replica, or a launcher restarted since, reporting a Job that was replaced)."""
+        try:
+            await self.launches.get(guard_key(scan_id, attempt + 1))
+        except KeyNotFoundError:
+            return False
+        except Exception:
+            log.warning("scan %s: could not tell whether attempt %d was replaced", scan_id, attempt)
+            return False
+        return True
 
     async def on_exit(self, ending: Ending) -> None:
         status, reason = outcome(
@@ -134,8 +149,11 @@ class Launcher:
             cause=ending.cause,
             detail=ending.detail,
         )
-        attempt = self._ended(ending.scan_id, status)
+        attempt = self._ended(ending, status)
         if ending.stopped is Stop.SUPERSEDED:
+            return
+        if await self._superseded(ending.scan_id, attempt):
+            log.info("scan %s: the end of attempt %d is not the scan's", ending.scan_id, attempt)
             return
         lost = infrastructure_loss(
             ending.returncode, ending.stopped, cause=ending.cause, detail=ending.detail
@@ -230,7 +248,7 @@ class Launcher:
         self._unavailable.pop(cmd.scan_id, None)
         m.LAUNCHES.labels(cmd.tool, "started").inc()
         m.RUNNING_JOBS.inc()
-        self._started[cmd.scan_id] = (cmd.tool, time.monotonic(), w.attempt)
+        self._started[cmd.scan_id, w.attempt] = (cmd.tool, time.monotonic())
         m.QUEUE_WAIT.observe(max(0.0, (datetime.now(UTC) - cmd.requested_at).total_seconds()))
         await publish_event(self.js, cmd.scan_id, ScanStatus.LAUNCHING, attempt=w.attempt)
         return "launched"

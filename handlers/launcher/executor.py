@@ -23,7 +23,9 @@ class Ending(msgspec.Struct, frozen=True, kw_only=True):
     `returncode` is the job's exit code (negative for death by signal, as asyncio reports it),
     None when the job never ran or its code is unknown. `cause` is the platform's own word for
     what happened when the exit code alone cannot say it (`OOMKilled`, `DeadlineExceeded`,
-    `ImagePullBackOff`, `Forbidden`...), `detail` its message.
+    `ImagePullBackOff`, `Forbidden`...), `detail` its message. `attempt` is the scan's launch
+    the job ran, when the platform records it (a Kubernetes Job's label); 0 when the executor
+    cannot tell (the launcher then goes by what it started).
     """
 
     scan_id: str
@@ -32,6 +34,7 @@ class Ending(msgspec.Struct, frozen=True, kw_only=True):
     stopped: Stop | None = None
     cause: str = ""
     detail: str = ""
+    attempt: int = 0
 
 
 OnExit = Callable[[Ending], Awaitable[None]]

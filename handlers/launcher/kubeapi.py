@@ -1,7 +1,7 @@
 """The Kubernetes API as the executor uses it: the client, which failures are worth retrying,
 and the calls on Jobs, their pods and each Job's own Secret (its NATS user).
 
-kubernetes-asyncio is untyped; it stays in here and in `kubernetes.py`.
+kubernetes-asyncio is untyped; it stays in here, `kubernetes.py` and `kubereconcile.py`.
 """
 
 from __future__ import annotations
@@ -135,10 +135,11 @@ class JobApi:
             raise unavailable(f"creating Secret {name}", exc) from exc
         log.info("created Secret %s/%s", self.namespace, name)
 
-    async def list_jobs(self) -> tuple[str, list[kubestate.Job]]:
+    async def list_jobs(self, selector: str = manifest.SELECTOR) -> tuple[str, list[kubestate.Job]]:
+        """(resourceVersion, the scan Jobs matching `selector`: all of them by default)."""
         listed = self.plain(
             await self.batch.list_namespaced_job(
-                self.namespace, label_selector=manifest.SELECTOR, _request_timeout=self.timeout
+                self.namespace, label_selector=selector, _request_timeout=self.timeout
             )
         )
         items = [kubestate.job(raw) for raw in listed.get("items") or ()]

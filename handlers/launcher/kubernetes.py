@@ -1,7 +1,8 @@
 """The Kubernetes executor: one batch/v1 Job per scan, through kubernetes-asyncio.
 
-The calls themselves are in `kubeapi` (the library is untyped; it stays fenced in those two
-modules). What a Job is and what its state means are pure (`manifest`, `kubestate`).
+The calls themselves are in `kubeapi` (the library is untyped; it stays fenced in it, here
+and in `kubereconcile`). What a Job is and what its state means are pure (`manifest`,
+`kubestate`).
 
 - **Start** creates the Job. 409 AlreadyExists is success once the existing Job is read and
   names the same scan (its name is derived from the scan id): an earlier delivery of the
@@ -23,8 +24,13 @@ modules). What a Job is and what its state means are pure (`manifest`, `kubestat
 - **Stop** deletes the Job with `propagationPolicy=Background`, so its pod goes too (the API's
   default for Jobs orphans the pod), and reports the stop at once: a deleted Job says nothing
   more. Jobs outlive the launcher; a new launcher finds them by listing.
-- **Reconcile** on start: a RUNNING scan with no Job failed as lost; a scan Job whose scan
-  nobody knows deleted.
+- **Reconcile** on start (`kubereconcile`): a RUNNING scan with no Job for its attempt was
+  lost; a scan Job whose scan nobody knows is deleted.
+- **Attempts**: a scan whose Job jetscan lost (its node died, the Job vanished while no
+  launcher watched) runs again as a new Job, `<name>-a<n>` with the label
+  `jetscan.io/attempt: n` (`manifest.job_name`); each Job reports the attempt it ran, so a
+  replica or a restarted launcher that never started it tells the same attempt. A pod that
+  Kubernetes disrupted (its `DisruptionTarget` condition) is such a loss.
 
 Several launcher replicas each watch every Job and report the same endings, computed from the
 same API objects; the launcher's events carry a `Nats-Msg-Id` per (scan, status), so JetStream
@@ -44,10 +50,10 @@ from kubernetes_asyncio import watch as k8s_watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from contracts import tracing
-from contracts.scans import LOST, StartScan
+from contracts.scans import StartScan
 from contracts.settings import Settings
-from handlers.launcher import jobcreds, kubestate, manifest
-from handlers.launcher.catalog import Catalog, CatalogUnavailable
+from handlers.launcher import jobcreds, kubereconcile, kubestate, manifest
+from handlers.launcher.catalog import Catalog
 from handlers.launcher.executor import Ending, LaunchRefused, LaunchUnavailable, OnExit
 from handlers.launcher.kubeapi import (
     MAX_BACKOFF,
@@ -88,8 +94,10 @@ class KubernetesExecutor:
         self.jobs: dict[str, kubestate.Job] = {}
         # Jobs whose end this launcher has reported (or caused): never reported twice.
         self._ended: set[str] = set()
-        # Scans whose Job this launcher created and the watch has not shown yet.
+        # Jobs this launcher created and the watch has not shown yet.
         self._created: set[str] = set()
+        # The latest attempt of each scan whose Job was created here or seen.
+        self._attempts: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.api = JobApi(self.namespace, request_timeout)
 
@@ -98,18 +106,21 @@ class KubernetesExecutor:
         self._spawn(self._watch(), "watch")
         self._spawn(self._check_pods(), "pod check")
         if self.catalog is not None:
-            self._spawn(self._reconcile(self.catalog), "reconcile")
+            reconciling = kubereconcile.reconcile(self.api, self.catalog, self.on_exit, self._ended)
+            self._spawn(reconciling, "reconcile")
+
+    def _name(self, scan_id: str) -> str:
+        """The name of the scan's latest Job known here."""
+        return manifest.job_name(scan_id, self._attempts.get(scan_id, 1))
 
     def running(self, scan_id: str) -> bool:
-        name = manifest.job_name(scan_id)
+        name = self._name(scan_id)
         job = self.jobs.get(name)
         if job is None:
-            return scan_id in self._created
+            return name in self._created
         return name not in self._ended and kubestate.finished(job) is None
 
     async def start(self, cmd: StartScan, *, attempt: int = 1, console_after: int = 0) -> None:
-        # A Job is named for its scan, so a scan gets one (`Settings.retry_attempts` is 1 here):
-        # `attempt` and `console_after` are always 1 and 0.
         if manifest.raw_sockets(cmd) and not self.settings.k8s_raw_sockets:
             # Admission would refuse its pod and leave the Job waiting out its deadline.
             raise LaunchRefused(
@@ -118,7 +129,13 @@ class KubernetesExecutor:
                 " not allow: set JETSCAN_K8S_RAW_SOCKETS=true once the scans namespace admits"
                 " Pod Security level privileged",
             )
-        body = manifest.build_job(cmd, self.settings, traceparent=tracing.traceparent())
+        body = manifest.build_job(
+            cmd,
+            self.settings,
+            traceparent=tracing.traceparent(),
+            attempt=attempt,
+            console_after=console_after,
+        )
         name = body["metadata"]["name"]
         try:
             uid = await self.api.create_job(body)
@@ -135,15 +152,18 @@ class KubernetesExecutor:
                 raise refusal(exc) from exc
         except NETWORK_ERRORS as exc:
             raise LaunchUnavailable(f"the Kubernetes API is unreachable: {exc!r}") from exc
+        self._attempts[cmd.scan_id] = max(self._attempts.get(cmd.scan_id, 1), attempt)
         if self.signer is not None:
-            await self._job_secret(cmd, self.signer, name, uid)
-        self._created.add(cmd.scan_id)
+            await self._job_secret(cmd, self.signer, name, uid, attempt)
+        self._created.add(name)
 
-    async def _job_secret(self, cmd: StartScan, signer: Signer, name: str, uid: str) -> None:
+    async def _job_secret(
+        self, cmd: StartScan, signer: Signer, name: str, uid: str, attempt: int
+    ) -> None:
         """The Job's own NATS user, in a Secret the Job owns; its pod waits for it to exist."""
         lifetime = manifest.creds_lifetime(self.settings, cmd)
         creds = jobcreds.issue(signer, cmd, 0.0, lifetime=lifetime)
-        body = manifest.build_secret(cmd, self.settings, uid, creds)
+        body = manifest.build_secret(cmd, self.settings, uid, creds, attempt=attempt)
         try:
             await self.api.create_secret(body)
         except LaunchRefused:
@@ -156,7 +176,17 @@ class KubernetesExecutor:
             raise
 
     async def stop(self, scan_id: str, why: Stop) -> bool:
-        name = manifest.job_name(scan_id)
+        if scan_id not in self._attempts:
+            # Not seen here yet (another replica started it): which attempt runs, the API says.
+            try:
+                _, jobs = await self.api.list_jobs(manifest.pod_selector(scan_id))
+            except (ApiException, *NETWORK_ERRORS) as exc:
+                if transient(exc):
+                    raise LaunchUnavailable(f"listing Jobs of {scan_id} failed: {exc!r}") from exc
+                raise
+            for job in jobs:
+                self._note_attempt(job)
+        name = self._name(scan_id)
         known = self.jobs.get(name)
         reported = name in self._ended
         # Marked before deleting: its DELETED event must not look like someone else's doing.
@@ -169,10 +199,13 @@ class KubernetesExecutor:
             if transient(exc):
                 raise LaunchUnavailable(f"deleting Job {name} failed: {exc!r}") from exc
             raise
-        self._created.discard(scan_id)
+        self._created.discard(name)
         if deleted and not reported:
             deadline = kubestate.deadline_seconds(known) if known else 0
-            await self.on_exit(Ending(scan_id=scan_id, deadline_seconds=deadline, stopped=why))
+            attempt = self._attempts.get(scan_id, 1)
+            await self.on_exit(
+                Ending(scan_id=scan_id, deadline_seconds=deadline, stopped=why, attempt=attempt)
+            )
         return deleted
 
     async def shutdown(self) -> None:
@@ -229,6 +262,13 @@ class KubernetesExecutor:
             self._gone(self.jobs[name])
         self.jobs = jobs
         self._ended &= set(jobs)
+        # Attempts of scans with no Job left are forgotten (a created one is not listed yet).
+        scans = {kubestate.scan_id(j) for j in items}
+        self._attempts = {
+            s: n
+            for s, n in self._attempts.items()
+            if s in scans or manifest.job_name(s, n) in self._created
+        }
         for job in items:
             self._seen(job)
         return version
@@ -259,9 +299,16 @@ class KubernetesExecutor:
                     self._seen(job)
         return version
 
+    def _note_attempt(self, job: kubestate.Job) -> None:
+        scan_id = kubestate.scan_id(job)
+        if scan_id:
+            number = kubestate.attempt(job.metadata)
+            self._attempts[scan_id] = max(self._attempts.get(scan_id, 1), number)
+
     def _seen(self, job: kubestate.Job) -> None:
         name = job.metadata.name
-        self._created.discard(kubestate.scan_id(job))
+        self._created.discard(name)
+        self._note_attempt(job)
         if kubestate.finished(job) is not None and name not in self._ended:
             self._ended.add(name)
             self._spawn(self._report(job), f"report {name}")
@@ -340,44 +387,3 @@ class KubernetesExecutor:
             return
         log.info("Job %s did not start: %s", name, ending)
         await self.on_exit(ending)
-
-    # -- reconciling on start ------------------------------------------------------------
-
-    async def _reconcile(self, catalog: Catalog) -> None:
-        delay = 1.0
-        while True:
-            try:
-                await self._reconcile_once(catalog)
-                return
-            except (CatalogUnavailable, ApiException, *NETWORK_ERRORS) as exc:
-                log.warning(
-                    "reconciling Jobs with scans failed (%r); retrying in %.0fs", exc, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
-
-    async def _reconcile_once(self, catalog: Catalog) -> None:
-        # Scans first, then Jobs: a scan is RUNNING only after its Job existed, so every
-        # running scan's Job (unless deleted) is in the list that follows.
-        running = await catalog.running()
-        _, jobs = await self.api.list_jobs()
-        have = {kubestate.scan_id(job) for job in jobs}
-        for scan in running:
-            if scan.id not in have:
-                log.warning("scan %s is running but has no Job; failing it as lost", scan.id)
-                await self.on_exit(
-                    Ending(
-                        scan_id=scan.id,
-                        deadline_seconds=scan.deadline_seconds,
-                        cause=LOST,
-                        detail=f"no Job for the scan in namespace {self.namespace}",
-                    )
-                )
-        for job in jobs:
-            scan_id = kubestate.scan_id(job)
-            if not scan_id or not await catalog.known(scan_id):
-                log.warning(
-                    "Job %s runs no known scan (%r); deleting it", job.metadata.name, scan_id
-                )
-                self._ended.add(job.metadata.name)
-                await self.api.delete(job.metadata.name)

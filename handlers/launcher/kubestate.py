@@ -88,6 +88,7 @@ class PodStatus(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     phase: str = ""
     reason: str = ""
     message: str = ""
+    conditions: list[Condition] | None = None
     container_statuses: list[ContainerStatus] | None = None
 
 
@@ -107,6 +108,12 @@ def pod(raw: dict[str, Any]) -> Pod:
 def scan_id(j: Job) -> str:
     """The scan a Job runs: its annotation (labels may hold only a hash of the id)."""
     return j.metadata.annotations.get(manifest.SCAN_ANNOTATION, "")
+
+
+def attempt(meta: Meta) -> int:
+    """The scan's attempt a Job (or its pod) runs: its label; 1 for Jobs made before it."""
+    value = meta.labels.get(manifest.ATTEMPT_LABEL, "")
+    return int(value) if value.isdigit() and int(value) > 0 else 1
 
 
 def deadline_seconds(j: Job) -> int:
@@ -129,6 +136,15 @@ def started(j: Job) -> bool:
     return bool(j.status.ready)
 
 
+def disrupted(p: Pod) -> Condition | None:
+    """The pod's `DisruptionTarget` condition: Kubernetes itself ended it (its node was lost or
+    shut down, it was evicted by a drain or for node pressure, preempted), not its scanner."""
+    for cond in p.status.conditions or ():
+        if cond.type == "DisruptionTarget" and cond.status == "True":
+            return cond
+    return None
+
+
 def _container(p: Pod) -> ContainerStatus | None:
     for status in p.status.container_statuses or ():
         if status.name == manifest.CONTAINER:
@@ -139,12 +155,22 @@ def _container(p: Pod) -> ContainerStatus | None:
 def ending(j: Job, pods: list[Pod]) -> Ending | None:
     """How a finished Job ended, from its condition and its pod's scan container; None while
     it runs. With `backoffLimit: 0` there is one pod; if several are left, any terminated one
-    tells the exit code.
+    tells the exit code. Pods of the scan's other attempts (other Jobs) are not this Job's.
+
+    A failed Job whose pod Kubernetes disrupted (`disrupted`) was lost by the platform,
+    whatever its container's exit code: the scan may run again.
     """
     cond = finished(j)
     if cond is None:
         return None
-    base = Ending(scan_id=scan_id(j), deadline_seconds=deadline_seconds(j))
+    number = attempt(j.metadata)
+    pods = [p for p in pods if attempt(p.metadata) == number]
+    base = Ending(scan_id=scan_id(j), deadline_seconds=deadline_seconds(j), attempt=number)
+    if cond.type != "Complete" and cond.reason != DEADLINE_EXCEEDED:
+        for p in pods:
+            if (disruption := disrupted(p)) is not None:
+                detail = f"{disruption.reason}: {disruption.message}".strip(": ")
+                return msgspec.structs.replace(base, cause=LOST, detail=detail)
     terminated = [
         (p, c.state.terminated)
         for p in pods
@@ -188,12 +214,15 @@ def not_starting(j: Job, pods: list[Pod], now: datetime, wait: timedelta) -> End
     if finished(j) is not None or started(j) or created is None or now - created < wait:
         return None
     for p in pods:
+        if attempt(p.metadata) != attempt(j.metadata):
+            continue
         c = _container(p)
         waiting = c.state.waiting if c is not None else None
         if waiting is not None and waiting.reason in NOT_STARTING:
             return Ending(
                 scan_id=scan_id(j),
                 deadline_seconds=deadline_seconds(j),
+                attempt=attempt(j.metadata),
                 cause=waiting.reason,
                 detail=waiting.message
                 or f"the job did not start within {int(wait.total_seconds())}s",

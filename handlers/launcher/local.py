@@ -44,6 +44,7 @@ class _Job:
     stopped: Stop | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     secrets: str = ""  # the folder of the job's credentials, removed when it ends
+    attempt: int = 1
 
 
 class LocalExecutor:
@@ -121,7 +122,7 @@ class LocalExecutor:
             if secrets:
                 shutil.rmtree(secrets, ignore_errors=True)
             raise LaunchRefused("the job could not start", str(exc)) from exc
-        job = _Job(cmd, proc, secrets=secrets)
+        job = _Job(cmd, proc, secrets=secrets, attempt=attempt)
         self.jobs[cmd.scan_id] = job
         log.info("scan %s: job pid %d started (%s %s)", cmd.scan_id, proc.pid, cmd.tool, cmd.target)
         job.tasks.append(asyncio.create_task(self._watch(job)))
@@ -174,6 +175,7 @@ class LocalExecutor:
                 deadline_seconds=job.cmd.deadline_seconds,
                 returncode=returncode,
                 stopped=job.stopped,
+                attempt=job.attempt,
             )
         )
 

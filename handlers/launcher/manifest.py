@@ -40,6 +40,9 @@ NAME = "app.kubernetes.io/name"
 COMPONENT = "app.kubernetes.io/component"
 SCAN_LABEL = "jetscan.io/scan-id"
 TOOL_LABEL = "jetscan.io/tool"
+# The launch of the scan a Job runs: 1, or more after jetscan lost an earlier one's Job.
+# Jobs from before retries have no such label: theirs is the first attempt.
+ATTEMPT_LABEL = "jetscan.io/attempt"
 # Labels hold at most 63 characters of a restricted alphabet; the annotation holds any id.
 SCAN_ANNOTATION = "jetscan.io/scan-id"
 # The scan's own deadline: the Job's activeDeadlineSeconds is longer (see `active_deadline`).
@@ -120,16 +123,20 @@ def _digest(scan_id: str) -> str:
     return hashlib.sha256(scan_id.encode()).hexdigest()[:12]
 
 
-def job_name(scan_id: str) -> str:
-    """`scan-<id>` when the id is already a short DNS label, else a readable prefix and a hash.
+def job_name(scan_id: str, attempt: int = 1) -> str:
+    """`scan-<id>` when the id is already a short DNS label, else a readable prefix and a hash;
+    `-a<n>` after it for the scan's attempt n > 1 (each attempt is a Job of its own).
 
-    At most 63 characters, so the `job-name` label Kubernetes puts on the pod stays valid; one
-    name per id (an id that is not used as is always gets the hash).
+    At most 63 characters (attempts up to 99), so the `job-name` label Kubernetes puts on the
+    pod stays valid; one name per id and attempt (an id that is not used as is always gets the
+    hash).
     """
     if _NAME_SAFE.fullmatch(scan_id):
-        return f"scan-{scan_id}"
-    readable = re.sub(r"[^a-z0-9-]+", "-", scan_id.lower()).strip("-")[:40].strip("-")
-    return f"scan-{readable}-{_digest(scan_id)}" if readable else f"scan-{_digest(scan_id)}"
+        base = f"scan-{scan_id}"
+    else:
+        readable = re.sub(r"[^a-z0-9-]+", "-", scan_id.lower()).strip("-")[:40].strip("-")
+        base = f"scan-{readable}-{_digest(scan_id)}" if readable else f"scan-{_digest(scan_id)}"
+    return base if attempt <= 1 else f"{base}-a{attempt}"
 
 
 def label_value(text: str) -> str:
@@ -147,18 +154,19 @@ def raw_sockets(cmd: StartScan) -> bool:
     return cmd.tool == "nmap" and cmd.config.get("scan_type") == "syn"
 
 
-def labels(cmd: StartScan) -> dict[str, str]:
+def labels(cmd: StartScan, attempt: int = 1) -> dict[str, str]:
     return {
         NAME: "jetscan",
         COMPONENT: "scan",
         SCAN_LABEL: label_value(cmd.scan_id),
         TOOL_LABEL: label_value(cmd.tool),
+        ATTEMPT_LABEL: str(attempt),
     }
 
 
-def secret_name(scan_id: str) -> str:
-    """The name of the Secret holding the NATS user of one scan's Job."""
-    return f"{job_name(scan_id)}-nats"
+def secret_name(scan_id: str, attempt: int = 1) -> str:
+    """The name of the Secret holding the NATS user of one attempt's Job."""
+    return f"{job_name(scan_id, attempt)}-nats"
 
 
 def creds_lifetime(settings: Settings, cmd: StartScan) -> int:
@@ -166,8 +174,11 @@ def creds_lifetime(settings: Settings, cmd: StartScan) -> int:
     return active_deadline(settings, cmd.deadline_seconds) + GRACE_SECONDS
 
 
-def build_secret(cmd: StartScan, settings: Settings, job_uid: str, creds: str) -> dict[str, Any]:
-    """The Secret of `cmd`'s Job (uid `job_uid`): its `.creds`, owned by the Job.
+def build_secret(
+    cmd: StartScan, settings: Settings, job_uid: str, creds: str, *, attempt: int = 1
+) -> dict[str, Any]:
+    """The Secret of `cmd`'s Job (uid `job_uid`, the scan's `attempt`): its `.creds`, owned by
+    the Job.
 
     The owner reference does not block the Job's deletion (`blockOwnerDeletion` would need
     the launcher to be allowed to update Jobs' finalizers); the garbage collector deletes the
@@ -178,15 +189,15 @@ def build_secret(cmd: StartScan, settings: Settings, job_uid: str, creds: str) -
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": secret_name(cmd.scan_id),
+            "name": secret_name(cmd.scan_id, attempt),
             "namespace": settings.k8s_namespace,
-            "labels": labels(cmd),
+            "labels": labels(cmd, attempt),
             "annotations": {SCAN_ANNOTATION: cmd.scan_id},
             "ownerReferences": [
                 {
                     "apiVersion": "batch/v1",
                     "kind": "Job",
-                    "name": job_name(cmd.scan_id),
+                    "name": job_name(cmd.scan_id, attempt),
                     "uid": job_uid,
                     "controller": False,
                     "blockOwnerDeletion": False,
@@ -199,14 +210,16 @@ def build_secret(cmd: StartScan, settings: Settings, job_uid: str, creds: str) -
     }
 
 
-def _creds_volume(cmd: StartScan, settings: Settings, tls: bool) -> dict[str, Any] | None:
+def _creds_volume(
+    cmd: StartScan, settings: Settings, tls: bool, attempt: int
+) -> dict[str, Any] | None:
     """The volume of the job's NATS user (and the CA that signed NATS's certificate)."""
     ca = [{"key": CA_KEY, "path": CA_KEY}] if tls else []
     if settings.nats_job_signer:
         sources: list[dict[str, Any]] = [
             {
                 "secret": {
-                    "name": secret_name(cmd.scan_id),
+                    "name": secret_name(cmd.scan_id, attempt),
                     "items": [{"key": CREDS_KEY, "path": CREDS_KEY}],
                 }
             }
@@ -227,7 +240,7 @@ def _creds_volume(cmd: StartScan, settings: Settings, tls: bool) -> dict[str, An
 
 
 def pod_selector(scan_id: str) -> str:
-    """The label selector of the pods of one scan's Job."""
+    """The label selector of one scan's Jobs (each attempt's) and their pods."""
     return f"{SELECTOR},{SCAN_LABEL}={label_value(scan_id)}"
 
 
@@ -243,11 +256,19 @@ def active_deadline(settings: Settings, deadline_seconds: int) -> int:
     return deadline_seconds + int(settings.k8s_image_pull_wait) + WRAP_UP_SECONDS
 
 
-def build_job(cmd: StartScan, settings: Settings, *, traceparent: str = "") -> dict[str, Any]:
+def build_job(
+    cmd: StartScan,
+    settings: Settings,
+    *,
+    traceparent: str = "",
+    attempt: int = 1,
+    console_after: int = 0,
+) -> dict[str, Any]:
     """The Job for `cmd` in the settings' namespace, ready to POST; `traceparent` is the
-    launch's span (tracing on)."""
+    launch's span (tracing on). `attempt` > 1 is a new launch after jetscan lost the Job of an
+    earlier one, whose console continues after line `console_after`."""
     tls = settings.nats_url.startswith("tls://") and bool(settings.k8s_nats_creds_secret)
-    creds_volume = _creds_volume(cmd, settings, tls)
+    creds_volume = _creds_volume(cmd, settings, tls, attempt)
     creds = f"{CREDS_DIR}/{CREDS_KEY}" if creds_volume else ""
     environ = job_environ(
         cmd,
@@ -259,6 +280,8 @@ def build_job(cmd: StartScan, settings: Settings, *, traceparent: str = "") -> d
         traceparent=traceparent,
         otlp_endpoint=settings.otlp_endpoint,
         log_format=settings.log_format,
+        attempt=attempt,
+        console_after=console_after,
     )
     # Tools that keep state under HOME or TMPDIR (ZAP, Python) need it writable.
     environ |= {"HOME": SCRATCH, "TMPDIR": SCRATCH}
@@ -276,12 +299,12 @@ def build_job(cmd: StartScan, settings: Settings, *, traceparent: str = "") -> d
     if creds_volume:
         volumes.append(creds_volume)
         mounts.append({"name": "nats-creds", "mountPath": CREDS_DIR, "readOnly": True})
-    job_labels = labels(cmd)
+    job_labels = labels(cmd, attempt)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(cmd.scan_id),
+            "name": job_name(cmd.scan_id, attempt),
             "namespace": settings.k8s_namespace,
             "labels": job_labels,
             "annotations": {
@@ -290,7 +313,7 @@ def build_job(cmd: StartScan, settings: Settings, *, traceparent: str = "") -> d
             },
         },
         "spec": {
-            # One attempt: a retry is a new scan, decided by whoever asked for this one.
+            # One pod: a lost Job is retried by the launcher, as a new Job (`job_name`).
             "backoffLimit": 0,
             "activeDeadlineSeconds": active_deadline(settings, cmd.deadline_seconds),
             "ttlSecondsAfterFinished": settings.k8s_job_ttl_seconds,

@@ -9,7 +9,9 @@
 
 Each launcher mirrors the bucket through a KV watch and dispatches from its mirror in
 `fair_order`; a slot is freed when its scan ends (the launcher's event consumer), and a slot
-claimed by a launcher that died before launching is freed by `sweep`. Everything survives a
+claimed by a launcher that died before launching is freed by `sweep`. `purge_markers` takes
+the delete markers of keys claimed over an hour ago out of the bucket (each would stay
+forever, and a full bucket refuses every new scan). Everything survives a
 restart of any process: the queue is JetStream's, not a launcher's memory.
 """
 
@@ -23,11 +25,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from contracts import wire
 from handlers.admission import (
+    BUCKET,
     SLOTS,
     Mirror,
     Slots,
@@ -47,14 +51,31 @@ log = logging.getLogger(__name__)
 # A slot claimed this long ago for a scan that still waits was claimed by a launcher that
 # died before launching it.
 STALE_CLAIM = timedelta(seconds=60)
+# Delete markers older than this are purged, every PURGE_EVERY seconds. Until then a mirror
+# that starts sees the key as gone (and the scan as having left the queue).
+MARKER_AGE = timedelta(hours=1)
+PURGE_EVERY = 600.0
 
 # What launching a claimed scan came to: the slot is kept only for "launched".
 Launch = Callable[[Waiting], Awaitable[str]]
 
 
 class AdmissionQueue:
-    def __init__(self, kv: KeyValue, launch: Launch, *, max_running: int, per_target: int) -> None:
+    def __init__(
+        self,
+        kv: KeyValue,
+        launch: Launch,
+        *,
+        max_running: int,
+        per_target: int,
+        js: JetStreamContext | None = None,
+        bucket: str = BUCKET,
+    ) -> None:
         self.kv = kv
+        # Purging delete markers needs the stream API; without it markers stay.
+        self.js = js
+        self.stream = f"KV_{bucket}"
+        self.subject = f"$KV.{bucket}."
         self.launch = launch
         self.max_running = max_running
         self.per_target = per_target
@@ -139,6 +160,26 @@ class AdmissionQueue:
             log.warning("scan %s: freeing a slot claimed but never launched", scan_id)
             await self.release(scan_id, slot.attempt)
 
+    async def purge_markers(self, older_than: timedelta = MARKER_AGE) -> int:
+        """Purge the delete markers of `waiting.` keys older than `older_than`; how many.
+
+        Each purge is bounded by the marker's own sequence, so a key created again since (a
+        retry) keeps its new entry."""
+        if self.js is None:
+            return 0
+        now = datetime.now(UTC)
+        old = [
+            (scan_id, rev)
+            for scan_id, (rev, at) in self.mirror.markers.items()
+            if at is not None and now - at >= older_than
+        ]
+        for scan_id, rev in old:
+            subject = self.subject + waiting_key(scan_id)
+            await self.js.purge_stream(self.stream, subject=subject, seq=rev + 1)
+            if self.mirror.markers.get(scan_id, (0, None))[0] == rev:
+                del self.mirror.markers[scan_id]
+        return len(old)
+
     async def _read_slots(self) -> tuple[Slots, int | None]:
         try:
             entry = await self.kv.get(SLOTS)
@@ -173,6 +214,7 @@ class AdmissionQueue:
     async def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
         last_sweep = loop.time()
+        last_purge = loop.time() - PURGE_EVERY
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
@@ -181,6 +223,9 @@ class AdmissionQueue:
                 if loop.time() - last_sweep > 10:
                     last_sweep = loop.time()
                     await self.sweep()
+                if loop.time() - last_purge > PURGE_EVERY:
+                    last_purge = loop.time()
+                    await self.purge_markers()
                 if not self.waiting or loop.time() < self._pause_until:
                     continue
                 ordered = fair_order(w for w, _ in self.waiting.values())

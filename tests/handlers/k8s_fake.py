@@ -161,6 +161,8 @@ class FakeCluster:
         self.secrets: dict[str, dict[str, bytes]] = {}
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.oom: set[str] = set()
+        # Pods whose node was taken away (`lose_node`).
+        self.lost: set[str] = set()
         self.max_grace = 5.0
         self._tasks: set[asyncio.Task[None]] = set()
         self.url = ""
@@ -249,6 +251,16 @@ class FakeCluster:
         for (_, name), pod in list(self.objects["pods"].items()):
             if pod["metadata"]["labels"].get("job-name") == job_name and name in self.procs:
                 self.oom.add(name)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.procs[name].pid, signal.SIGKILL)
+
+    async def lose_node(self, job_name: str) -> None:
+        """Take away the node of the Job's pod, as when its machine dies: the container dies
+        without reporting an exit code; the pod garbage collector marks the pod Failed with a
+        `DisruptionTarget` condition, the Job fails (`backoffLimit: 0`), the pod is deleted."""
+        for (_, name), pod in list(self.objects["pods"].items()):
+            if pod["metadata"]["labels"].get("job-name") == job_name and name in self.procs:
+                self.lost.add(name)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.procs[name].pid, signal.SIGKILL)
 
@@ -630,6 +642,9 @@ class FakeCluster:
         )
         self._update("jobs", ns, name, ready=1)
         returncode = await proc.wait()
+        if pod_name in self.lost:
+            await self._node_gone(ns, name, pod_name)
+            return
         code = 128 - returncode if returncode < 0 else returncode
         reason = "OOMKilled" if pod_name in self.oom else "Completed" if code == 0 else "Error"
         terminated = {
@@ -651,6 +666,16 @@ class FakeCluster:
             ),
         )
         self._finish(ns, name, succeeded=code == 0)
+
+    async def _node_gone(self, ns: str, name: str, pod_name: str) -> None:
+        disruption = _condition(
+            "DisruptionTarget", "DeletionByPodGC", "PodGC: node no longer exists", now()
+        )
+        self._update("pods", ns, pod_name, phase="Failed", conditions=[disruption])
+        self._finish(ns, name, succeeded=False)
+        # The Job controller's tracking finalizer keeps the pod readable a moment longer.
+        await asyncio.sleep(1.0)
+        self._remove("pods", ns, pod_name)
 
     async def _cannot_pull(self, ns: str, pod: dict[str, Any], image: str) -> None:
         name = pod["metadata"]["name"]

@@ -134,9 +134,10 @@ def test_liveness_requeues_while_attempts_remain() -> None:
 def test_admission_settings(tmp_path: Path) -> None:
     local = load({"JETSCAN_HOME": str(tmp_path)})
     assert local.max_running == default_max_running("local", os.cpu_count())
-    assert (local.max_per_target, local.max_attempts, local.retry_attempts) == (1, 2, 2)
+    assert (local.max_per_target, local.max_attempts) == (1, 2)
     kube = load({"JETSCAN_HOME": str(tmp_path), "JETSCAN_EXECUTOR": "kubernetes"})
-    assert (kube.max_running, kube.retry_attempts) == (32, 1)
+    # Each attempt is a Job of its own: Kubernetes retries a lost scan as the local executor.
+    assert (kube.max_running, kube.max_attempts) == (32, 2)
     assert default_max_running("local", 2) == 4 and default_max_running("local", 8) == 16
     set_ = load(
         {
@@ -146,7 +147,7 @@ def test_admission_settings(tmp_path: Path) -> None:
             "JETSCAN_MAX_ATTEMPTS": "1",
         }
     )
-    assert (set_.max_running, set_.max_per_target, set_.retry_attempts) == (3, 0, 1)
+    assert (set_.max_running, set_.max_per_target, set_.max_attempts) == (3, 0, 1)
     for variable, value in (
         ("JETSCAN_MAX_RUNNING", "0"),
         ("JETSCAN_MAX_RUNNING", "many"),

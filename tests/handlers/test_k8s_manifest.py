@@ -110,6 +110,7 @@ def test_job_shape_and_env_contract() -> None:
         "app.kubernetes.io/component": "scan",
         "jetscan.io/scan-id": cmd.scan_id,
         "jetscan.io/tool": "nmap",
+        "jetscan.io/attempt": "1",
     }
     assert job["metadata"]["annotations"] == {
         "jetscan.io/scan-id": cmd.scan_id,
@@ -271,6 +272,43 @@ def test_job_names_are_distinct_dns_labels() -> None:
     assert len(set(names)) == len(ids)
     for name in names:
         assert len(name) <= 63 and name[0].isalnum() and name[-1].isalnum()
+
+
+def test_each_attempt_is_a_job_of_its_own() -> None:
+    ids = ["abc", "ABC", "x" * 128, "0123456789abcdef" * 3 + "01"]
+    for scan_id in ids:
+        names = [manifest.job_name(scan_id, n) for n in range(1, 11)]
+        # The first keeps the name Jobs had before retries: a running one is still found.
+        assert names[0] == manifest.job_name(scan_id)
+        assert names[1] == manifest.job_name(scan_id) + "-a2"
+        assert len(set(names)) == 10
+        for name in names:
+            assert len(name) <= 63 and name[0].isalnum() and name[-1].isalnum(), name
+    # No attempt of one scan takes another scan's name.
+    every = [manifest.job_name(i, n) for i in ids for n in range(1, 11)]
+    assert len(set(every)) == len(every)
+
+
+def test_a_retry_job_names_its_attempt_and_continues_the_console() -> None:
+    cmd = start()
+    job = manifest.build_job(cmd, SIGNED, attempt=2, console_after=17)
+    validate(job)
+    meta = job["metadata"]
+    assert meta["name"] == manifest.job_name(cmd.scan_id, 2)
+    assert meta["labels"]["jetscan.io/attempt"] == "2"
+    assert job["spec"]["template"]["metadata"]["labels"]["jetscan.io/attempt"] == "2"
+    assert env(job)["JETSCAN_ATTEMPT"] == "2"
+    assert env(job)["JETSCAN_CONSOLE_AFTER"] == "17"
+    [volume] = [v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "nats-creds"]
+    secret_name = volume["projected"]["sources"][0]["secret"]["name"]
+    assert secret_name == manifest.secret_name(cmd.scan_id, 2) == meta["name"] + "-nats"
+    secret = manifest.build_secret(cmd, SIGNED, "uid-2", "creds", attempt=2)
+    validate(secret)
+    assert secret["metadata"]["name"] == secret_name
+    assert secret["metadata"]["ownerReferences"][0]["name"] == meta["name"]
+    first = manifest.build_job(cmd, SIGNED)
+    assert first["metadata"]["labels"]["jetscan.io/attempt"] == "1"
+    assert "JETSCAN_ATTEMPT" not in env(first) and "JETSCAN_CONSOLE_AFTER" not in env(first)
 
 
 def test_label_values() -> None:

@@ -150,7 +150,7 @@ async def test_a_job_runs_the_scan_and_its_exit_code_is_reported(
     await ex.start(cmd)
     assert ex.running(cmd.scan_id)
     ending = await endings.of(cmd.scan_id)
-    assert ending == Ending(scan_id=cmd.scan_id, deadline_seconds=120, returncode=0)
+    assert ending == Ending(scan_id=cmd.scan_id, deadline_seconds=120, returncode=0, attempt=1)
     assert judged(ending) == (ScanStatus.SUCCEEDED, "")
     assert not ex.running(cmd.scan_id)
     job = cluster.job_named(manifest.job_name(cmd.scan_id), NAMESPACE)
@@ -453,3 +453,55 @@ async def test_a_syn_scan_is_refused_unless_raw_sockets_are_allowed(
         await allowed.stop(cmd.scan_id, Stop.CANCELLED)
     finally:
         await allowed.shutdown()
+
+
+async def test_a_lost_node_is_reported_as_a_loss_of_the_jobs_attempt(
+    executor: tuple[KubernetesExecutor, Endings], cluster: FakeCluster
+) -> None:
+    ex, endings = executor
+    cmd = slow()
+    await ex.start(cmd)
+    await until(lambda: pod_phase(cluster, cmd.scan_id) == "Running")
+    await cluster.lose_node(manifest.job_name(cmd.scan_id))
+    ending = await endings.of(cmd.scan_id)
+    assert (ending.attempt, ending.cause) == (1, "lost")
+    assert ending.detail == "DeletionByPodGC: PodGC: node no longer exists"
+    assert not ex.running(cmd.scan_id)
+
+
+async def test_a_retry_is_a_new_job_and_reports_its_own_attempt(
+    executor: tuple[KubernetesExecutor, Endings], k8s_settings: Settings, cluster: FakeCluster
+) -> None:
+    ex, endings = executor
+    cmd = slow()
+    await ex.start(cmd)
+    await until(lambda: pod_phase(cluster, cmd.scan_id) == "Running")
+    await cluster.lose_node(manifest.job_name(cmd.scan_id))
+    await endings.of(cmd.scan_id)
+    endings.seen.clear()
+    # The first attempt's failed Job is still there: the second does not collide with it.
+    assert cluster.job_named(manifest.job_name(cmd.scan_id), NAMESPACE) is not None
+    await ex.start(cmd, attempt=2, console_after=7)
+    second = manifest.job_name(cmd.scan_id, 2)
+    job = cluster.job_named(second, NAMESPACE)
+    assert job is not None
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    environ = {e["name"]: e["value"] for e in container["env"]}
+    assert (environ["JETSCAN_ATTEMPT"], environ["JETSCAN_CONSOLE_AFTER"]) == ("2", "7")
+    await until(lambda: ex.running(cmd.scan_id) and second in ex.jobs)
+    # A replica that never saw either Job stops the running one, not the failed first.
+    other_endings = Endings()
+    other = KubernetesExecutor(k8s_settings, other_endings, None)
+    await other.open()
+    try:
+        assert await other.stop(cmd.scan_id, Stop.CANCELLED)
+        await until(lambda: any(e.stopped for e in other_endings.seen))
+        [stopped] = [e for e in other_endings.seen if e.stopped]
+        assert (stopped.stopped, stopped.attempt) == (Stop.CANCELLED, 2)
+        assert cluster.deletions == {second: "Background"}
+    finally:
+        await other.shutdown()
+    await until(lambda: not ex.running(cmd.scan_id))
+    await until(lambda: second not in ex.jobs)
+    # The deleted Job was stopped by someone else: this replica reports nothing for it.
+    assert endings.seen == []

@@ -8,9 +8,11 @@ the kubernetes executor takes the same durable consumer; the stack's launcher co
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import msgspec
@@ -23,9 +25,10 @@ from contracts.results import Heartbeat
 from contracts.scans import StartScan
 from contracts.settings import Settings
 from handlers.launcher import manifest
-from tests.conftest import Stack, scan_service, wait_status
+from tests.conftest import TERMINAL, Stack, all_findings, scan_service, wait_status
 from tests.handlers.k8s_fake import FakeCluster
 from tests.handlers.test_lifecycle import nmap_request, slow_nmap
+from tests.handlers.test_retry import console_seqs, standin
 
 pytestmark = pytest.mark.slow
 NAMESPACE = "scans"
@@ -210,10 +213,100 @@ async def test_reconcile_on_start_fails_lost_scans_and_deletes_orphan_jobs(
     fake.put_job(NAMESPACE, manifest.build_job(never_started, launcher.settings))
     await launcher.start()
     done = await wait_status(scans, lost_scan, {v1.ScanStatus.FAILED}, within=30)
-    assert done.error == f"lost: no Job for the scan in namespace {NAMESPACE}"
+    # Lost, so it would run again; but nothing ever commanded this scan to start.
+    assert done.error == (
+        f"lost: no Job for the scan in namespace {NAMESPACE};"
+        " its start command is gone, so it cannot run again"
+    )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
     while fake.job_named(manifest.job_name(orphan)) is not None:
         assert loop.time() < deadline, "the orphan Job was not deleted"
         await asyncio.sleep(0.1)
     assert fake.deletions[manifest.job_name(orphan)] == "Background"
+
+
+async def lose_running_attempt(
+    scans: v1.ScanServiceStub, fake: FakeCluster, scan_id: str, attempt: int
+) -> None:
+    """Wait for the scan's `attempt` to run, then take its pod's node away."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    name = manifest.job_name(scan_id, attempt)
+    while True:
+        scan = await scans.get_scan(v1.GetScanRequest(id=scan_id))
+        running = [
+            pod_name
+            for (_, pod_name), pod in fake.objects["pods"].items()
+            if pod["metadata"]["labels"].get("job-name") == name
+            and pod_name in fake.procs
+            and fake.procs[pod_name].returncode is None
+        ]
+        if scan.status == v1.ScanStatus.RUNNING and scan.attempts == attempt and running:
+            break
+        assert scan.status not in TERMINAL, f"ended {scan.status}: {scan.error}"
+        assert loop.time() < deadline, f"attempt {attempt} never ran: {scan.status}"
+        await asyncio.sleep(0.1)
+    await fake.lose_node(name)
+
+
+@pytest.fixture
+def slow_then_scan(fake: FakeCluster, tmp_path: Path) -> Iterator[None]:
+    """Pods run a stand-in nmap that says so, waits 4 s, then runs the real nmap."""
+    nmap = shutil.which("nmap")
+    assert nmap is not None
+    slow = standin(tmp_path, "nmap", f'echo "stand-in: about to scan"\nsleep 4\nexec {nmap} "$@"')
+    before = fake.base_env
+    fake.base_env = before | {"JETSCAN_PROGRAMS": f"nmap={slow}"}
+    try:
+        yield
+    finally:
+        fake.base_env = before
+
+
+@pytest.fixture
+def fake(cluster: tuple[FakeCluster, KubeLauncher]) -> FakeCluster:
+    return cluster[0]
+
+
+@pytest.mark.usefixtures("slow_then_scan")
+async def test_a_scan_whose_node_was_lost_runs_again_as_a_new_job(
+    stack: Stack, scans: v1.ScanServiceStub, fake: FakeCluster, open_port: int
+) -> None:
+    started = await scans.start_scan(nmap_request(open_port))
+    await lose_running_attempt(scans, fake, started.id, 1)
+    done = await wait_status(scans, started.id, TERMINAL, within=90)
+    assert done.status == v1.ScanStatus.SUCCEEDED, done.error
+    assert done.attempts == 2
+    first = fake.job_named(manifest.job_name(started.id))
+    second = fake.job_named(manifest.job_name(started.id, 2))
+    assert first is not None and second is not None
+    assert [c["type"] for c in first["status"]["conditions"]][-1] == "Failed"
+    assert [c["type"] for c in second["status"]["conditions"]][-1] == "Complete"
+    assert second["metadata"]["labels"]["jetscan.io/attempt"] == "2"
+    found = await all_findings(scans, started.id)
+    ports = [(f.host, f.port) for f in found]
+    assert ports.count(("127.0.0.1", open_port)) == 1, ports
+    lines = await console_seqs(stack, started.id)
+    seqs = [seq for seq, _ in lines]
+    assert seqs == list(range(1, len(seqs) + 1)), f"console not contiguous: {seqs}"
+    texts = [text for _, text in lines]
+    assert texts.count("stand-in: about to scan") == 2, texts
+    marker = next(i for i, t in enumerate(texts) if t.startswith("[jetscan] attempt 2"))
+    assert 0 < marker < texts.index("stand-in: about to scan", marker)
+
+
+@pytest.mark.usefixtures("slow_then_scan")
+async def test_a_scan_that_loses_every_attempt_fails_as_lost(
+    scans: v1.ScanServiceStub, fake: FakeCluster, open_port: int
+) -> None:
+    started = await scans.start_scan(nmap_request(open_port))
+    await lose_running_attempt(scans, fake, started.id, 1)
+    await lose_running_attempt(scans, fake, started.id, 2)
+    done = await wait_status(scans, started.id, TERMINAL, within=60)
+    assert done.status == v1.ScanStatus.FAILED
+    assert done.error == ("lost: DeletionByPodGC: PodGC: node no longer exists (attempt 2 of 2)"), (
+        done.error
+    )
+    assert done.attempts == 2
+    assert fake.job_named(manifest.job_name(started.id, 3)) is None

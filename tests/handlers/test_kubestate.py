@@ -9,7 +9,7 @@ import pytest
 
 from contracts.scans import ScanStatus
 from handlers.launcher import kubestate
-from handlers.launcher.lifecycle import outcome
+from handlers.launcher.lifecycle import infrastructure_loss, outcome
 
 SCAN = "0123456789abcdef0123456789abcdef"
 CREATED = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -190,6 +190,73 @@ def test_ending_of_a_finished_job(
     )
     assert got[0] == status
     assert got[1].startswith(reason)
+
+
+DISRUPTED = {
+    "type": "DisruptionTarget",
+    "status": "True",
+    "reason": "DeletionByPodGC",
+    "message": "PodGC: node no longer exists",
+    "lastTransitionTime": "2026-06-01T12:09:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "state"),
+    [
+        ("node gone, container never reported", {"running": {"startedAt": "2026-06-01T12:00:05Z"}}),
+        ("drained: SIGTERM, exit 143", terminated(143, "Error")),
+        ("killed: exit 137", terminated(137, "Error")),
+        ("the scanner's own code", terminated(3, "Error")),
+    ],
+)
+def test_a_pod_kubernetes_disrupted_was_lost_whatever_its_exit(
+    case: str, state: dict[str, Any]
+) -> None:
+    pod = pod_json(state)
+    pod["status"]["conditions"] = [DISRUPTED]
+    ending = kubestate.ending(kubestate.job(job_json(BACKOFF)), [kubestate.pod(pod)])
+    assert ending is not None
+    assert (ending.cause, ending.detail) == (
+        "lost",
+        "DeletionByPodGC: PodGC: node no longer exists",
+    )
+    assert infrastructure_loss(ending.returncode, ending.stopped, cause=ending.cause)
+    status, reason = outcome(
+        ending.returncode, ending.stopped, 600, cause=ending.cause, detail=ending.detail
+    )
+    assert (status, reason) == (
+        ScanStatus.FAILED,
+        "lost: DeletionByPodGC: PodGC: node no longer exists",
+    )
+
+
+def test_a_disruption_does_not_turn_a_success_or_a_deadline_into_a_loss() -> None:
+    pod = pod_json(terminated(0, "Completed"), phase="Succeeded")
+    pod["status"]["conditions"] = [DISRUPTED]
+    done = kubestate.ending(kubestate.job(job_json(COMPLETE)), [kubestate.pod(pod)])
+    assert done is not None and (done.returncode, done.cause) == (0, "")
+    late = kubestate.ending(kubestate.job(job_json(DEADLINE)), [kubestate.pod(pod)])
+    assert late is not None and late.cause == "DeadlineExceeded"
+
+
+def test_an_ending_names_its_attempt_and_reads_only_that_attempts_pods() -> None:
+    job = job_json(BACKOFF)
+    # A Job made before retries has no attempt label: the first.
+    first = kubestate.ending(kubestate.job(job), [])
+    assert first is not None and first.attempt == 1
+    job["metadata"]["name"] = f"scan-{SCAN}-a2"
+    job["metadata"]["labels"]["jetscan.io/attempt"] = "2"
+    old = pod_json(terminated(3, "Error"))
+    old["metadata"]["labels"]["jetscan.io/attempt"] = "1"
+    new = pod_json(terminated(137, "Error"))
+    new["metadata"]["labels"]["jetscan.io/attempt"] = "2"
+    ending = kubestate.ending(kubestate.job(job), [kubestate.pod(old), kubestate.pod(new)])
+    assert ending is not None
+    assert (ending.attempt, ending.returncode) == (2, 137)
+    # Only the first attempt's pod: this Job's own pod is gone, its code unknown.
+    alone = kubestate.ending(kubestate.job(job), [kubestate.pod(old)])
+    assert alone is not None and (alone.attempt, alone.returncode) == (2, None)
 
 
 def test_the_deadline_is_the_annotations_not_the_jobs_backstop() -> None:

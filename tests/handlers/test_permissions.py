@@ -82,6 +82,15 @@ def test_the_edge_may_not_delete_a_durable_consumer() -> None:
             assert not may_publish(edge, f"$JS.API.CONSUMER.DELETE.{c.stream}.{c.durable}")
 
 
+def test_only_the_launcher_purges_the_admission_queue_and_nothing_else() -> None:
+    purge = "$JS.API.STREAM.PURGE.KV_admission"
+    for role in ROLES:
+        assert may_publish(permissions.role(role, TOPO), purge) == (role == "launcher"), role
+    launcher = permissions.role("launcher", TOPO)
+    for stream in ("KV_launches", "KV_heartbeats", "COMMANDS", "EVENTS", "OUTPUT"):
+        assert not may_publish(launcher, f"$JS.API.STREAM.PURGE.{stream}"), stream
+
+
 def test_only_the_admin_writes_tokens() -> None:
     for role in ROLES:
         assert not may_publish(permissions.role(role, TOPO), "$KV.tokens.k")
