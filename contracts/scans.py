@@ -73,7 +73,8 @@ class StartScan(msgspec.Struct, frozen=True, kw_only=True, tag="scan.start"):
     requested_at: datetime
     request_id: str = ""
     schedule_id: str = ""
-    # `api`, `schedule` or `manual` (a schedule's run-now): contracts.schedules.TRIGGERS.
+    # `api`, `portal` (the portal's form), `schedule` or `manual` (a schedule's run-now):
+    # contracts.schedules.TRIGGERS.
     trigger: str = "api"
 
 

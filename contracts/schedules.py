@@ -14,8 +14,9 @@ OVERLAP_POLICIES = ("skip", "allow", "replace")
 DEFAULT_CATCHUP_SECONDS = 3600
 MAX_CATCHUP_SECONDS = 86400
 MAX_JITTER_SECONDS = 86400
-# Who started a scan: a StartScan call, a schedule's fire, or a schedule's run-now.
-TRIGGERS = ("api", "schedule", "manual")
+# Who started a scan: a StartScan call, the portal's form, a schedule's fire, or a
+# schedule's run-now.
+TRIGGERS = ("api", "portal", "schedule", "manual")
 OUTCOMES = (
     "started",
     "skipped_overlap",

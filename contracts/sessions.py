@@ -20,6 +20,9 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     csrf: str
     created_at: datetime
     origin: str = ""  # the address the sign-in came from, for the audit log
+    # The last request of this browser (to a minute or so, see `SessionStore.lookup`); a
+    # session idle for `JETSCAN_PORTAL_IDLE_MINUTES` is over. None: a record from before.
+    seen_at: datetime | None = None
 
 
 def new_secret() -> str:

@@ -140,6 +140,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_running: int = 16
     max_per_target: int = 0
     max_attempts: int = 2
+    # A portal session unused for this long is over (`JETSCAN_PORTAL_IDLE_MINUTES`, whole
+    # minutes; a fraction here lets a test stand for a long wait).
+    portal_idle_minutes: float = 30.0
     # Seconds added to the database's clock by the scheduler: lets a test stand for a
     # scheduler that was down for a while. No variable sets it.
     scheduler_clock_offset: float = 0.0
@@ -389,5 +392,9 @@ def load(environ: Mapping[str, str], *, cwd: Path | None = None) -> Settings:
         ),
         max_attempts=_whole(
             "JETSCAN_MAX_ATTEMPTS", get("MAX_ATTEMPTS", "2"), 1, 10, unit="attempts"
+        ),
+        # At most a session's whole life (SESSION_HOURS): longer would never apply.
+        portal_idle_minutes=_whole(
+            "JETSCAN_PORTAL_IDLE_MINUTES", get("PORTAL_IDLE_MINUTES", "30"), 1, 720, unit="minutes"
         ),
     )

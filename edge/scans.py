@@ -70,7 +70,8 @@ class ScanService(v1.ScanServiceBase):
             next_page_token=page.next_page_token,
         )
 
-    async def start_scan(self, message: v1.StartScanRequest) -> v1.Scan:
+    async def start_scan(self, message: v1.StartScanRequest, *, trigger: str = "api") -> v1.Scan:
+        """The StartScan RPC; the portal's form calls it with `trigger="portal"`."""
         principal = auth.current.get()
         request_id = validate.request_id(message.request_id)
         valid = validate.validate_start(
@@ -92,6 +93,7 @@ class ScanService(v1.ScanServiceBase):
             requested_by=principal.name,
             requested_at=datetime.now(UTC),
             request_id=request_id,
+            trigger=trigger,
         )
         duplicate = await self._publish(
             subjects.scan_start(scan_id),

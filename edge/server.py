@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 
 import uvicorn
 from grpclib.events import RecvMessage, RecvRequest, SendTrailingMetadata, listen
@@ -86,7 +87,11 @@ async def serve(settings: Settings, stop: asyncio.Event, *, health_interval: flo
             {"StartScan": settings.start_rate, "GenerateReport": settings.report_rate}
         )
         _hooks(grpc_server, tokens, limits, Auditor(bus.js))
-        sessions = SessionStore(tokens, secure=secure_cookies(settings))
+        sessions = SessionStore(
+            tokens,
+            secure=secure_cookies(settings),
+            idle=timedelta(minutes=settings.portal_idle_minutes),
+        )
         await sessions.start(bus.js)
         portal = Portal(
             bus,

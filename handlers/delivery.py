@@ -18,16 +18,18 @@ from typing import Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage as Injected
 from faststream.nats.message import NatsMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from contracts import subjects, wire
+from contracts import subjects, tracing, wire
 from handlers import metrics
 from handlers.topology import ConsumerSpec, Topology
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Handler = Callable[[NatsMessage], Awaitable[None]]
 # Characters of a parking reason that reach the advisory (it travels in the ack's payload).
 MAX_REASON = 1000
 
@@ -56,6 +58,32 @@ def durable_subscriber(
         inbox_prefix=(subjects.role_inbox(durable.split("-")[0]) + ".").encode(),
     )
     return subscriber
+
+
+def one_by_one(
+    broker: NatsBroker, topo: Topology, durable: str, *, span: str = "", max_workers: int = 1
+) -> Callable[[Handler], Handler]:
+    """Bind `work(msg)` to a durable consumer, pulled a message at a time, and `settle` each
+    message by it; with `span`, in a consumer span of that name continuing the message's
+    trace. One message per pull: these consumers are latency-bound (see `durable_subscriber`).
+    """
+    spec = topo.consumer(durable)
+
+    def bind(work: Handler) -> Handler:
+        @durable_subscriber(broker, topo, durable, batch_size=1, max_workers=max_workers)
+        async def on_message(msg: Injected) -> None:
+            async def run() -> None:
+                await work(msg)
+
+            if not span:
+                await settle(msg, spec, run)
+                return
+            with tracing.span(span, msg.headers, kind=tracing.CONSUMER):
+                await settle(msg, spec, run)
+
+        return work
+
+    return bind
 
 
 async def park(raw: Msg, reason: str) -> None:

@@ -104,6 +104,7 @@ def scan_details(scan: v1.Scan, *, status: str = "") -> str:
         ("findings C/H/M/L/I", _counts(scan)),
         ("deadline", f"{scan.deadline_seconds}s" if scan.deadline_seconds else "tool default"),
         ("requested by", scan.requested_by or "-"),
+        ("via", scan.trigger or "-"),
         ("schedule", scan.schedule_id or "-"),
     ]
     width = max(len(k) for k, _ in fields)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from scanners import PARSERS, TOOLS
 from scanners.errors import ParseError
 from workers import findingcli, reportcli, schedulecli
 from workers.tables import Rows, finding_rows, scan_details, scan_rows, status_name, table
+from workers.tooloptions import UsageError, config_from_sets, key_value
 
 EXIT_USAGE = 2
 # How long `scan cancel` waits to show the scan cancelled: a job's scanner gets 5 s after
@@ -49,10 +49,6 @@ _encoder = msgspec.json.Encoder()
 M = TypeVar("M", bound=betterproto2.Message)
 
 
-class UsageError(Exception):
-    """Arguments argparse accepted but that cannot work together (a `--set` key given twice)."""
-
-
 def add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="machine-readable JSON output")
@@ -67,7 +63,7 @@ def add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         dest="settings",
         action="append",
         default=[],
-        type=_key_value,
+        type=key_value,
         metavar="KEY=VALUE",
         help="a tool option; VALUE is read as JSON when it parses, else as text",
     )
@@ -97,7 +93,7 @@ def add_user_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     findingcli.add_commands(sub, as_json)
     reportcli.add_commands(sub, as_json)
-    schedulecli.add_commands(sub, as_json, _key_value)
+    schedulecli.add_commands(sub, as_json, key_value)
 
     parse = sub.add_parser("parse", help="print the findings of a tool's output file as JSON")
     parse.add_argument("tool", choices=sorted(PARSERS))
@@ -288,46 +284,6 @@ def parse_file(tool: str, path: str) -> int:
     return 0
 
 
-def config_from_sets(tool: str, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """Tool options from `--set` pairs: JSON values where they parse, text otherwise.
-
-    Options the tool types as text keep the text as given: `--set ports=22` means the
-    string "22", not the number JSON would read.
-    """
-    text_fields = _text_fields(tool)
-    config: dict[str, Any] = {}
-    for key, raw in pairs:
-        if key in config:
-            raise UsageError(f"--set {key}: given more than once")
-        if key in text_fields:
-            config[key] = raw
-            continue
-        try:
-            config[key] = json.loads(raw, parse_constant=_no_constants)
-        except ValueError:
-            config[key] = raw
-    return config
-
-
-def _text_fields(tool: str) -> frozenset[str]:
-    info = msgspec.inspect.type_info(TOOLS[tool].config_type)
-    assert isinstance(info, msgspec.inspect.StructType)
-
-    def is_text(t: msgspec.inspect.Type) -> bool:
-        if isinstance(t, msgspec.inspect.UnionType):
-            return any(is_text(member) for member in t.types)
-        return isinstance(t, msgspec.inspect.StrType)
-
-    return frozenset(f.encode_name for f in info.fields if is_text(f.type))
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), value
-
-
 def _tool(text: str) -> str:
     if text not in TOOLS:
         known = ", ".join(sorted(TOOLS))
@@ -339,11 +295,6 @@ def _whole(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
     return int(text)
-
-
-def _no_constants(name: str) -> Any:
-    # NaN and Infinity are not JSON a Struct can carry: keep such values as text.
-    raise ValueError(name)
 
 
 def _show_scan(scan: v1.Scan, as_json: bool) -> None:

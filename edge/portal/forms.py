@@ -30,7 +30,7 @@ from contracts.auth import Role
 from edge import audit, auth
 from edge.portal.context import portal_of
 from edge.portal.security import own_origin, same_origin
-from edge.portal.sessions import Session, SessionUnavailable
+from edge.portal.sessions import IDLE, Session, SessionUnavailable
 from edge.portal.templates import render
 
 M = TypeVar("M")
@@ -99,13 +99,24 @@ def own(request: Request) -> str:
     return own_origin(request.headers, request.url.scheme, portal_of(request).public_url)
 
 
-def login_redirect(request: Request) -> Response:
+def login_redirect(request: Request, why: str | None = None) -> Response:
+    """To the sign-in form, and back here after; `why` (`IDLE`) has the form say why."""
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(here, safe='')}", 303)
+    ended = f"&ended={why}" if why else ""
+    response = RedirectResponse(f"/login?next={quote(here, safe='')}{ended}", 303)
+    if why:
+        portal_of(request).sessions.clear_cookie(response)
+    return response
 
 
-async def _session(request: Request) -> Session | None:
-    return await portal_of(request).sessions.find(request)
+def idle_message(request: Request) -> str:
+    minutes = portal_of(request).sessions.idle.total_seconds() / 60
+    shown = f"{minutes:g} minute" + ("" if minutes == 1 else "s")
+    return f"You were signed out after {shown} without activity. Sign in again."
+
+
+async def _session(request: Request) -> Session | str | None:
+    return await portal_of(request).sessions.lookup(request)
 
 
 def page(handler: PageHandler, role: Role = Role.VIEWER) -> Endpoint:
@@ -114,8 +125,8 @@ def page(handler: PageHandler, role: Role = Role.VIEWER) -> Endpoint:
             session = await _session(request)
         except SessionUnavailable as exc:
             return error_page(request, None, 503, "Unavailable", str(exc))
-        if session is None:
-            return login_redirect(request)
+        if not isinstance(session, Session):
+            return login_redirect(request, session)
         if not session.principal.role.allows(role):
             return _role_refused(request, session, role)
         return await handler(request, session)
@@ -132,7 +143,9 @@ def action(handler: ActionHandler, role: Role = Role.OPERATOR) -> Endpoint:
             session = await _session(request)
         except SessionUnavailable as exc:
             return error_page(request, None, 503, "Unavailable", str(exc))
-        if session is None:
+        if session == IDLE:
+            return error_page(request, None, 403, "Not signed in", idle_message(request))
+        if not isinstance(session, Session):
             return error_page(request, None, 403, "Not signed in", "sign in, then try again")
         form = await read_form(request)
         if form is None:

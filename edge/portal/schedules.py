@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from grpclib.const import Status
 from starlette.datastructures import FormData
@@ -34,6 +35,9 @@ from scanners import TOOLS
 PAGE_SIZE = 50
 RUNS_PAGE = 20
 SETTLE_SECONDS = 5.0
+# What a button's redirect tells the schedule page it did.
+_DONE = {"PauseSchedule": "paused", "ResumeSchedule": "resumed"}
+M = TypeVar("M")
 
 
 def _zone(view: schedules.ScheduleView) -> str:
@@ -238,47 +242,45 @@ async def _update(request: Request, session: Session, data: FormData) -> Respons
 
 
 async def _pause(request: Request, session: Session, data: FormData) -> Response:
-    portal = portal_of(request)
-    schedule_id = request.path_params["id"]
     note = data.get("note")
     msg = v1.PauseScheduleRequest(
-        id=schedule_id, note=note.strip() if isinstance(note, str) else ""
+        id=request.path_params["id"], note=note.strip() if isinstance(note, str) else ""
     )
-    try:
-        done = await perform(
-            request, session, "PauseSchedule", portal.schedules.pause_schedule, msg
-        )
-    except Refused as refused:
-        return await _refused_on_page(request, session, schedule_id, refused, "note")
-    await _settled(request, session, schedule_id, done)
-    return RedirectResponse(f"/schedules/{schedule_id}?paused=1", 303)
+    service = portal_of(request).schedules
+    return await _button(request, session, "PauseSchedule", service.pause_schedule, msg, "note")
 
 
 async def _resume(request: Request, session: Session, data: FormData) -> Response:
-    portal = portal_of(request)
-    schedule_id = request.path_params["id"]
-    msg = v1.ResumeScheduleRequest(id=schedule_id)
-    try:
-        done = await perform(
-            request, session, "ResumeSchedule", portal.schedules.resume_schedule, msg
-        )
-    except Refused as refused:
-        return await _refused_on_page(request, session, schedule_id, refused, "")
-    await _settled(request, session, schedule_id, done)
-    return RedirectResponse(f"/schedules/{schedule_id}?resumed=1", 303)
+    msg = v1.ResumeScheduleRequest(id=request.path_params["id"])
+    service = portal_of(request).schedules
+    return await _button(request, session, "ResumeSchedule", service.resume_schedule, msg)
 
 
 async def _run_now(request: Request, session: Session, data: FormData) -> Response:
-    portal = portal_of(request)
+    msg = v1.RunScheduleNowRequest(id=request.path_params["id"])
+    service = portal_of(request).schedules
+    return await _button(request, session, "RunScheduleNow", service.run_schedule_now, msg)
+
+
+async def _button(
+    request: Request,
+    session: Session,
+    method: str,
+    call: Callable[[M], Awaitable[v1.Schedule | v1.Scan]],
+    msg: M,
+    field: str = "",
+) -> Response:
+    """One of a schedule page's buttons: its refusal shown next to `field`'s button; else the
+    scan it started, or the schedule once the queries service shows what the command did."""
     schedule_id = request.path_params["id"]
-    msg = v1.RunScheduleNowRequest(id=schedule_id)
     try:
-        scan = await perform(
-            request, session, "RunScheduleNow", portal.schedules.run_schedule_now, msg
-        )
+        done = await perform(request, session, method, call, msg)
     except Refused as refused:
-        return await _refused_on_page(request, session, schedule_id, refused, "")
-    return RedirectResponse(f"/scans/{scan.id}", 303)
+        return await _refused_on_page(request, session, schedule_id, refused, field)
+    if isinstance(done, v1.Scan):
+        return RedirectResponse(f"/scans/{done.id}", 303)
+    await _settled(request, session, schedule_id, done)
+    return RedirectResponse(f"/schedules/{schedule_id}?{_DONE[method]}=1", 303)
 
 
 async def _delete(request: Request, session: Session, data: FormData) -> Response:

@@ -4,14 +4,21 @@ The cookie names a `SessionRecord`, which names the API token it was opened with
 Every request reads both: a session deleted from the bucket (sign-out, or an operator's
 `nats kv del`) or whose token is revoked or expired is over at the next request, and an
 open console ends through the token watch (`TokenCache.invalidated_key`).
+
+A session unused for `idle` (`JETSCAN_PORTAL_IDLE_MINUTES`) is over too: each request notes
+the time in its record (at most every `idle / 10`, a minute at most, to spare the bucket
+writes), and a request after a longer gap finds the record deleted instead. An open
+console's own checks do not count as use: a page left open does not keep its session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import nats.errors
@@ -32,6 +39,7 @@ BUCKET = "sessions"
 COOKIE = "jetscan_session"
 SECURE_COOKIE = "__Host-jetscan_session"  # a Secure cookie: path /, no domain, https only
 SESSION_POLL = 0.5  # seconds between an open console's checks of its session
+IDLE = "idle"  # what `lookup` answers for a session that was unused too long
 
 
 @dataclass(frozen=True)
@@ -51,10 +59,25 @@ class SessionUnavailable(Exception):
     """The sessions bucket did not answer."""
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 class SessionStore:
-    def __init__(self, tokens: TokenCache, *, secure: bool) -> None:
+    def __init__(
+        self,
+        tokens: TokenCache,
+        *,
+        secure: bool,
+        idle: timedelta = timedelta(minutes=30),
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
         self.tokens = tokens
         self.secure = secure
+        self.idle = idle
+        self._clock = clock
+        # How stale a record's `seen_at` may get before a request writes it again.
+        self._refresh = min(idle / 10, timedelta(minutes=1))
         self.cookie = SECURE_COOKIE if secure else COOKIE
         self._kv: KeyValue | None = None
 
@@ -80,11 +103,13 @@ class SessionStore:
         if record is None:
             return None
         cookie = new_secret()
+        now = self._clock()
         stored = SessionRecord(
             token_key=token_key(token),
             csrf=new_secret(),
-            created_at=datetime.now(UTC),
+            created_at=now,
             origin=origin,
+            seen_at=now,
         )
         try:
             await self.kv.put(session_key(cookie), wire.encode(stored))
@@ -92,8 +117,14 @@ class SessionStore:
             raise SessionUnavailable("the sessions bucket refused the sign-in") from exc
         return cookie, record
 
-    async def find(self, conn: HTTPConnection) -> Session | None:
+    async def find(self, conn: HTTPConnection, *, touch: bool = True) -> Session | None:
         """The live session of a request or WebSocket, or None."""
+        found = await self.lookup(conn, touch=touch)
+        return found if isinstance(found, Session) else None
+
+    async def lookup(self, conn: HTTPConnection, *, touch: bool = True) -> Session | str | None:
+        """The live session of a request or WebSocket; `IDLE` for one that went unused for
+        `idle` (now deleted); else None. `touch`: this request is the browser's use."""
         cookie = conn.cookies.get(self.cookie, "")
         if not cookie or len(cookie) > 128:
             return None
@@ -111,9 +142,21 @@ class SessionStore:
         except wire.UNDECODABLE:
             log.warning("ignoring malformed session %s", key[:8])
             return None
+        now = self._clock()
+        seen = stored.seen_at or stored.created_at
+        if now - seen >= self.idle:
+            with contextlib.suppress(nats.errors.Error):
+                await self.kv.delete(key)
+            return IDLE
         record = self.tokens.lookup_key(stored.token_key)
         if record is None:
             return None
+        if touch and now - seen >= self._refresh:
+            # Only over the revision read: a sign-out in between stays a sign-out. Losing
+            # the race to another request of the browser is as good as winning it.
+            fresh = msgspec.structs.replace(stored, seen_at=now)
+            with contextlib.suppress(nats.errors.Error):
+                await self.kv.update(key, wire.encode(fresh), last=entry.revision)
         self.tokens.used(stored.token_key)
         return Session(Principal(record.name, record.role, stored.token_key), stored.csrf, key)
 
@@ -124,7 +167,7 @@ class SessionStore:
         while True:
             await asyncio.sleep(SESSION_POLL)
             try:
-                if await self.find(conn) is None:
+                if await self.find(conn, touch=False) is None:
                     return
             except SessionUnavailable:
                 continue  # the bucket is briefly away: not a sign-out

@@ -15,9 +15,9 @@ from starlette.responses import RedirectResponse, Response
 
 from contracts.auth import Role
 from edge.portal.context import portal_of
-from edge.portal.forms import action, error_page, own, read_form
+from edge.portal.forms import action, error_page, idle_message, own, read_form
 from edge.portal.security import same_origin
-from edge.portal.sessions import Session, SessionUnavailable
+from edge.portal.sessions import IDLE, Session, SessionUnavailable
 from edge.portal.templates import render
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,15 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def _form(request: Request, nxt: str, error: str = "", status: int = 200) -> Response:
+def _form(
+    request: Request, nxt: str, error: str = "", status: int = 200, notice: str = ""
+) -> Response:
     return render(
-        request, "login.html", {"next": nxt, "error": error}, session=None, status_code=status
+        request,
+        "login.html",
+        {"next": nxt, "error": error, "notice": notice},
+        session=None,
+        status_code=status,
     )
 
 
@@ -50,7 +56,8 @@ async def login_form(request: Request) -> Response:
         session = None
     if session is not None:
         return RedirectResponse(nxt, 303)
-    return _form(request, nxt)
+    ended = request.query_params.get("ended") == IDLE
+    return _form(request, nxt, notice=idle_message(request) if ended else "")
 
 
 async def login(request: Request) -> Response:

@@ -6,6 +6,7 @@ click, a reload of the POST) names one scan, as a retried StartScan does.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -79,9 +80,8 @@ async def start(
         deadline_seconds=deadline_seconds,
         request_id=request_id,
     )
-    return await perform(
-        request, session, "StartScan", portal_of(request).scans.start_scan, message
-    )
+    call = functools.partial(portal_of(request).scans.start_scan, trigger="portal")
+    return await perform(request, session, "StartScan", call, message)
 
 
 async def _submit(request: Request, session: Session, form: FormData) -> Response:

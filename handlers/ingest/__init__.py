@@ -23,13 +23,22 @@ from contracts.results import Heartbeat, ScanResult
 from contracts.scans import ScanCommand, ScanEvent, ScanStatus, StartScan, event_id
 from contracts.settings import Settings
 from contracts.tracking import TriageFinding
-from handlers import auditstore, backlog, bus, database, findings, metrics, store, topology
+from handlers import (
+    auditstore,
+    backlog,
+    bus,
+    database,
+    findings,
+    metrics,
+    outputstore,
+    store,
+    topology,
+)
 from handlers.delivery import (
     Unprocessable,
     consume_batches,
     delivered,
-    durable_subscriber,
-    settle,
+    one_by_one,
 )
 from handlers.ingest.liveness import is_lost, lost
 from handlers.ingest.provenance import mismatch
@@ -72,80 +81,58 @@ def build(
     broker: NatsBroker, pool: asyncpg.Pool, topo: topology.Topology, js: JetStreamContext
 ) -> None:
     events = topo.consumer("ingest-scan-events")
-    results = topo.consumer("ingest-results")
 
     # Lifecycle events are few and latency-bound: one at a time, as they come.
-    @durable_subscriber(broker, topo, events.durable, batch_size=1)
+    @one_by_one(broker, topo, events.durable, span="ingest event")
     async def on_event(msg: NatsMessage) -> None:
-        body = msg.body
-
-        async def work() -> None:
-            event = _events.decode(body)
-            tracing.mark_scan(event.scan_id)
-            # Wait a few redeliveries (0.5 s, 1 s, 2 s, 4 s) for the result; a job that
-            # never sent one still ends. A result whose parts are still being stored is
-            # waited for until the last delivery (~1 min), which applies the event anyway.
-            attempt = delivered(msg)
-            try:
-                async with pool.acquire() as conn:
-                    new = await store.apply_event(
-                        conn,
-                        event,
-                        await_result=attempt <= 4,
-                        await_parts=attempt < events.max_deliver,
-                    )
-            except store.UnknownScan as exc:
-                raise await _unknown(js, exc) from None
-            if new is not None:
-                log.info("scan %s is %s", event.scan_id, new.value)
-            metrics.EVENTS.labels(event.status.value, "ignored" if new is None else "applied").inc()
-
-        with tracing.span("ingest event", msg.headers, kind=tracing.CONSUMER):
-            await settle(msg, events, work)
-
-    triage = topo.consumer("ingest-finding-commands")
+        event = _events.decode(msg.body)
+        tracing.mark_scan(event.scan_id)
+        # Wait a few redeliveries (0.5 s, 1 s, 2 s, 4 s) for the result; a job that
+        # never sent one still ends. A result whose parts are still being stored is
+        # waited for until the last delivery (~1 min), which applies the event anyway.
+        attempt = delivered(msg)
+        try:
+            async with pool.acquire() as conn:
+                new = await store.apply_event(
+                    conn,
+                    event,
+                    await_result=attempt <= 4,
+                    await_parts=attempt < events.max_deliver,
+                )
+        except store.UnknownScan as exc:
+            raise await _unknown(js, exc) from None
+        if new is not None:
+            log.info("scan %s is %s", event.scan_id, new.value)
+        metrics.EVENTS.labels(event.status.value, "ignored" if new is None else "applied").inc()
 
     # In stream order, so a finding's latest triage command is its triage.
-    @durable_subscriber(broker, topo, triage.durable, batch_size=1)
+    @one_by_one(broker, topo, "ingest-finding-commands")
     async def on_finding_command(msg: NatsMessage) -> None:
-        body = msg.body
-
-        async def work() -> None:
-            cmd = _finding_commands.decode(body)
-            try:
-                async with pool.acquire() as conn:
-                    applied = await findings.apply_triage(conn, cmd)
-            except findings.UnknownFinding:
-                raise Unprocessable(f"finding {cmd.finding_id} does not exist") from None
-            if applied:
-                log.info(
-                    "finding %s triaged %s by %s", cmd.finding_id, cmd.triage, cmd.requested_by
-                )
-
-        await settle(msg, triage, work)
+        cmd = _finding_commands.decode(msg.body)
+        try:
+            async with pool.acquire() as conn:
+                applied = await findings.apply_triage(conn, cmd)
+        except findings.UnknownFinding:
+            raise Unprocessable(f"finding {cmd.finding_id} does not exist") from None
+        if applied:
+            log.info("finding %s triaged %s by %s", cmd.finding_id, cmd.triage, cmd.requested_by)
 
     # One at a time, in stream order: a multi-part result completes with its last part.
-    @durable_subscriber(broker, topo, results.durable, batch_size=1)
+    @one_by_one(broker, topo, "ingest-results", span="ingest result")
     async def on_result(msg: NatsMessage) -> None:
-        body = msg.body
-
-        async def work() -> None:
-            result = _results.decode(body)
-            tracing.mark_scan(result.scan_id)
-            try:
-                async with pool.acquire() as conn:
-                    known = await store.scan_identity(conn, result.scan_id)
-                    if known is not None:
-                        wrong = mismatch(msg.raw_message.subject, result, *known)
-                        if wrong:
-                            raise Unprocessable(wrong)
-                    n = await store.store_result(conn, result)
-            except store.UnknownScan as exc:
-                raise await _unknown(js, exc) from None
-            log.info("scan %s: %d findings from %s", result.scan_id, n, result.tool)
-
-        with tracing.span("ingest result", msg.headers, kind=tracing.CONSUMER):
-            await settle(msg, results, work)
+        result = _results.decode(msg.body)
+        tracing.mark_scan(result.scan_id)
+        try:
+            async with pool.acquire() as conn:
+                known = await store.scan_identity(conn, result.scan_id)
+                if known is not None:
+                    wrong = mismatch(msg.raw_message.subject, result, *known)
+                    if wrong:
+                        raise Unprocessable(wrong)
+                n = await store.store_result(conn, result)
+        except store.UnknownScan as exc:
+            raise await _unknown(js, exc) from None
+        log.info("scan %s: %d findings from %s", result.scan_id, n, result.tool)
 
 
 async def _ended_on_bus(js: JetStreamContext, scan_id: str) -> bool:
@@ -234,7 +221,7 @@ async def consume_bursts(js: JetStreamContext, pool: asyncpg.Pool, topo: topolog
         lines = [line for item in items for line in lines_of(item)]
         if lines:
             async with pool.acquire() as conn:
-                await store.insert_output(conn, lines)
+                await outputstore.insert_output(conn, lines)
 
     async def insert_audit(records: list[AuditRecord]) -> None:
         async with pool.acquire() as conn:

@@ -14,7 +14,7 @@ from nats.micro.request import Request
 from contracts import reports, subjects
 from handlers import reportstore
 from handlers.queries import paging
-from handlers.queries.router import QueryError, _answer, _decode
+from handlers.queries.router import QueryError, _answer, _decode, _window
 
 _generate = msgspec.json.Decoder(reports.GenerateReport)
 
@@ -45,10 +45,7 @@ class ReportQueries:
             q = _decode(req.data, reports.ListReports)
             fmt = q.format.value if q.format else ""
             fhash = paging.filter_hash("reports", q.domain, q.scan_id, fmt)
-            try:
-                size, after = paging.window(q.page_size, q.page_token, fhash, datetime, str)
-            except ValueError as exc:
-                raise QueryError(400, str(exc)) from exc
+            size, after = _window(q.page_size, q.page_token, fhash, datetime, str)
             rows, token = paging.trim(
                 await reportstore.list_reports(self.pool, q, size + 1, after),
                 size,

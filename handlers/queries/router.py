@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -14,7 +14,7 @@ from nats.js.errors import NotFoundError
 from nats.micro.request import Request
 
 from contracts import audit, output, scans, subjects, tracking, wire
-from handlers import auditstore, findingviews, store
+from handlers import auditstore, findingviews, outputstore, store
 from handlers.admission import Mirror
 from handlers.queries import paging
 
@@ -38,6 +38,16 @@ def _decode(data: bytes, kind: type[T]) -> T:
         return msgspec.json.decode(data, type=kind)
     except wire.UNDECODABLE as exc:
         raise QueryError(400, f"malformed request: {exc}") from exc
+
+
+def _window(
+    page_size: int, page_token: str, fhash: str, *types: type
+) -> tuple[int, tuple[Any, ...] | None]:
+    """`paging.window`, a bad size or token answered as a 400."""
+    try:
+        return paging.window(page_size, page_token, fhash, *types)
+    except ValueError as exc:
+        raise QueryError(400, str(exc)) from exc
 
 
 async def _answer(req: Request, work: Callable[[], Awaitable[object]]) -> None:
@@ -108,10 +118,7 @@ class Queries:
             filters = msgspec.structs.asdict(q)
             del filters["page_size"], filters["page_token"]
             fhash = paging.filter_hash("findings", *sorted(filters.items()))
-            try:
-                size, after = paging.window(q.page_size, q.page_token, fhash, int, int)
-            except ValueError as exc:
-                raise QueryError(400, str(exc)) from exc
+            size, after = _window(q.page_size, q.page_token, fhash, int, int)
             for scan_id in {q.scan_id, q.changed_in_scan} - {""}:
                 known = await store.scan_exists(self.pool, scan_id)
                 if not known and await self._command(scan_id) is None:
@@ -145,10 +152,7 @@ class Queries:
             fhash = paging.filter_hash(
                 "scans", q.domain, q.tool, status, q.schedule_id, q.target, q.since, q.until
             )
-            try:
-                size, after = paging.window(q.page_size, q.page_token, fhash, datetime, str)
-            except ValueError as exc:
-                raise QueryError(400, str(exc)) from exc
+            size, after = _window(q.page_size, q.page_token, fhash, datetime, str)
             rows = await store.list_scans(
                 self.pool,
                 domain=q.domain,
@@ -172,7 +176,7 @@ class Queries:
             if q.after_seq < 0 or q.limit < 0:
                 raise QueryError(400, "after_seq and limit must not be negative")
             limit = min(q.limit or MAX_OUTPUT_PAGE, MAX_OUTPUT_PAGE)
-            lines = await store.list_output(self.pool, q.scan_id, q.after_seq, limit)
+            lines = await outputstore.list_output(self.pool, q.scan_id, q.after_seq, limit)
             # Only an empty page pays for telling "no lines yet" from "no such scan".
             if (
                 not lines
@@ -189,10 +193,7 @@ class Queries:
             q = _decode(req.data, audit.ListAudit)
             since = q.since.isoformat() if q.since else ""
             fhash = paging.filter_hash("audit", since, q.who)
-            try:
-                size, after = paging.window(q.page_size, q.page_token, fhash, datetime, str)
-            except ValueError as exc:
-                raise QueryError(400, str(exc)) from exc
+            size, after = _window(q.page_size, q.page_token, fhash, datetime, str)
             rows = await auditstore.list_records(
                 self.pool, since=q.since, who=q.who, limit=size + 1, after=after
             )

@@ -11,7 +11,7 @@ from nats.micro.request import Request
 from contracts import cron, schedules, subjects
 from handlers import schedules as rows
 from handlers.queries import paging
-from handlers.queries.router import Queries, QueryError, _answer, _decode
+from handlers.queries.router import Queries, QueryError, _answer, _decode, _window
 
 _upsert = msgspec.json.Decoder(schedules.UpsertSchedule)
 
@@ -53,10 +53,7 @@ class ScheduleQueries(Queries):
         async def work() -> schedules.SchedulePage:
             q = _decode(req.data, schedules.ListSchedules)
             fhash = paging.filter_hash("schedules", q.target, q.domain, q.tool, q.paused)
-            try:
-                size, after = paging.window(q.page_size, q.page_token, fhash, datetime, str)
-            except ValueError as exc:
-                raise QueryError(400, str(exc)) from exc
+            size, after = _window(q.page_size, q.page_token, fhash, datetime, str)
             found, token = paging.trim(
                 await rows.list_schedules(self.pool, q, size + 1, after),
                 size,
@@ -71,10 +68,7 @@ class ScheduleQueries(Queries):
         async def work() -> schedules.RunPage:
             q = _decode(req.data, schedules.ListRuns)
             fhash = paging.filter_hash("runs", q.schedule_id)
-            try:
-                size, after = paging.window(q.page_size, q.page_token, fhash, datetime)
-            except ValueError as exc:
-                raise QueryError(400, str(exc)) from exc
+            size, after = _window(q.page_size, q.page_token, fhash, datetime)
             if await rows.get(self.pool, q.schedule_id) is None:
                 raise QueryError(404, f"schedule {q.schedule_id!r} not found")
             found, token = paging.trim(

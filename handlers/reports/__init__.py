@@ -34,7 +34,7 @@ from contracts.reports import (
 )
 from contracts.settings import Settings
 from handlers import bus, database, metrics, reportstore, topology
-from handlers.delivery import delivered, durable_subscriber, settle
+from handlers.delivery import delivered, one_by_one
 from handlers.reports import snapshot
 from handlers.reports.render import render_stored
 
@@ -137,26 +137,21 @@ def build(broker: NatsBroker, topo: topology.Topology, reports: Reports) -> None
     spec = topo.consumer("reports-commands")
 
     # Two at a time: a small report is not held up behind a large PDF.
-    @durable_subscriber(broker, topo, spec.durable, batch_size=1, max_workers=RENDERERS)
+    @one_by_one(broker, topo, spec.durable, max_workers=RENDERERS)
     async def on_command(msg: NatsMessage) -> None:
-        body = msg.body
-
-        async def work() -> None:
-            cmd = _commands.decode(body)
-            try:
-                # The report's trace continues the GenerateReport RPC's (its command's header).
-                with tracing.span("report", msg.headers, kind=tracing.CONSUMER):
-                    await reports.generate(cmd)
-            except Exception as exc:
-                if isinstance(exc, concurrent.futures.BrokenExecutor):
-                    broken, reports.renderers = reports.renderers, _executor()
-                    broken.shutdown(wait=False, cancel_futures=True)
-                if delivered(msg) < spec.max_deliver:
-                    raise
-                # The last attempt: the report ends failed, never pending forever.
-                await reports.fail(cmd, f"gave up after {spec.max_deliver} attempts: {exc!r}")
-
-        await settle(msg, spec, work)
+        cmd = _commands.decode(msg.body)
+        try:
+            # The report's trace continues the GenerateReport RPC's (its command's header).
+            with tracing.span("report", msg.headers, kind=tracing.CONSUMER):
+                await reports.generate(cmd)
+        except Exception as exc:
+            if isinstance(exc, concurrent.futures.BrokenExecutor):
+                broken, reports.renderers = reports.renderers, _executor()
+                broken.shutdown(wait=False, cancel_futures=True)
+            if delivered(msg) < spec.max_deliver:
+                raise
+            # The last attempt: the report ends failed, never pending forever.
+            await reports.fail(cmd, f"gave up after {spec.max_deliver} attempts: {exc!r}")
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

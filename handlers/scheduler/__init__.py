@@ -36,7 +36,7 @@ from contracts.schedules import (
 )
 from contracts.settings import Settings
 from handlers import bus, database, metrics, topology
-from handlers.delivery import Unprocessable, durable_subscriber, settle
+from handlers.delivery import Unprocessable, one_by_one
 from handlers.scheduler import firing, store
 from scanners.errors import ConfigError, OutOfScope, RequestError, TargetError, Unsupported
 from scanners.requests import Capabilities, validate_start
@@ -263,17 +263,10 @@ class Scheduler:
 
 
 def build(broker: NatsBroker, scheduler: Scheduler, topo: topology.Topology) -> None:
-    spec = topo.consumer("scheduler-commands")
-
     # In stream order: an update never lands before its create.
-    @durable_subscriber(broker, topo, spec.durable, batch_size=1)
+    @one_by_one(broker, topo, "scheduler-commands")
     async def on_command(msg: NatsMessage) -> None:
-        body = msg.body
-
-        async def work() -> None:
-            await scheduler.apply(_commands.decode(body))
-
-        await settle(msg, spec, work)
+        await scheduler.apply(_commands.decode(msg.body))
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

@@ -108,18 +108,31 @@ def _open_port(address: str, hostnames: tuple[str, ...], port: Port) -> Finding:
 
 
 def _describe(service: Service | None) -> str:
+    """What nmap knows of the service, and how: `method="table"` names it from nmap's table
+    of well-known ports (nmap did not probe, or its probes matched nothing); `"probed"`
+    means a service probe's answer matched a signature."""
     if service is None:
         return ""
     parts = [part for part in (service.product, service.version) if part]
     if service.extrainfo:
         parts.append(f"({service.extrainfo})")
-    # method="table" means nmap named the service from the port number alone.
-    if service.method == "table" or not parts:
-        return f"{service.name} (guessed from the port number)" if service.name else ""
     if service.tunnel:
         parts.append(f"over {service.tunnel}")
-    text = " ".join(parts)
-    return f"{service.name}: {text}" if service.name else text
+    name, text = service.name, " ".join(parts)
+    if service.method == "table":
+        if not name or name == "unknown":
+            return "not identified: nmap's port table has no service for this port"
+        return f"{name} (guessed from the port number)"
+    if service.method == "probed" and not service.product and not service.version:
+        # nmap's name for a service that accepts connections and closes them unanswered.
+        if name == "tcpwrapped":
+            return "tcpwrapped: nmap's probes connected and were closed without an answer"
+        if name:
+            how = "identified by nmap's probes, no product or version named"
+            return f"{name}: {text}; {how}" if text else f"{name}: {how}"
+    if name and text:
+        return f"{name}: {text}"
+    return name or text
 
 
 def _vulners_findings(address: str, port: Port, script: Script) -> list[Finding]:

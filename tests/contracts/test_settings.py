@@ -15,6 +15,11 @@ def test_defaults() -> None:
     assert s.embedded_nats and s.embedded_database
     assert s.scope == "localhost,127.0.0.0/8"
     assert s.executor == "local"
+    assert s.portal_idle_minutes == 30
+
+
+def test_portal_idle_minutes_are_read() -> None:
+    assert load({"JETSCAN_PORTAL_IDLE_MINUTES": "5"}).portal_idle_minutes == 5
 
 
 def test_values_are_read_and_ipv6_addresses_parse() -> None:
@@ -62,6 +67,9 @@ def test_values_are_read_and_ipv6_addresses_parse() -> None:
         ("JETSCAN_K8S_RAW_SOCKETS", "yes"),
         ("JETSCAN_CONSOLE_MAX_BYTES", "65535"),
         ("JETSCAN_CONSOLE_MAX_BYTES", "1G"),
+        ("JETSCAN_PORTAL_IDLE_MINUTES", "0"),
+        ("JETSCAN_PORTAL_IDLE_MINUTES", "721"),
+        ("JETSCAN_PORTAL_IDLE_MINUTES", "1.5"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:

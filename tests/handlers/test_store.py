@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 
 from contracts.scans import StartScan
-from handlers import database, store
+from handlers import database, outputstore, store
 
 
 def queued(scan_id: str, at: datetime) -> StartScan:
@@ -185,14 +185,14 @@ async def test_console_lines_written_twice_are_kept_once(
 
     conn = await asyncpg.connect(database_url)
     try:
-        await store.insert_output(conn, lines(1, 3))
+        await outputstore.insert_output(conn, lines(1, 3))
         # A redelivered batch overlapping what is stored: the COPY fails on the duplicate,
         # and the fallback keeps the new lines without repeating the old.
         if in_transaction:
             async with conn.transaction():
-                await store.insert_output(conn, lines(2, 5))
+                await outputstore.insert_output(conn, lines(2, 5))
         else:
-            await store.insert_output(conn, lines(2, 5))
+            await outputstore.insert_output(conn, lines(2, 5))
         rows = await conn.fetch(
             "SELECT seq, text FROM scan_output WHERE scan_id = $1 ORDER BY seq", scan_id
         )

@@ -202,3 +202,31 @@ async def test_a_refused_start_names_the_field_in_the_api_s_words(
                 await expect(page.locator("#opt-nmap-ports")).to_have_value(ports)
                 await expect(page.locator("#opt-nmap-reverse_dns")).not_to_be_checked()
             await page.screenshot(path=screenshots / f"scan_new_refused_{field}.png")
+
+
+async def test_a_scan_started_from_the_portal_says_so(
+    operator_page: Page, stack: Stack, http: httpx.AsyncClient, open_port: int
+) -> None:
+    page = operator_page
+    scan_id = await _start_from_form(page, str(open_port), "4")
+    started_by = page.locator("dt:text-is('Started by') + dd")
+    await expect(started_by).to_contain_text("via portal")
+    async with scan_service(stack) as scans:
+        api = await scans.start_scan(nmap_request(open_port))
+        for done in (
+            await wait_status(scans, scan_id, {v1.ScanStatus.SUCCEEDED}),
+            await wait_status(scans, api.id, {v1.ScanStatus.SUCCEEDED}),
+        ):
+            assert done.trigger == ("portal" if done.id == scan_id else "api")
+    # As stored, not only as queued: the page drawn again from the projection.
+    await page.reload()
+    await expect(started_by).to_contain_text("via portal")
+    await page.goto(f"/scans/{api.id}")
+    await expect(started_by).to_contain_text("via api")
+    # Its re-run is the portal's own start.
+    await page.click("text=Re-run")
+    await page.wait_for_url(lambda url: not url.endswith(api.id))
+    await expect(started_by).to_contain_text("via portal")
+    async with scan_service(stack) as scans:
+        again = page.url.rsplit("/", 1)[-1]
+        assert (await wait_status(scans, again, {v1.ScanStatus.SUCCEEDED})).trigger == "portal"

@@ -58,3 +58,8 @@ def test_scan_details_show_config_as_given() -> None:
     assert fields["status"] == "failed"
     assert fields["config"] == '{"ports":"22","timing":4}'
     assert "exit code           2" in tables.scan_details(scan)
+
+
+def test_scan_details_say_where_the_scan_was_started() -> None:
+    scan = v1.Scan(id="s", requested_by="admin", trigger="portal")
+    assert "via                 portal\n" in tables.scan_details(scan)

@@ -16,6 +16,8 @@ from contracts.nmap import (
     Service,
 )
 from scanners.nmap.findings import host_findings, severity_for_cvss
+from scanners.nmap.parse import parse
+from tests.corpus import corpus_file
 
 
 @pytest.mark.parametrize(
@@ -171,6 +173,10 @@ def test_a_host_without_any_identity_yields_no_findings() -> None:
     [
         (None, ""),
         (Service(name="http", method="table"), "http (guessed from the port number)"),
+        (
+            Service(name="http", method="probed", conf=10),
+            "http: identified by nmap's probes, no product or version named",
+        ),
         (Service(name="pptp", version="(Firmware: 1)", method="probed"), "pptp: (Firmware: 1)"),
         (
             Service(name="https", product="nginx", extrainfo="Ubuntu", tunnel="ssl"),
@@ -184,3 +190,53 @@ def test_description_names_the_service(service: Service | None, description: str
     [finding] = host_findings(_host(Port(protocol="udp", portid=53, state="open", service=service)))
     assert finding.description == description
     assert finding.protocol == "udp"
+
+
+# Real nmap output: how each port's service was found (`<service method=...>`) decides what
+# its description claims. Only a port-table name is "guessed from the port number".
+@pytest.mark.parametrize(
+    ("name", "host", "port", "description"),
+    [
+        # <service name="ssh" method="table" conf="3"/>: nmap -sC without -sV.
+        ("dradis__nse-01.xml", "45.33.32.156", 22, "ssh (guessed from the port number)"),
+        # <service name="unknown" method="table" conf="3"/>: no name in nmap's port table.
+        (
+            "dradis__nse-01.xml",
+            "45.33.32.156",
+            7496,
+            "not identified: nmap's port table has no service for this port",
+        ),
+        # <service name="http" method="probed" conf="10"/>: a probe matched, naming no product.
+        (
+            "phage__nmap-2016-03-29.xml",
+            "10.0.1.129",
+            80,
+            "http: identified by nmap's probes, no product or version named",
+        ),
+        (
+            "libnmap__dionaea_scan.xml",
+            "172.28.1.3",
+            1883,
+            "mqtt: identified by nmap's probes, no product or version named",
+        ),
+        # <service name="tcpwrapped" method="probed" conf="8"/>
+        (
+            "libnmap__1_os_banner_scripts.xml",
+            "127.0.0.1",
+            8080,
+            "tcpwrapped: nmap's probes connected and were closed without an answer",
+        ),
+        # <service name="http" product="nginx" method="probed" conf="10">
+        ("libnmap__dionaea_scan.xml", "172.28.1.3", 80, "http: nginx"),
+    ],
+)
+def test_description_says_how_nmap_found_the_service(
+    name: str, host: str, port: int, description: str
+) -> None:
+    output = parse(corpus_file(f"nmap/{name}").read_bytes())
+    [finding] = [
+        f
+        for f in output.findings
+        if f.host == host and f.port == port and f.title.startswith("Open port")
+    ]
+    assert finding.description == description

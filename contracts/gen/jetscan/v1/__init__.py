@@ -1331,8 +1331,8 @@ class Scan(betterproto2.Message):
 
     trigger: "str" = betterproto2.field(17, betterproto2.TYPE_STRING)
     """
-    What started the scan: "api" (StartScan), "schedule" (a schedule's fire) or "manual"
-    (a schedule's RunScheduleNow).
+    What started the scan: "api" (StartScan), "portal" (the web portal's form), "schedule"
+    (a schedule's fire) or "manual" (a schedule's RunScheduleNow).
     """
 
     queue_position: "int" = betterproto2.field(18, betterproto2.TYPE_UINT32)
