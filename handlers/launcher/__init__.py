@@ -41,7 +41,7 @@ from contracts.settings import Settings
 from handlers import backlog, bus, topology
 from handlers import metrics as m
 from handlers.admission import BUCKET, Waiting
-from handlers.delivery import durable_subscriber, settle
+from handlers.delivery import durable_subscriber, one_by_one, settle
 from handlers.launcher import sandbox
 from handlers.launcher.catalog import Catalog
 from handlers.launcher.events import guard_key, last_seq, publish_event
@@ -342,22 +342,14 @@ def build(broker: NatsBroker, launcher: Launcher, topo: topology.Topology) -> No
             if outcome != "acked":
                 m.COMMANDS.labels(kind, outcome).inc()
 
-    events = topo.consumer("launcher-scan-events")
-
     # In stream order: a scan's retry is queued before a later cancel or end takes it out.
-    @durable_subscriber(broker, topo, events.durable, batch_size=1)
+    @one_by_one(broker, topo, "launcher-scan-events", span="scan event")
     async def on_event(msg: NatsMessage) -> None:
-        body = msg.body
-
-        async def work() -> None:
-            event = _events.decode(body)
-            tracing.mark_scan(event.scan_id)
-            done = await launcher.on_event(event)
-            if done != "ignored":
-                log.info("scan %s: %s (%s)", event.scan_id, done, event.status.value)
-
-        with tracing.span("scan event", msg.headers, kind=tracing.CONSUMER):
-            await settle(msg, events, work)
+        event = _events.decode(msg.body)
+        tracing.mark_scan(event.scan_id)
+        done = await launcher.on_event(event)
+        if done != "ignored":
+            log.info("scan %s: %s (%s)", event.scan_id, done, event.status.value)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
