@@ -176,7 +176,10 @@ async def _replay(side: str, env: _Env, scan_id: str, count: int, viewers: int) 
 
         nc = await nats.connect(env.nats_url)
         try:
-            js = nc.jetstream()
+            # 100 ordered consumers made one after another, each replaying at once: a create
+            # can wait behind the replays already flowing on this connection (5 s was not
+            # always enough: one run in five on 2 cores ended in nats' TimeoutError).
+            js = nc.jetstream(timeout=60)
             for viewer in watchers:
 
                 async def on_msg(msg: Any, viewer: Viewer = viewer) -> None:
