@@ -149,9 +149,13 @@ class Mirror:
     """The `admission` bucket in memory, fed by a KV watch: waiting scans (with their key's
     revision), the slots last written, and the scans that left the queue (claimed)."""
 
-    def __init__(self, kv: KeyValue, on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, kv: KeyValue, on_change: Callable[[], None] = lambda: None, *, markers: bool = False
+    ) -> None:
         self.kv = kv
         self.on_change = on_change
+        # Only the launcher, which purges them, keeps track of delete markers.
+        self.track_markers = markers
         self.waiting: dict[str, tuple[Waiting, int]] = {}
         # An ordered set (dicts keep insertion order): the oldest go first past LEFT_KEPT.
         self.left: dict[str, None] = {}
@@ -217,7 +221,7 @@ class Mirror:
                 self.left[scan_id] = None
                 if len(self.left) > LEFT_KEPT:
                     del self.left[next(iter(self.left))]
-            if entry.revision is not None:
+            if self.track_markers and entry.revision is not None:
                 self.markers[scan_id] = (entry.revision, _created(entry))
         elif entry.revision is not None:
             self.waiting[scan_id] = (decode_waiting(entry.value or b""), entry.revision)

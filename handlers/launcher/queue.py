@@ -81,7 +81,7 @@ class AdmissionQueue:
         self.per_target = per_target
         self.owner = uuid.uuid4().hex[:12]
         self._wake = asyncio.Event()
-        self.mirror = Mirror(kv, self._wake.set)
+        self.mirror = Mirror(kv, self._wake.set, markers=js is not None)
         self._launching: set[str] = set()
         self._pause_until = 0.0
         self._task: asyncio.Task[None] | None = None
