@@ -309,7 +309,8 @@ async def store_result(conn: asyncpg.Connection, result: ScanResult) -> int:
             result.scanner_version,
             result.attempt,
         )
-        assert scan is not None  # locked above
+        if scan is None:  # the row was locked above: only a deleted scan gets here
+            raise UnknownScan(result.scan_id)
         fresh = await conn.fetchval(
             "INSERT INTO scan_result_parts (scan_id, attempt, part) VALUES ($1, $2, $3)"
             " ON CONFLICT DO NOTHING RETURNING part",
