@@ -129,17 +129,22 @@ class Launcher:
         m.JOB_DURATION.labels(started[0], status.value).observe(time.monotonic() - started[1])
         return attempt
 
+    async def _launched(self, scan_id: str, attempt: int) -> bool:
+        """Whether the scan's `attempt` was launched (its `launches` key exists)."""
+        try:
+            await self.launches.get(guard_key(scan_id, attempt))
+        except KeyNotFoundError:
+            return False
+        return True
+
     async def _superseded(self, scan_id: str, attempt: int) -> bool:
         """Whether a later attempt of the scan was launched: an end of this one is old news
         (a replica, or a launcher restarted since, reporting a Job that was replaced)."""
         try:
-            await self.launches.get(guard_key(scan_id, attempt + 1))
-        except KeyNotFoundError:
-            return False
+            return await self._launched(scan_id, attempt + 1)
         except Exception:
             log.warning("scan %s: could not tell whether attempt %d was replaced", scan_id, attempt)
             return False
-        return True
 
     async def on_exit(self, ending: Ending) -> None:
         status, reason = outcome(
@@ -286,12 +291,8 @@ class Launcher:
             # Job started by another replica too); a later attempt's is left alone (a
             # redelivered event).
             await self.executor.stop(scan_id, Stop.SUPERSEDED, attempt=event.attempt - 1)
-            try:
-                await self.launches.get(guard_key(scan_id, event.attempt))
-            except KeyNotFoundError:
-                pass
-            else:
-                return "duplicate"  # that attempt was launched: the event is old news
+            if await self._launched(scan_id, event.attempt):
+                return "duplicate"  # the event is old news
             try:
                 raw = await self.js.get_last_msg("COMMANDS", subjects.scan_start(scan_id))
             except NotFoundError:

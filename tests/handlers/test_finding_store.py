@@ -48,18 +48,9 @@ class Target:
         self.conn = conn
         self.name = f"t{uuid.uuid4().hex[:10]}.test"
 
-    async def scan(
-        self,
-        hours: int,
-        ports: set[int],
-        *,
-        covered: range = range(1, 1025),
-        status: ScanStatus = ScanStatus.SUCCEEDED,
-        partial: bool = False,
-        succeed_first: bool = False,
-    ) -> str:
+    async def start(self, at: datetime) -> str:
+        """A scan of this target, started (stored as ingest stores its start command)."""
         scan_id = uuid.uuid4().hex
-        at = T0 + timedelta(hours=hours)
         await store.insert_scans(
             self.conn,
             [
@@ -75,6 +66,20 @@ class Target:
                 )
             ],
         )
+        return scan_id
+
+    async def scan(
+        self,
+        hours: int,
+        ports: set[int],
+        *,
+        covered: range = range(1, 1025),
+        status: ScanStatus = ScanStatus.SUCCEEDED,
+        partial: bool = False,
+        succeed_first: bool = False,
+    ) -> str:
+        at = T0 + timedelta(hours=hours)
+        scan_id = await self.start(at)
         result = ScanResult(
             scan_id=scan_id,
             tool="nmap",
@@ -186,22 +191,7 @@ async def test_a_first_scan_reporting_a_finding_in_two_parts_stores_it_once(
     """A target's first scan skips probing for known findings, until a part repeats one an
     earlier part of the same scan stored."""
     t = Target(conn)
-    scan_id = uuid.uuid4().hex
-    await store.insert_scans(
-        conn,
-        [
-            StartScan(
-                scan_id=scan_id,
-                target=t.name,
-                domain=t.name,
-                tool="nmap",
-                config={},
-                deadline_seconds=60,
-                requested_by="t",
-                requested_at=T0,
-            )
-        ],
-    )
+    scan_id = await t.start(T0)
     parts = [(22, 80), (80, 443)]
     for part, found in enumerate(parts, 1):
         result = ScanResult(
@@ -245,23 +235,8 @@ async def test_a_retried_scan_keeps_the_latest_attempts_result_whole(
     80 unseen, and so fixed); a late part of attempt 1 changes nothing."""
     t = Target(conn)
     await t.scan(1, {22, 80, 443})
-    scan_id = uuid.uuid4().hex
     at = T0 + timedelta(hours=2)
-    await store.insert_scans(
-        conn,
-        [
-            StartScan(
-                scan_id=scan_id,
-                target=t.name,
-                domain=t.name,
-                tool="nmap",
-                config={},
-                deadline_seconds=60,
-                requested_by="t",
-                requested_at=at,
-            )
-        ],
-    )
+    scan_id = await t.start(at)
 
     def part(attempt: int, n: int, of: int, found: tuple[int, ...]) -> ScanResult:
         return ScanResult(

@@ -25,10 +25,10 @@ from contracts.results import Heartbeat
 from contracts.scans import StartScan
 from contracts.settings import Settings
 from handlers.launcher import manifest
-from tests.conftest import TERMINAL, Stack, all_findings, scan_service, wait_status
+from tests.conftest import TERMINAL, Stack, scan_service, wait_status
 from tests.handlers.k8s_fake import FakeCluster
 from tests.handlers.test_lifecycle import nmap_request, slow_nmap
-from tests.handlers.test_retry import console_seqs, standin
+from tests.handlers.test_retry import console_seqs, ran_twice_as_one_scan, standin
 
 pytestmark = pytest.mark.slow
 NAMESPACE = "scans"
@@ -287,16 +287,7 @@ async def test_a_scan_whose_node_was_lost_runs_again_as_a_new_job(
     assert [c["type"] for c in first["status"]["conditions"]][-1] == "Failed"
     assert [c["type"] for c in second["status"]["conditions"]][-1] == "Complete"
     assert second["metadata"]["labels"]["jetscan.io/attempt"] == "2"
-    found = await all_findings(scans, started.id)
-    ports = [(f.host, f.port) for f in found]
-    assert ports.count(("127.0.0.1", open_port)) == 1, ports
-    lines = await console_seqs(stack, started.id)
-    seqs = [seq for seq, _ in lines]
-    assert seqs == list(range(1, len(seqs) + 1)), f"console not contiguous: {seqs}"
-    texts = [text for _, text in lines]
-    assert texts.count("stand-in: about to scan") == 2, texts
-    marker = next(i for i, t in enumerate(texts) if t.startswith("[jetscan] attempt 2"))
-    assert 0 < marker < texts.index("stand-in: about to scan", marker)
+    await ran_twice_as_one_scan(stack, scans, started.id, open_port)
 
 
 @pytest.mark.usefixtures("slow_then_scan")

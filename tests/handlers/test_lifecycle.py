@@ -138,6 +138,20 @@ async def test_a_scan_past_its_deadline_times_out(scans: v1.ScanServiceStub) -> 
     assert job_pids(started.id) == []
 
 
+async def second_attempt_running(scans: v1.ScanServiceStub, scan_id: str) -> list[int]:
+    """Wait for the scan's attempt 2 to run; its job's pids."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while True:
+        again = await scans.get_scan(v1.GetScanRequest(id=scan_id))
+        second = job_pids(scan_id)
+        if again.attempts == 2 and again.status == v1.ScanStatus.RUNNING and second:
+            return second
+        assert again.status not in TERMINAL, f"ended {again.status}: {again.error}"
+        assert loop.time() < deadline, f"no second attempt: {again.status} {again.attempts}"
+        await asyncio.sleep(0.1)
+
+
 async def test_a_killed_worker_runs_again_then_fails_as_lost(
     scans: v1.ScanServiceStub, stack: Stack
 ) -> None:
@@ -149,16 +163,7 @@ async def test_a_killed_worker_runs_again_then_fails_as_lost(
     for pid in first:
         os.kill(pid, signal.SIGKILL)
     # jetscan lost the job, not the scanner failing: the scan runs again, once.
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
-    while True:
-        again = await scans.get_scan(v1.GetScanRequest(id=started.id))
-        second = job_pids(started.id)
-        if again.attempts == 2 and again.status == v1.ScanStatus.RUNNING and second:
-            break
-        assert again.status not in TERMINAL, f"ended {again.status}: {again.error}"
-        assert loop.time() < deadline, f"no second attempt: {again.status} {again.attempts}"
-        await asyncio.sleep(0.2)
+    second = await second_attempt_running(scans, started.id)
     assert not set(second) & set(first)
     for pid in second:
         os.kill(pid, signal.SIGKILL)

@@ -19,7 +19,7 @@ import pytest
 from contracts import subjects
 from contracts.gen.jetscan import v1
 from tests.conftest import ROOT, TERMINAL, Stack, all_findings, scan_service, wait_status
-from tests.handlers.test_lifecycle import job_pids, nmap_request
+from tests.handlers.test_lifecycle import job_pids, nmap_request, second_attempt_running
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +65,25 @@ async def console_seqs(stack: Stack, scan_id: str) -> list[tuple[int, str]]:
     return [(r["seq"], r["text"]) for r in rows]
 
 
+async def ran_twice_as_one_scan(
+    stack: Stack, scans: v1.ScanServiceStub, scan_id: str, port: int
+) -> list[v1.Finding]:
+    """A scan that succeeded on attempt 2 of a stand-in nmap: its open `port` found once, one
+    console numbered 1, 2, 3... with each attempt's lines, the second's after a marker naming
+    it. Its findings."""
+    found = await all_findings(scans, scan_id)
+    ports = [(f.host, f.port) for f in found]
+    assert ports.count(("127.0.0.1", port)) == 1, ports
+    lines = await console_seqs(stack, scan_id)
+    seqs = [seq for seq, _ in lines]
+    assert seqs == list(range(1, len(seqs) + 1)), f"console not contiguous: {seqs}"
+    texts = [text for _, text in lines]
+    assert texts.count("stand-in: about to scan") == 2, texts
+    marker = next(i for i, t in enumerate(texts) if t.startswith("[jetscan] attempt 2"))
+    assert 0 < marker < texts.index("stand-in: about to scan", marker)
+    return found
+
+
 async def test_a_scan_whose_launcher_was_killed_succeeds_on_attempt_two(
     stack: Stack, scans: v1.ScanServiceStub, open_port: int, tmp_path: Path
 ) -> None:
@@ -100,18 +119,8 @@ async def test_a_scan_whose_launcher_was_killed_succeeds_on_attempt_two(
         await stack.start_role("launcher")
     assert done.status == v1.ScanStatus.SUCCEEDED, done.error
     assert done.attempts == 2
-    found = await all_findings(scans, started.id)
-    ports = [(f.host, f.port) for f in found]
-    assert ports.count(("127.0.0.1", open_port)) == 1, ports
+    found = await ran_twice_as_one_scan(stack, scans, started.id, open_port)
     assert done.finding_counts.info == len(found)
-    lines = await console_seqs(stack, started.id)
-    seqs = [seq for seq, _ in lines]
-    assert seqs == list(range(1, len(seqs) + 1)), f"console not contiguous: {seqs}"
-    texts = [text for _, text in lines]
-    # Each attempt's own lines, the second's after a marker naming it.
-    assert texts.count("stand-in: about to scan") == 2, texts
-    marker = next(i for i, t in enumerate(texts) if t.startswith("[jetscan] attempt 2"))
-    assert 0 < marker < texts.index("stand-in: about to scan", marker)
 
 
 async def test_a_scanner_that_fails_by_itself_is_not_run_again(
@@ -139,16 +148,9 @@ async def test_a_retry_event_seen_again_leaves_the_running_attempt_alone(
         await wait_status(scans, started.id, {v1.ScanStatus.RUNNING}, within=60)
         for pid in job_pids(started.id):
             os.kill(pid, signal.SIGKILL)
+        second = await second_attempt_running(scans, started.id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
-        while True:
-            again = await scans.get_scan(v1.GetScanRequest(id=started.id))
-            second = job_pids(started.id)
-            if again.attempts == 2 and again.status == v1.ScanStatus.RUNNING and second:
-                break
-            assert again.status not in TERMINAL, f"ended {again.status}: {again.error}"
-            assert loop.time() < deadline, f"no second attempt: {again.status} {again.attempts}"
-            await asyncio.sleep(0.1)
         # The launcher sees the retry's event once more (a redelivery after a crash before
         # its ack): attempt 2 was launched already, so nothing is stopped or queued.
         nc = await nats.connect(stack.settings.nats_url)
